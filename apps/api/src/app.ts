@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import { type IncomingMessage, type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
+import { createFailFastRedis, createProvisioningQueue } from '@tenantry/jobs';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import type { Logger } from 'pino';
+import type { ApiConfig } from './config.js';
+import { type ApiDeps, type RequestContext, bearerOf, clientIpOf } from './context.js';
+import { toWireError } from './errors.js';
+import { checkReadiness } from './http/health.js';
+import { sendJson } from './http/respond.js';
+import { createRestHandler } from './http/rest.js';
+import { createLogger } from './logger.js';
+import { appRouter } from './routers/index.js';
+import { createSignupLimiter } from './services/rate-limit.js';
+import { createCallerFactory } from './trpc.js';
+
+/** Largest JSON body accepted on any route. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface ApiInstance {
+  server: Server;
+  deps: ApiDeps;
+  /** Start listening; resolves with the bound port (PORT=0 picks a free one). */
+  listen(): Promise<number>;
+  /** Graceful stop: refuse new connections, let in-flight requests finish (bounded), close pools. */
+  close(): Promise<void>;
+}
+
+/**
+ * Build the api: migrate, connect, and wire HTTP. Used by main.ts and by the tests, which
+ * run real instances in-process (several at once, sharing one Redis, where they need to).
+ */
+export async function createApi(config: ApiConfig, options: { logger?: Logger } = {}): Promise<ApiInstance> {
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL, 'tenantry-api');
+
+  await ensureDatabase(config.DATABASE_URL);
+  const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-api' });
+  await migrateToLatest(db);
+
+  const redis = createFailFastRedis(config.REDIS_URL, 'tenantry-api');
+  const deps: ApiDeps = {
+    config,
+    db,
+    redis,
+    provisioningQueue: createProvisioningQueue(redis, config.REDIS_PREFIX),
+    signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
+    logger,
+  };
+  deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
+
+  const contextOf = (req: IncomingMessage): RequestContext => ({
+    deps,
+    clientIp: clientIpOf(req, config.TRUST_PROXY),
+    bearer: bearerOf(req),
+    requestId: String(req.headers['x-request-id'] ?? randomUUID()),
+  });
+
+  const callerFactory = createCallerFactory(appRouter);
+  const handleRest = createRestHandler({
+    router: appRouter,
+    prefix: '/v1',
+    maxBodyBytes: MAX_BODY_BYTES,
+    createCaller: async (req) => callerFactory(contextOf(req)) as unknown as Record<string, unknown>,
+  });
+  const handleTrpc = createHTTPHandler({
+    router: appRouter,
+    basePath: '/trpc/',
+    maxBodySize: MAX_BODY_BYTES,
+    createContext: ({ req }) => contextOf(req),
+    responseMeta: ({ errors }) => {
+      const headers = errors[0] ? toWireError(errors[0]).headers : {};
+      return { headers };
+    },
+  });
+
+  const server = createServer(async (req, res) => {
+    const started = performance.now();
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    let route: string | undefined = url.pathname;
+    try {
+      if (url.pathname === '/healthz') {
+        sendJson(res, 200, { status: 'ok' });
+      } else if (url.pathname === '/readyz') {
+        const readiness = await checkReadiness(db, redis);
+        sendJson(res, readiness.ready ? 200 : 503, { status: readiness.ready ? 'ready' : 'not_ready', checks: readiness.checks });
+      } else if (url.pathname.startsWith('/trpc/')) {
+        route = '/trpc';
+        handleTrpc(req, res);
+        await new Promise((resolve) => res.once('close', resolve));
+      } else if (url.pathname === '/v1' || url.pathname.startsWith('/v1/')) {
+        route = await handleRest(req, res, url);
+      } else {
+        route = undefined;
+        sendJson(res, 404, { code: 'not_found', message: 'No such route' });
+      }
+    } catch (err) {
+      logger.error({ err }, 'unhandled error in request');
+      if (!res.headersSent) sendJson(res, 500, { code: 'internal_error', message: 'Internal server error' });
+    } finally {
+      logger.info(
+        { method: req.method, route: route ?? 'unmatched', status: res.statusCode, ms: Math.round(performance.now() - started) },
+        'request',
+      );
+    }
+  });
+  // Slow-loris guard: a client must send its headers and body promptly.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  return {
+    server,
+    deps,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.PORT, config.HOST, () => resolve((server.address() as AddressInfo).port));
+      }),
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
+      await Promise.race([closed, deadline]);
+      server.closeAllConnections();
+      await deps.provisioningQueue.close().catch(() => undefined);
+      redis.disconnect();
+      await db.destroy();
+    },
+  };
+}

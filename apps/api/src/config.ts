@@ -1,0 +1,59 @@
+import {
+  describeEnvError,
+  envBoolean,
+  envPort,
+  envPositiveInt,
+  postgresUrl,
+  redisPrefix,
+  redisUrl,
+} from '@tenantry/domain';
+import { z } from 'zod';
+
+/**
+ * The api's configuration: parsed from the environment once, at boot. Nothing else in the
+ * api reads process.env. Names and defaults follow docs/configuration.md.
+ */
+const ApiEnv = z
+  .object({
+    DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/tenantry'),
+    REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+    REDIS_PREFIX: redisPrefix.default('tenantry'),
+    PORT: envPort.default(3000),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    HOSTED_MODE: envBoolean.default(false),
+    MULTI_TENANT_ENABLED: envBoolean.default(false),
+    SIGNUP_RATE_LIMIT_PER_HOUR: envPositiveInt.default(5),
+    TRUST_PROXY: envBoolean.default(false),
+    SESSION_TTL_HOURS: envPositiveInt.default(24 * 7),
+    PROVISION_ATTEMPTS: envPositiveInt.default(5),
+    PROVISION_BACKOFF_MS: envPositiveInt.default(1_000),
+    DB_POOL_SIZE: envPositiveInt.default(10),
+    SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(10_000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.HOSTED_MODE && !env.MULTI_TENANT_ENABLED) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MULTI_TENANT_ENABLED'],
+        message: 'HOSTED_MODE=true requires MULTI_TENANT_ENABLED=true (hosted signup creates tenants)',
+      });
+    }
+  });
+
+export type ApiConfig = z.infer<typeof ApiEnv>;
+
+export class ConfigError extends Error {}
+
+/** Parse the env; throws ConfigError whose message names every bad variable. */
+export function parseApiConfig(env: Record<string, string | undefined>): ApiConfig {
+  // An empty variable (FOO=) means "not set", as in most twelve-factor tooling.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = ApiEnv.safeParse(present);
+  if (!parsed.success) throw new ConfigError(`Invalid configuration:\n${describeEnvError(parsed.error)}`);
+  return parsed.data;
+}
+
+export function loadApiConfig(): ApiConfig {
+  return parseApiConfig(process.env);
+}

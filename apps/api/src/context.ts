@@ -1,0 +1,46 @@
+import type { IncomingMessage } from 'node:http';
+import type { Db } from '@tenantry/db';
+import type { ProvisioningQueue } from '@tenantry/jobs';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RateLimiterRedis } from 'rate-limiter-flexible';
+import type { ApiConfig } from './config.js';
+
+/** Long-lived things a request may use, built once at boot (see app.ts). */
+export interface ApiDeps {
+  config: ApiConfig;
+  db: Db;
+  redis: Redis;
+  provisioningQueue: ProvisioningQueue;
+  signupLimiter: RateLimiterRedis;
+  logger: Logger;
+}
+
+export interface RequestContext {
+  deps: ApiDeps;
+  clientIp: string;
+  /** The bearer credential of the request, if any; which kind it is is decided by the procedure. */
+  bearer: string | null;
+  requestId: string;
+}
+
+/**
+ * The client's address. Behind a proxy (TRUST_PROXY=true) the left-most X-Forwarded-For
+ * entry; the load balancer must overwrite, not append to, that header, or clients could
+ * pick their own rate-limit key. Without TRUST_PROXY the header is ignored.
+ */
+export function clientIpOf(req: IncomingMessage, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = req.headers['x-forwarded-for'];
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+    if (first) return first;
+  }
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+export function bearerOf(req: IncomingMessage): string | null {
+  const header = req.headers.authorization;
+  if (!header) return null;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match?.[1] ?? null;
+}

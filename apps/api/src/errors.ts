@@ -1,0 +1,77 @@
+import { DomainError, type ErrorKind, type FieldIssue, RateLimitedError, ValidationError } from '@tenantry/domain';
+import { StandardSchemaV1Error, TRPCError } from '@trpc/server';
+import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { ZodError } from 'zod';
+
+/**
+ * The one place where errors become wire errors. Domain code throws typed DomainErrors;
+ * the procedure ladder turns them into TRPCErrors (for /trpc), and the REST adapter and
+ * the tRPC error formatter both render `{ code, message, fields? }` from the result.
+ */
+const TRPC_CODE_OF_KIND: Record<ErrorKind, TRPC_ERROR_CODE_KEY> = {
+  bad_request: 'BAD_REQUEST',
+  unauthorized: 'UNAUTHORIZED',
+  forbidden: 'FORBIDDEN',
+  not_found: 'NOT_FOUND',
+  conflict: 'CONFLICT',
+  payload_too_large: 'PAYLOAD_TOO_LARGE',
+  rate_limited: 'TOO_MANY_REQUESTS',
+  unavailable: 'SERVICE_UNAVAILABLE',
+};
+
+export function toTRPCError(error: DomainError): TRPCError {
+  return new TRPCError({ code: TRPC_CODE_OF_KIND[error.kind], message: error.message, cause: error });
+}
+
+export interface WireError {
+  status: number;
+  headers: Record<string, string>;
+  body: { code: string; message: string; fields?: FieldIssue[] };
+}
+
+interface SchemaIssue {
+  message: string;
+  path?: ReadonlyArray<PropertyKey | { key: PropertyKey }>;
+}
+
+/**
+ * Input validation failures reach us as a ZodError or, since tRPC validates through
+ * Standard Schema, as an error carrying `issues`; both become `fields`.
+ */
+function validationIssues(cause: unknown): SchemaIssue[] | null {
+  if (cause instanceof ZodError) return cause.issues as SchemaIssue[];
+  if (cause instanceof StandardSchemaV1Error) return cause.issues as SchemaIssue[];
+  return null;
+}
+
+function toFields(issues: SchemaIssue[]): FieldIssue[] {
+  return issues.map((issue) => ({
+    field: (issue.path ?? []).map((p) => String(typeof p === 'object' ? p.key : p)).join('.') || '(body)',
+    message: issue.message,
+  }));
+}
+
+/** Render any error the api can meet as a status, headers and `{code, message, fields?}`. */
+export function toWireError(error: unknown): WireError {
+  const trpcError = error instanceof TRPCError ? error : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause: error });
+  const status = getHTTPStatusCodeFromError(trpcError);
+  const cause = trpcError.cause;
+  const issues = trpcError.code === 'BAD_REQUEST' ? validationIssues(cause) : null;
+  if (issues) {
+    const fields = toFields(issues);
+    return { status: 400, headers: {}, body: { code: 'validation_failed', message: new ValidationError(fields).message, fields } };
+  }
+  if (cause instanceof DomainError) {
+    const headers: Record<string, string> = {};
+    if (cause instanceof RateLimitedError) headers['retry-after'] = String(cause.retryAfterSeconds);
+    const body: WireError['body'] = { code: cause.code, message: cause.message };
+    if (cause instanceof ValidationError) body.fields = cause.fields;
+    return { status, headers, body };
+  }
+  if (status >= 500) {
+    // Never echo internals (SQL, stack, hostnames) to a client.
+    return { status, headers: {}, body: { code: 'internal_error', message: 'Internal server error' } };
+  }
+  return { status, headers: {}, body: { code: trpcError.code.toLowerCase(), message: trpcError.message } };
+}

@@ -1,0 +1,31 @@
+import type { Db } from '@tenantry/db';
+import type { Redis } from 'ioredis';
+import { sql } from 'kysely';
+
+const PROBE_TIMEOUT_MS = 1_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface Readiness {
+  ready: boolean;
+  checks: { postgres: 'ok' | 'down'; redis: 'ok' | 'down' };
+}
+
+/** Ready = both stores answer within a second. Load balancers stop routing to us otherwise. */
+export async function checkReadiness(db: Db, redis: Redis): Promise<Readiness> {
+  const [postgres, redisCheck] = await Promise.allSettled([
+    withTimeout(sql`select 1`.execute(db), PROBE_TIMEOUT_MS),
+    withTimeout(redis.ping(), PROBE_TIMEOUT_MS),
+  ]);
+  const checks = {
+    postgres: postgres.status === 'fulfilled' ? 'ok' : 'down',
+    redis: redisCheck.status === 'fulfilled' ? 'ok' : 'down',
+  } as const;
+  return { ready: checks.postgres === 'ok' && checks.redis === 'ok', checks };
+}

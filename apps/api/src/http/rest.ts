@@ -1,0 +1,106 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AnyProcedure, AnyRouter } from '@trpc/server';
+import { toWireError } from '../errors.js';
+import type { RestMeta } from '../trpc.js';
+import { BodyError, readJsonBody } from './body.js';
+import { sendJson } from './respond.js';
+
+interface Route {
+  method: string;
+  template: string;
+  pattern: RegExp;
+  params: string[];
+  procedurePath: string;
+  successStatus: number;
+  hasInput: boolean;
+}
+
+export interface RestHandlerOptions<TRouter extends AnyRouter> {
+  router: TRouter;
+  /** Mount point, e.g. "/v1": route paths in meta are relative to it. */
+  prefix: string;
+  createCaller: (req: IncomingMessage) => Promise<Record<string, unknown>>;
+  maxBodyBytes: number;
+}
+
+function compileRoutes(router: AnyRouter, prefix: string): Route[] {
+  const routes: Route[] = [];
+  const procedures = router._def.procedures as Record<string, AnyProcedure>;
+  for (const [procedurePath, procedure] of Object.entries(procedures)) {
+    const rest = (procedure._def.meta as RestMeta | undefined)?.rest;
+    if (!rest) continue;
+    const params: string[] = [];
+    const source = (prefix + rest.path)
+      .split('/')
+      .map((segment) => {
+        const param = /^\{(\w+)\}$/.exec(segment);
+        if (!param?.[1]) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        params.push(param[1]);
+        return '([^/]+)';
+      })
+      .join('/');
+    routes.push({
+      method: rest.method,
+      template: prefix + rest.path,
+      pattern: new RegExp(`^${source}/?$`),
+      params,
+      procedurePath,
+      successStatus: rest.successStatus ?? 200,
+      hasInput: (procedure._def.inputs as unknown[]).length > 0,
+    });
+  }
+  return routes;
+}
+
+/**
+ * REST under /v1, generated from the same tRPC procedures (their `rest` meta): one source
+ * of truth for validation, auth and errors. GET and DELETE take their input from the query
+ * string, POST/PUT/PATCH from a JSON body; path parameters are merged over either.
+ * Errors are `{code, message, fields?}` with the status of the error's kind.
+ */
+export function createRestHandler<TRouter extends AnyRouter>(options: RestHandlerOptions<TRouter>) {
+  const routes = compileRoutes(options.router, options.prefix);
+
+  return async function handleRest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<string | undefined> {
+    const candidates = routes
+      .map((route) => ({ route, match: route.pattern.exec(url.pathname) }))
+      .filter((c): c is { route: Route; match: RegExpExecArray } => c.match !== null);
+    const hit = candidates.find((c) => c.route.method === req.method);
+    if (!hit) {
+      if (candidates.length > 0) {
+        sendJson(res, 405, { code: 'method_not_allowed', message: `${req.method} is not allowed here` }, {
+          allow: candidates.map((c) => c.route.method).join(', '),
+        });
+        return candidates[0]?.route.template;
+      }
+      sendJson(res, 404, { code: 'not_found', message: 'No such route' });
+      return undefined;
+    }
+    const { route, match } = hit;
+    try {
+      let input: Record<string, unknown> | undefined;
+      if (route.hasInput) {
+        const base = req.method === 'GET' || req.method === 'DELETE' ? Object.fromEntries(url.searchParams) : await readJsonBody(req, options.maxBodyBytes);
+        if (typeof base !== 'object' || base === null || Array.isArray(base)) {
+          throw new BodyError(400, 'validation_failed', 'The body must be a JSON object');
+        }
+        input = { ...(base as Record<string, unknown>) };
+        route.params.forEach((name, i) => {
+          input![name] = decodeURIComponent(match[i + 1] ?? '');
+        });
+      }
+      const caller = await options.createCaller(req);
+      const procedure = route.procedurePath.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller);
+      const output = await (procedure as (input: unknown) => Promise<unknown>)(input);
+      sendJson(res, route.successStatus, output);
+    } catch (error) {
+      if (error instanceof BodyError) {
+        sendJson(res, error.status, { code: error.code, message: error.message });
+      } else {
+        const wire = toWireError(error);
+        sendJson(res, wire.status, wire.body, wire.headers);
+      }
+    }
+    return route.template;
+  };
+}

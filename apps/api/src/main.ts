@@ -1,0 +1,33 @@
+import { createApi } from './app.js';
+import { ConfigError, loadApiConfig } from './config.js';
+import { createLogger } from './logger.js';
+
+let config;
+try {
+  config = loadApiConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(1);
+}
+
+const logger = createLogger(config.LOG_LEVEL, 'tenantry-api');
+const api = await createApi(config, { logger });
+const port = await api.listen();
+logger.info({ port, hostedMode: config.HOSTED_MODE }, 'api listening');
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    api.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

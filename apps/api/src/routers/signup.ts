@@ -1,0 +1,24 @@
+import { SignupAccepted, SignupRequest, SignupStatusRequest, SignupStatusResponse } from '@tenantry/domain';
+import { isCommonPassword } from '@tenantry/domain/common-passwords';
+import { getSignupStatus, submitSignup } from '../services/signup.js';
+import { hostedProcedure, router } from '../trpc.js';
+
+const SignupInput = SignupRequest.superRefine((input, ctx) => {
+  if (isCommonPassword(input.password)) {
+    ctx.addIssue({ code: 'custom', path: ['password'], message: 'is too common; choose a password that is harder to guess' });
+  }
+});
+
+export const signupRouter = router({
+  create: hostedProcedure
+    .meta({ rest: { method: 'POST', path: '/signup', successStatus: 202 } })
+    .input(SignupInput)
+    .output(SignupAccepted)
+    .mutation(({ ctx, input }) => submitSignup(ctx.deps, input, ctx.clientIp)),
+
+  status: hostedProcedure
+    .meta({ rest: { method: 'GET', path: '/signup/{signupId}' } })
+    .input(SignupStatusRequest)
+    .output(SignupStatusResponse)
+    .query(({ ctx, input }) => getSignupStatus(ctx.deps.db, input.signupId)),
+});

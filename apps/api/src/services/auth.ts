@@ -1,0 +1,80 @@
+import { type Db, appendAudit } from '@tenantry/db';
+import { ForbiddenError, NotFoundError, UnauthorizedError, normaliseEmail, toPublicId } from '@tenantry/domain';
+import { verifyPassword } from './passwords.js';
+import { type TenantSession, newSessionToken } from './sessions.js';
+
+const INVALID_CREDENTIALS = () => new UnauthorizedError('invalid_credentials', 'The email or password is incorrect');
+
+/**
+ * Password login → an opaque session token for the user's tenant. Unknown email and wrong
+ * password are the same error after the same amount of work.
+ */
+export async function login(db: Db, input: { email: string; password: string }, sessionTtlHours: number) {
+  const email = normaliseEmail(input.email);
+  const user = await db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
+  if (!(await verifyPassword(user?.password_hash ?? null, input.password)) || !user) throw INVALID_CREDENTIALS();
+
+  // Owners first, then the oldest membership: a user of several tenants lands in their own.
+  const membership = await db
+    .selectFrom('memberships')
+    .innerJoin('tenants', 'tenants.id', 'memberships.tenant_id')
+    .select(['tenants.id as tenantId', 'tenants.status'])
+    .where('memberships.user_id', '=', user.id)
+    .orderBy((eb) => eb.case().when('memberships.role', '=', 'owner').then(0).else(1).end())
+    .orderBy('memberships.created_at')
+    .executeTakeFirst();
+  if (!membership) throw INVALID_CREDENTIALS();
+  if (membership.status !== 'active') {
+    throw new ForbiddenError(`tenant_${membership.status}`, `The tenant is ${membership.status.replace('_', ' ')}`);
+  }
+
+  const { token, tokenHash } = newSessionToken();
+  const expiresAt = new Date(Date.now() + sessionTtlHours * 3_600_000);
+  await db.transaction().execute(async (trx) => {
+    const session = await trx
+      .insertInto('sessions')
+      .values({ token_hash: tokenHash, user_id: user.id, tenant_id: membership.tenantId, expires_at: expiresAt })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await appendAudit(trx, {
+      actor: `user:${user.id}`,
+      action: 'session.created',
+      tenantId: membership.tenantId,
+      data: { sessionId: session.id, expiresAt: expiresAt.toISOString() },
+    });
+  });
+  return { token, expiresAt: expiresAt.toISOString(), tenantId: toPublicId('ten', membership.tenantId) };
+}
+
+export async function me(db: Db, session: TenantSession) {
+  const row = await db
+    .selectFrom('memberships')
+    .innerJoin('users', 'users.id', 'memberships.user_id')
+    .innerJoin('tenants', 'tenants.id', 'memberships.tenant_id')
+    .select([
+      'users.id as userId',
+      'users.email',
+      'memberships.role',
+      'tenants.id as tenantId',
+      'tenants.slug',
+      'tenants.name',
+      'tenants.status',
+      'tenants.plan',
+      'tenants.isolation',
+    ])
+    .where('memberships.user_id', '=', session.userId)
+    .where('memberships.tenant_id', '=', session.tenantId)
+    .executeTakeFirst();
+  if (!row) throw new NotFoundError('Membership', 'membership_not_found');
+  return {
+    user: { id: toPublicId('usr', row.userId), email: row.email, role: row.role },
+    tenant: {
+      id: toPublicId('ten', row.tenantId),
+      slug: row.slug,
+      name: row.name,
+      status: row.status,
+      plan: row.plan,
+      isolation: row.isolation,
+    },
+  };
+}

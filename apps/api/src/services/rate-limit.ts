@@ -1,0 +1,36 @@
+import { DependencyUnavailableError, RateLimitedError } from '@tenantry/domain';
+import type { Redis } from 'ioredis';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+
+/**
+ * The per-IP signup limiter. Its counters live in Redis, so every api instance draws from
+ * the same budget.
+ */
+export function createSignupLimiter(redis: Redis, prefix: string, perHour: number): RateLimiterRedis {
+  return new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${prefix}-rl-signup`,
+    points: perHour,
+    duration: 3600,
+    // Answer at once while the connection is down instead of waiting on a doomed command.
+    rejectIfRedisNotReady: true,
+  });
+}
+
+/**
+ * Take one point for `key`. Over the limit → RateLimitedError (429 + Retry-After).
+ * Redis unreachable → DependencyUnavailableError (503): signup fails closed, because an
+ * unlimited signup endpoint is an open door to mass tenant creation, while a 503 during a
+ * Redis outage costs a retry. (rate-limiter-flexible rejects with an Error, not a
+ * RateLimiterRes, on store failure; treating both alike would turn a blip into 429s.)
+ */
+export async function consumeOrThrow(limiter: RateLimiterRedis, key: string): Promise<void> {
+  try {
+    await limiter.consume(key);
+  } catch (rejection) {
+    if (rejection instanceof RateLimiterRes) {
+      throw new RateLimitedError(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
+    }
+    throw new DependencyUnavailableError('redis', { cause: rejection });
+  }
+}

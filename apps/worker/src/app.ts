@@ -1,0 +1,119 @@
+import { createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
+import {
+  JOBS,
+  ProvisionTenantPayload,
+  QUEUES,
+  createProvisioningQueue,
+  createWorkerRedis,
+  provisioningRetryPolicy,
+} from '@tenantry/jobs';
+import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import type { WorkerConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { ProvisioningInterrupted, compensate, provisionTenant, recordAttemptFailure } from './provisioning/saga.js';
+import { reconcileSignups } from './reconciler.js';
+
+export interface WorkerInstance {
+  /** Stop taking jobs; finish the active ones or hand them back within SHUTDOWN_TIMEOUT_MS. */
+  close(): Promise<void>;
+  /** One reconciler pass now (it also runs on its schedule). */
+  reconcile(): Promise<number>;
+}
+
+/**
+ * Build the worker: migrate, connect, and start consuming. The worker owns every job
+ * handler; the api only ever enqueues.
+ */
+export async function createWorker(config: WorkerConfig, options: { logger?: Logger } = {}): Promise<WorkerInstance> {
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL, 'tenantry-worker');
+  await ensureDatabase(config.DATABASE_URL);
+  const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-worker' });
+  await migrateToLatest(db);
+
+  const redis = createWorkerRedis(config.REDIS_URL, 'tenantry-worker');
+  const retry = provisioningRetryPolicy(config.PROVISION_ATTEMPTS, config.PROVISION_BACKOFF_MS);
+  const provisioningQueue = createProvisioningQueue(redis, config.REDIS_PREFIX);
+  const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
+  const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
+
+  const provisioningWorker = new Worker<ProvisionTenantPayload>(
+    QUEUES.provisioning,
+    async (job: Job<ProvisionTenantPayload>, token?: string, signal?: AbortSignal) => {
+      const parsed = ProvisionTenantPayload.safeParse(job.data);
+      if (!parsed.success) throw new UnrecoverableError(`invalid ${JOBS.provisionTenant} payload: ${parsed.error.message}`);
+      const { signupId } = parsed.data;
+      try {
+        const outcome = await provisionTenant(db, parsed.data, signal);
+        logger.info({ signupId, outcome, attempt: job.attemptsMade + 1 }, 'provisioning finished');
+        return outcome;
+      } catch (err) {
+        if (err instanceof ProvisioningInterrupted) {
+          // Shutdown: put the job back in the queue without spending an attempt.
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
+        const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        logger.warn({ signupId, attempt: job.attemptsMade + 1, finalAttempt, err: (err as Error).message }, 'provisioning attempt failed');
+        if (finalAttempt) {
+          await compensate(db, signupId, err);
+          throw new UnrecoverableError(`provisioning failed for good: ${(err as Error).message}`);
+        }
+        await recordAttemptFailure(db, signupId, err);
+        throw err;
+      }
+    },
+    {
+      connection: redis,
+      prefix: config.REDIS_PREFIX,
+      concurrency: config.WORKER_CONCURRENCY,
+      lockDuration: config.WORKER_LOCK_DURATION_MS,
+      stalledInterval: Math.min(config.WORKER_LOCK_DURATION_MS, 30_000),
+      maxStalledCount: 2,
+    },
+  );
+
+  const maintenanceWorker = new Worker(
+    QUEUES.maintenance,
+    async (job) => {
+      if (job.name !== JOBS.reconcileSignups) throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
+      const requeued = await reconcile();
+      if (requeued > 0) logger.info({ requeued }, 'reconciler re-enqueued stuck signups');
+      return requeued;
+    },
+    { connection: redis, prefix: config.REDIS_PREFIX, concurrency: 1 },
+  );
+
+  for (const worker of [provisioningWorker, maintenanceWorker]) {
+    worker.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
+  }
+  // Every worker upserts the same scheduler id, so N workers still mean one schedule.
+  await maintenanceQueue.upsertJobScheduler(
+    JOBS.reconcileSignups,
+    { every: config.RECONCILE_INTERVAL_MS },
+    { name: JOBS.reconcileSignups, opts: { removeOnComplete: true, removeOnFail: 100 } },
+  );
+  // A restarted worker looks for orphans at once instead of waiting a whole interval.
+  await reconcile().catch((err: Error) => logger.warn({ err: err.message }, 'initial reconcile failed'));
+
+  return {
+    reconcile,
+    async close() {
+      const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close()]);
+      const timedOut = await Promise.race([
+        drained.then(() => false),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), config.SHUTDOWN_TIMEOUT_MS).unref()),
+      ]);
+      if (timedOut) {
+        // Ask the running sagas to stop at their next step boundary and hand their jobs back.
+        logger.warn('shutdown deadline reached; handing active jobs back');
+        provisioningWorker.cancelAllJobs('shutdown');
+        await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
+        await Promise.all([provisioningWorker.close(true), maintenanceWorker.close(true)]);
+      }
+      await Promise.all([provisioningQueue.close(), maintenanceQueue.close()]).catch(() => undefined);
+      redis.disconnect();
+      await db.destroy();
+    },
+  };
+}

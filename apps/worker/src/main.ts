@@ -1,0 +1,32 @@
+import { createWorker } from './app.js';
+import { ConfigError, loadWorkerConfig } from './config.js';
+import { createLogger } from './logger.js';
+
+let config;
+try {
+  config = loadWorkerConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(1);
+}
+
+const logger = createLogger(config.LOG_LEVEL, 'tenantry-worker');
+const worker = await createWorker(config, { logger });
+logger.info({ concurrency: config.WORKER_CONCURRENCY }, 'worker started');
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    worker.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

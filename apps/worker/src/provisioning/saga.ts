@@ -1,0 +1,106 @@
+import { type Db, type Signup, appendAudit, dropTenantSchema } from '@tenantry/db';
+import { tenantSchemaName } from '@tenantry/domain';
+import { sql } from 'kysely';
+import { PROVISIONING_STEPS } from './steps.js';
+
+export type SagaOutcome = 'ready' | 'already_final' | 'superseded';
+
+/** Thrown between steps when the worker is shutting down: the job is handed back, not failed. */
+export class ProvisioningInterrupted extends Error {}
+
+const MAX_ERROR_LENGTH = 500;
+
+/**
+ * Provision the tenant of one signup, resuming after the last recorded step. Postgres is
+ * the source of truth: running this twice, or concurrently, or after a crash at any point,
+ * ends in the same single tenant.
+ */
+export async function provisionTenant(db: Db, input: { signupId: string; generation: number }, signal?: AbortSignal): Promise<SagaOutcome> {
+  const signup = await db.selectFrom('signups').selectAll().where('id', '=', input.signupId).executeTakeFirst();
+  if (!signup) throw new Error(`signup ${input.signupId} does not exist`);
+  // A job of an earlier attempt of this signup (it failed and was signed up again).
+  if (signup.generation !== input.generation) return 'superseded';
+  if (signup.status === 'ready' || signup.status === 'failed') return 'already_final';
+
+  await db
+    .updateTable('signups')
+    .set({ status: 'provisioning', updated_at: sql`now()` })
+    .where('id', '=', signup.id)
+    .where('status', '=', 'pending')
+    .execute();
+
+  for (const step of PROVISIONING_STEPS) {
+    if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
+    await db.transaction().execute(async (trx) => {
+      // Serialise runs of the same tenant (a redelivered job racing its stalled original):
+      // CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent twin.
+      await sql`select pg_advisory_xact_lock(hashtextextended(${signup.tenant_id}, 0))`.execute(trx);
+      const done = await trx
+        .selectFrom('provisioning_steps')
+        .select('step')
+        .where('tenant_id', '=', signup.tenant_id)
+        .where('step', '=', step.name)
+        .executeTakeFirst();
+      if (done) return;
+      const current = await trx.selectFrom('signups').select(['generation', 'status']).where('id', '=', signup.id).executeTakeFirstOrThrow();
+      if (current.generation !== signup.generation || current.status === 'failed') {
+        throw new Error('signup changed under a running saga');
+      }
+      await step.run(trx, signup);
+      await trx.insertInto('provisioning_steps').values({ tenant_id: signup.tenant_id, step: step.name }).execute();
+    });
+  }
+  return 'ready';
+}
+
+/** Note a failed attempt that will be retried, so operators can see why it is slow. */
+export async function recordAttemptFailure(db: Db, signupId: string, error: unknown): Promise<void> {
+  await db
+    .updateTable('signups')
+    .set({ last_error: describe(error), updated_at: sql`now()` })
+    .where('id', '=', signupId)
+    .where('status', 'in', ['pending', 'provisioning'])
+    .execute();
+}
+
+/**
+ * The last attempt failed: remove everything the steps made — schema, owner user (unless
+ * it belongs to another tenant too), billing state, tenant row — and mark the signup
+ * failed, all in one transaction (DROP SCHEMA is transactional too). The email is then
+ * free to sign up again.
+ */
+export async function compensate(db: Db, signupId: string, error: unknown): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const signup: Signup | undefined = await trx.selectFrom('signups').selectAll().where('id', '=', signupId).forUpdate().executeTakeFirst();
+    if (!signup || signup.status === 'ready' || signup.status === 'failed') return;
+    await sql`select pg_advisory_xact_lock(hashtextextended(${signup.tenant_id}, 0))`.execute(trx);
+
+    await dropTenantSchema(trx, tenantSchemaName(signup.tenant_id));
+    const owner = await trx.selectFrom('users').select('id').where('email', '=', signup.email).executeTakeFirst();
+    await trx.deleteFrom('memberships').where('tenant_id', '=', signup.tenant_id).execute();
+    if (owner) {
+      await trx
+        .deleteFrom('users')
+        .where('id', '=', owner.id)
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('memberships').select('user_id').where('user_id', '=', owner.id))))
+        .execute();
+    }
+    // billing_states, provisioning_steps and sessions go with the tenant row (ON DELETE CASCADE).
+    await trx.deleteFrom('tenants').where('id', '=', signup.tenant_id).execute();
+    await trx
+      .updateTable('signups')
+      .set({ status: 'failed', password_hash: null, last_error: describe(error), updated_at: sql`now()` })
+      .where('id', '=', signup.id)
+      .execute();
+    await appendAudit(trx, {
+      actor: 'system:worker',
+      action: 'tenant.provision_failed',
+      tenantId: signup.tenant_id,
+      data: { signupId: signup.id, error: describe(error) },
+    });
+  });
+}
+
+function describe(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, MAX_ERROR_LENGTH);
+}

@@ -1,0 +1,56 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.js';
+
+export type Db = Kysely<Database>;
+
+export interface DbOptions {
+  /** Pool size. The api and worker each hold one pool; keep the sum under max_connections. */
+  maxConnections?: number;
+  /** Fail a connection attempt instead of queueing forever when Postgres is down. */
+  connectionTimeoutMillis?: number;
+  applicationName?: string;
+}
+
+export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
+    application_name: options.applicationName ?? 'tenantry',
+  });
+  // An idle client whose server went away emits 'error' on the pool; unhandled, it would
+  // crash the process. The next checkout reconnects, so logging is all that is needed.
+  pool.on('error', (err) => {
+    console.error(JSON.stringify({ level: 'error', msg: 'idle postgres client error', err: err.message }));
+  });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * Create the database named in `databaseUrl` if it does not exist, connecting to the
+ * server's `postgres` maintenance database to do so. Safe to race: a concurrent creator's
+ * duplicate_database error is taken as success.
+ */
+export async function ensureDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_-]{1,63}$/.test(name)) throw new Error(`unsupported database name in DATABASE_URL: ${JSON.stringify(name)}`);
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);
+    if (rowCount === 0) {
+      try {
+        // The name was checked against a strict pattern above and is quoted as an identifier.
+        await client.query(`create database ${client.escapeIdentifier(name)}`);
+      } catch (err) {
+        if ((err as { code?: string }).code !== '42P04') throw err;
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}

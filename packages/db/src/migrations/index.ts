@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as foundation from './2026-11-21T1000_foundation.js';
+
+/**
+ * Every migration, by ISO-date name. Listed explicitly (rather than read from the
+ * directory) so the set is the same under tsx, vitest and any bundler.
+ */
+export const migrations: Record<string, Migration> = {
+  '2026-11-21T1000_foundation': foundation,
+};

@@ -1,0 +1,101 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { Isolation, MemberRole, SignupStatus, SubscriptionState, TenantStatus } from '@tenantry/domain';
+
+/** Control-plane tables, as kysely sees them. Timestamps come back as Date. */
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface TenantsTable {
+  id: string;
+  slug: string;
+  name: string;
+  status: TenantStatus;
+  plan: string;
+  isolation: Isolation;
+  /** The tenant's schema (schema isolation); null once purged. */
+  schema_name: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface UsersTable {
+  id: Generated<string>;
+  /** Normalised (trimmed, lower-cased): the global identity, unique. */
+  email: string;
+  password_hash: string;
+  created_at: Generated<Date>;
+}
+
+export interface MembershipsTable {
+  user_id: string;
+  tenant_id: string;
+  role: MemberRole;
+  created_at: Generated<Date>;
+}
+
+export interface SignupsTable {
+  id: Generated<string>;
+  email: string;
+  org_name: string;
+  isolation: Isolation;
+  /** Argon2id hash until the owner user is made from it, then cleared. */
+  password_hash: string | null;
+  status: SignupStatus;
+  /** Pre-assigned at signup so every retry of the saga builds the same tenant. */
+  tenant_id: string;
+  /** Bumped when a failed signup is tried again: part of the job id, so a new run is never deduplicated away. */
+  generation: Generated<number>;
+  last_error: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface BillingStatesTable {
+  tenant_id: string;
+  plan: string;
+  subscription_state: SubscriptionState;
+  trial_ends_at: Timestamp | null;
+  plan_version: Generated<number>;
+  updated_at: Generated<Date>;
+}
+
+export interface ProvisioningStepsTable {
+  tenant_id: string;
+  step: string;
+  completed_at: Generated<Date>;
+}
+
+export interface SessionsTable {
+  id: Generated<string>;
+  /** SHA-256 of the opaque token; the token itself is never stored. */
+  token_hash: Buffer;
+  user_id: string;
+  tenant_id: string;
+  expires_at: Timestamp;
+  created_at: Generated<Date>;
+}
+
+export interface AuditLogTable {
+  id: Generated<string>;
+  at: Generated<Date>;
+  actor: string;
+  action: string;
+  tenant_id: string | null;
+  data: ColumnType<Record<string, unknown>, string, never>;
+}
+
+export interface Database {
+  tenants: TenantsTable;
+  users: UsersTable;
+  memberships: MembershipsTable;
+  signups: SignupsTable;
+  billing_states: BillingStatesTable;
+  provisioning_steps: ProvisioningStepsTable;
+  sessions: SessionsTable;
+  audit_log: AuditLogTable;
+}
+
+export type Tenant = Selectable<TenantsTable>;
+export type NewTenant = Insertable<TenantsTable>;
+export type TenantUpdate = Updateable<TenantsTable>;
+export type Signup = Selectable<SignupsTable>;
+export type User = Selectable<UsersTable>;

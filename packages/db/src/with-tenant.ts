@@ -1,0 +1,26 @@
+import { assertTenantSchemaName } from '@tenantry/domain';
+import { type Transaction, sql } from 'kysely';
+import type { Db } from './client.js';
+import type { Database } from './schema.js';
+import { DATA_ROLE } from './tenant-store/schema-store.js';
+
+export interface TenantContext {
+  tenantId: string;
+  schemaName: string;
+}
+
+/**
+ * Run `fn` in a transaction that can see one tenant's rows and nothing else:
+ * - SET LOCAL ROLE to the data role (not owner, not superuser, no BYPASSRLS), so RLS applies;
+ * - app.tenant_id and search_path set with set_config(…, true): transaction-local, so they
+ *   vanish at commit and a pooled connection never carries one tenant's context into the
+ *   next request (pg-pool does not reset session state).
+ */
+export async function withTenant<T>(db: Db, tenant: TenantContext, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  assertTenantSchemaName(tenant.schemaName);
+  return db.transaction().execute(async (trx) => {
+    await sql`select set_config('app.tenant_id', ${tenant.tenantId}, true), set_config('search_path', ${`"${tenant.schemaName}"`}, true)`.execute(trx);
+    await sql`set local role ${sql.id(DATA_ROLE)}`.execute(trx);
+    return fn(trx);
+  });
+}

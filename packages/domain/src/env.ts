@@ -1,0 +1,34 @@
+import { z } from 'zod';
+
+/**
+ * Building blocks for the apps' env schemas (each app parses its env once, at boot, in its
+ * own config.ts). Booleans accept only "true"/"false" (and 1/0): "yes" or "TRUE " is more
+ * likely a typo than an intent, and a typo in a security switch must not pass silently.
+ */
+export const envBoolean = z
+  .enum(['true', 'false', '1', '0'], { message: 'must be "true" or "false"' })
+  .transform((v) => v === 'true' || v === '1');
+
+export const envPort = z.coerce
+  .number({ message: 'must be a port number' })
+  .int('must be an integer')
+  .min(0)
+  .max(65535);
+
+export const envPositiveInt = z.coerce.number({ message: 'must be a number' }).int('must be an integer').positive('must be positive');
+
+export const postgresUrl = z
+  .url({ message: 'must be a URL' })
+  .refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// URL');
+
+export const redisUrl = z
+  .url({ message: 'must be a URL' })
+  .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL');
+
+/** Prefix of every Redis key we write (queues, limiter, caches). No ":" — BullMQ adds its own. */
+export const redisPrefix = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 _ -');
+
+/** "KEY: message" lines of a failed env parse, for a boot error a person can act on. */
+export function describeEnvError(error: z.ZodError): string {
+  return error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`).join('\n');
+}

@@ -1,0 +1,91 @@
+/**
+ * Typed errors of the domain. Each carries a machine-readable `code` (what clients switch
+ * on) and a `kind` (what transport status it maps to). The api maps kinds to tRPC / HTTP
+ * codes in exactly one place (apps/api/src/errors.ts); nothing below the api knows HTTP.
+ */
+export type ErrorKind =
+  | 'bad_request'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'rate_limited'
+  | 'unavailable';
+
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
+export abstract class DomainError extends Error {
+  abstract readonly kind: ErrorKind;
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends DomainError {
+  readonly kind = 'bad_request';
+  readonly code = 'validation_failed';
+  constructor(
+    readonly fields: FieldIssue[],
+    message = 'The request is invalid: ' + fields.map((f) => `${f.field}: ${f.message}`).join('; '),
+  ) {
+    super(message);
+  }
+}
+
+export class NotFoundError extends DomainError {
+  readonly kind = 'not_found';
+  readonly code: string;
+  constructor(what: string, code = 'not_found') {
+    super(`${what} was not found`);
+    this.code = code;
+  }
+}
+
+export class UnauthorizedError extends DomainError {
+  readonly kind = 'unauthorized';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class ForbiddenError extends DomainError {
+  readonly kind = 'forbidden';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class RateLimitedError extends DomainError {
+  readonly kind = 'rate_limited';
+  readonly code = 'rate_limited';
+  constructor(
+    readonly retryAfterSeconds: number,
+    message = `Too many requests; retry in ${retryAfterSeconds} s`,
+  ) {
+    super(message);
+  }
+}
+
+/** A dependency (Redis, the queue, Postgres) cannot be reached; the client may retry. */
+export class DependencyUnavailableError extends DomainError {
+  readonly kind = 'unavailable';
+  readonly code = 'dependency_unavailable';
+  constructor(
+    readonly dependency: 'redis' | 'postgres' | 'queue',
+    options?: { cause?: unknown },
+  ) {
+    super(`A dependency (${dependency}) is unavailable; retry shortly`, options);
+  }
+}

@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import type { BackoffOptions } from 'bullmq';
+import { z } from 'zod';
+
+/**
+ * The job catalog: one entry per job, shared by the api (producer) and the worker
+ * (consumer). Payloads carry ids only — Redis keeps job data in clear text, so no email,
+ * password hash or token ever goes into a job.
+ */
+export const QUEUES = {
+  /** Tenant provisioning sagas. */
+  provisioning: 'provisioning',
+  /** Housekeeping on a schedule: the reconciler. */
+  maintenance: 'maintenance',
+} as const;
+
+export const JOBS = {
+  provisionTenant: 'provision-tenant',
+  reconcileSignups: 'reconcile-signups',
+} as const;
+
+export const ProvisionTenantPayload = z.object({
+  signupId: z.uuid(),
+  generation: z.number().int().positive(),
+});
+export type ProvisionTenantPayload = z.infer<typeof ProvisionTenantPayload>;
+
+/**
+ * The job id of a signup's provisioning run. From a hash of the normalised email (no raw
+ * email in Redis keys, no ":" which BullMQ forbids, never all digits), plus the signup's
+ * generation: while a run is queued or active a repeat enqueue is a no-op, and a signup
+ * tried again after failing gets a fresh id that no leftover job can swallow.
+ */
+export function provisionJobId(normalisedEmail: string, generation: number): string {
+  const digest = createHash('sha256').update(normalisedEmail).digest('hex');
+  return `prov-${digest}-g${generation}`;
+}
+
+export interface RetryPolicy {
+  attempts: number;
+  backoff: BackoffOptions;
+}
+
+/** Exponential backoff with jitter, so a burst of failures does not retry in lock-step. */
+export function provisioningRetryPolicy(attempts: number, baseDelayMs: number): RetryPolicy {
+  return { attempts, backoff: { type: 'exponential', delay: baseDelayMs, jitter: 0.5 } };
+}

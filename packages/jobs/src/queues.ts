@@ -1,0 +1,35 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { JOBS, type ProvisionTenantPayload, QUEUES, type RetryPolicy, provisionJobId } from './catalog.js';
+
+export type ProvisioningQueue = Queue<ProvisionTenantPayload>;
+
+/** The provisioning queue as a producer sees it (the api, and the reconciler). */
+export function createProvisioningQueue(connection: Redis, prefix: string): ProvisioningQueue {
+  return new Queue<ProvisionTenantPayload>(QUEUES.provisioning, { connection, prefix, skipWaitingForReady: true });
+}
+
+export interface ProvisionRequest {
+  signupId: string;
+  generation: number;
+  normalisedEmail: string;
+}
+
+/**
+ * Enqueue a provisioning run. Idempotent: the job id is deterministic, so a second call
+ * while the run is queued, delayed or active adds nothing. Finished jobs are removed so
+ * the id never blocks a later, legitimate run (PITFALLS: BullMQ ignores re-adds silently).
+ */
+export async function enqueueProvisioning(queue: ProvisioningQueue, request: ProvisionRequest, retry: RetryPolicy): Promise<void> {
+  await queue.add(
+    JOBS.provisionTenant,
+    { signupId: request.signupId, generation: request.generation },
+    {
+      jobId: provisionJobId(request.normalisedEmail, request.generation),
+      attempts: retry.attempts,
+      backoff: retry.backoff,
+      removeOnComplete: true,
+      removeOnFail: true,
+    },
+  );
+}
