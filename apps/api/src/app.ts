@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
-import { createFailFastRedis, createProvisioningQueue } from '@tenantry/jobs';
+import { createFailFastRedis, createProducerRedis, createProvisioningQueue } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
 import type { ApiConfig } from './config.js';
@@ -40,11 +40,12 @@ export async function createApi(config: ApiConfig, options: { logger?: Logger } 
   await migrateToLatest(db);
 
   const redis = createFailFastRedis(config.REDIS_URL, 'tenantry-api');
+  const producerRedis = createProducerRedis(config.REDIS_URL, 'tenantry-api-producer');
   const deps: ApiDeps = {
     config,
     db,
     redis,
-    provisioningQueue: createProvisioningQueue(redis, config.REDIS_PREFIX),
+    provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     logger,
   };
@@ -125,6 +126,7 @@ export async function createApi(config: ApiConfig, options: { logger?: Logger } 
       server.closeAllConnections();
       await deps.provisioningQueue.close().catch(() => undefined);
       redis.disconnect();
+      producerRedis.disconnect();
       await db.destroy();
     },
   };

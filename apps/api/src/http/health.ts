@@ -1,16 +1,10 @@
 import type { Db } from '@tenantry/db';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
+import { withTimeout } from '../timeout.js';
 
 const PROBE_TIMEOUT_MS = 1_000;
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 export interface Readiness {
   ready: boolean;

@@ -4,8 +4,12 @@ import { NotFoundError, type SignupRequest, type SignupStatus, fromPublicId, nor
 import { enqueueProvisioning, provisioningRetryPolicy } from '@tenantry/jobs';
 import { sql } from 'kysely';
 import type { ApiDeps } from '../context.js';
+import { withTimeout } from '../timeout.js';
 import { hashPassword } from './passwords.js';
 import { consumeOrThrow } from './rate-limit.js';
+
+/** How long a signup waits on Redis to enqueue before leaving it to the reconciler. */
+const ENQUEUE_TIMEOUT_MS = 1_000;
 
 export interface SignupAccepted {
   signupId: string;
@@ -34,10 +38,13 @@ export async function submitSignup(deps: ApiDeps, input: SignupRequest, clientIp
     // Idempotent by job id. If Redis is away the intent is safe in Postgres and the
     // worker's reconciler enqueues it later, so the client still gets its 202.
     try {
-      await enqueueProvisioning(
-        deps.provisioningQueue,
-        { signupId: intent.id, generation: intent.generation, normalisedEmail: email },
-        provisioningRetryPolicy(deps.config.PROVISION_ATTEMPTS, deps.config.PROVISION_BACKOFF_MS),
+      await withTimeout(
+        enqueueProvisioning(
+          deps.provisioningQueue,
+          { signupId: intent.id, generation: intent.generation, normalisedEmail: email },
+          provisioningRetryPolicy(deps.config.PROVISION_ATTEMPTS, deps.config.PROVISION_BACKOFF_MS),
+        ),
+        ENQUEUE_TIMEOUT_MS,
       );
     } catch (err) {
       deps.logger.warn({ err, signupId: intent.id }, 'enqueue failed; the reconciler will pick the signup up');

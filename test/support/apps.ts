@@ -1,0 +1,42 @@
+import { type ApiInstance, createApi, parseApiConfig } from '@tenantry/api';
+import { type WorkerInstance, createWorker, parseWorkerConfig } from '@tenantry/worker';
+import { TEST_REDIS_URL } from './env.js';
+
+export interface RunningApi {
+  api: ApiInstance;
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+/** A real api on a free port, configured like production except where `env` says. */
+export async function startApi(env: Record<string, string>): Promise<RunningApi> {
+  const config = parseApiConfig({
+    REDIS_URL: TEST_REDIS_URL,
+    HOSTED_MODE: 'true',
+    MULTI_TENANT_ENABLED: 'true',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    SHUTDOWN_TIMEOUT_MS: '2000',
+    // The producer decides a job's attempts and backoff: keep failure paths quick.
+    PROVISION_ATTEMPTS: '3',
+    PROVISION_BACKOFF_MS: '50',
+    ...env,
+  });
+  const api = await createApi(config);
+  const port = await api.listen();
+  return { api, baseUrl: `http://127.0.0.1:${port}`, close: () => api.close() };
+}
+
+/** A real worker, with short retry and lock timings so failure paths finish quickly. */
+export async function startWorker(env: Record<string, string>): Promise<WorkerInstance> {
+  const config = parseWorkerConfig({
+    REDIS_URL: TEST_REDIS_URL,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    PROVISION_ATTEMPTS: '3',
+    PROVISION_BACKOFF_MS: '50',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    ...env,
+  });
+  return createWorker(config);
+}

@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import { type Db, createDb } from '@tenantry/db';
+import pg from 'pg';
+import { TEMPLATE_DATABASE, TEST_PG_URL, databaseUrl } from './env.js';
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** A superuser connection for assertions and fault injection. */
+  db: Db;
+  drop(): Promise<void>;
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_PG_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh database cloned from the migrated template: one per test file. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `tenantry_t_${randomBytes(6).toString('hex')}`;
+  await admin(async (client) => {
+    // Two files cloning the template at the same instant: Postgres refuses a template that
+    // is in use, so retry briefly.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await client.query(`create database ${client.escapeIdentifier(name)} template ${client.escapeIdentifier(TEMPLATE_DATABASE)}`);
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== '55006' || attempt >= 50) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  });
+  const url = databaseUrl(name);
+  const db = createDb(url, { maxConnections: 3, applicationName: 'tenantry-test' });
+  return {
+    name,
+    url,
+    db,
+    async drop() {
+      await db.destroy();
+      await admin((client) => client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`));
+    },
+  };
+}
