@@ -16,6 +16,9 @@ import { appRouter } from './routers/index.js';
 import { createSignupLimiter } from './services/rate-limit.js';
 import { createCallerFactory } from './trpc.js';
 
+/** How long boot waits for the first Redis connection. */
+const REDIS_BOOT_WAIT_MS = 3_000;
+
 /** Largest JSON body accepted on any route. */
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -49,6 +52,19 @@ export async function createApi(config: ApiConfig, options: { logger?: Logger } 
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     logger,
   };
+  // Give Redis a moment to connect so the first requests are not refused; if it is down at
+  // boot the api starts anyway, answers 503 on routes that need Redis, and /readyz says why.
+  await new Promise<void>((resolve) => {
+    if (redis.status === 'ready') return resolve();
+    const timer = setTimeout(() => {
+      logger.warn('redis not reachable at boot; starting without it');
+      resolve();
+    }, REDIS_BOOT_WAIT_MS);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
   deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
 
   const contextOf = (req: IncomingMessage): RequestContext => ({

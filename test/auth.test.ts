@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import type { WorkerInstance } from '@tenantry/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningApi, startApi, startWorker } from './support/apps.js';
+import { type TestDatabase, createTestDatabase } from './support/database.js';
+import { request, validSignup, waitForSignup } from './support/http.js';
+import { deleteRedisKeys, redisPrefix } from './support/redis.js';
+
+let database: TestDatabase;
+let api: RunningApi;
+let worker: WorkerInstance;
+const prefix = redisPrefix();
+const owner = validSignup({ email: 'Owner@Auth.Example', orgName: 'Auth Org' });
+let token: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const env = { DATABASE_URL: database.url, REDIS_PREFIX: prefix };
+  api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '1000' });
+  worker = await startWorker(env);
+  const accepted = await request(api.baseUrl, 'POST', '/v1/signup', { body: owner });
+  await waitForSignup(api.baseUrl, accepted.body.signupId);
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+  await database?.drop();
+  await deleteRedisKeys(prefix);
+});
+
+describe('login and sessions', () => {
+  it('logs in with the email in any case; the token is opaque and stored only as a hash', async () => {
+    const res = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'OWNER@auth.example', password: owner.password } });
+    expect(res.status).toBe(200);
+    token = res.body.token;
+    expect(token.length).toBeGreaterThan(40);
+    const sessions = await database.db.selectFrom('sessions').select('token_hash').execute();
+    expect(sessions).toHaveLength(1);
+    expect(Buffer.from(sessions[0]!.token_hash).equals(createHash('sha256').update(token).digest())).toBe(true);
+    const stored = JSON.stringify(await database.db.selectFrom('sessions').selectAll().execute());
+    expect(stored).not.toContain(token);
+    const audit = await database.db.selectFrom('audit_log').select('action').where('action', '=', 'session.created').execute();
+    expect(audit).toHaveLength(1);
+  });
+
+  it('wrong password and unknown email are the same 401', async () => {
+    const wrong = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: owner.email, password: 'not-the-password' } });
+    const unknown = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'nobody@auth.example', password: owner.password } });
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(wrong.body).toEqual(unknown.body);
+    expect(wrong.body.code).toBe('invalid_credentials');
+  });
+
+  it('login input is validated', async () => {
+    const res = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: '' } });
+    expect(res.status).toBe(400);
+    expect(res.body.fields.map((f: { field: string }) => f.field).sort()).toEqual(['email', 'password']);
+  });
+
+  it('/v1/me needs a valid, unexpired token', async () => {
+    expect((await request(api.baseUrl, 'GET', '/v1/me')).body.code).toBe('unauthenticated');
+    const bogus = await request(api.baseUrl, 'GET', '/v1/me', { token: 'tnt_s_forged' });
+    expect(bogus.status).toBe(401);
+    expect(bogus.body.code).toBe('invalid_token');
+    expect((await request(api.baseUrl, 'GET', '/v1/me', { token })).status).toBe(200);
+
+    await database.db.updateTable('sessions').set({ expires_at: new Date(Date.now() - 1000) }).execute();
+    const expired = await request(api.baseUrl, 'GET', '/v1/me', { token });
+    expect(expired.status).toBe(401);
+    expect(expired.body.code).toBe('invalid_token');
+  });
+
+  it('the same procedures answer over /trpc', async () => {
+    const login = await request(api.baseUrl, 'POST', '/trpc/auth.login', { body: { email: owner.email, password: owner.password } });
+    expect(login.status).toBe(200);
+    const me = await request(api.baseUrl, 'GET', '/trpc/auth.me', { token: login.body.result.data.token });
+    expect(me.status).toBe(200);
+    expect(me.body.result.data.tenant.name).toBe('Auth Org');
+  });
+});
+
+describe('health', () => {
+  it('/healthz and /readyz answer 200 when Postgres and Redis are up', async () => {
+    expect((await request(api.baseUrl, 'GET', '/healthz')).status).toBe(200);
+    const ready = await request(api.baseUrl, 'GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body.checks).toEqual({ postgres: 'ok', redis: 'ok' });
+  });
+
+  it('unknown routes are 404 with a code; a wrong method is 405', async () => {
+    const missing = await request(api.baseUrl, 'GET', '/v1/nope');
+    expect(missing.status).toBe(404);
+    expect(missing.body.code).toBe('not_found');
+    const method = await request(api.baseUrl, 'DELETE', '/v1/signup');
+    expect(method.status).toBe(405);
+    expect(method.body.code).toBe('method_not_allowed');
+  });
+});
