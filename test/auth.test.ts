@@ -98,3 +98,23 @@ describe('health', () => {
     expect(method.body.code).toBe('method_not_allowed');
   });
 });
+
+// Last: it leaves the owner's email locked out from this IP.
+describe('login limiter', () => {
+  it('password guessing is limited per email and IP: the 11th attempt in a row is 429, other emails are unaffected', async () => {
+    const target = { email: 'OWNER@auth.example', password: 'guess' };
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) {
+      statuses.push((await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { ...target, password: `guess-${i}` } })).status);
+    }
+    // An earlier wrong-password test spent one attempt; successful logins reset the count.
+    expect(statuses.slice(0, 9)).toEqual(Array(9).fill(401));
+    expect(statuses.at(-1)).toBe(429);
+    const blocked = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: owner.email, password: owner.password } });
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    const other = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'someone-else@auth.example', password: 'x' } });
+    expect(other.status).toBe(401);
+  });
+
+});

@@ -47,6 +47,7 @@ const invalid: Array<[string, Record<string, unknown>, string]> = [
   ['orgName with a dot', { orgName: 'acme.inc' }, 'orgName'],
   ['orgName with markup', { orgName: '<script>' }, 'orgName'],
   ['isolation not a model', { isolation: 'vm' }, 'isolation'],
+  ['isolation not available yet', { isolation: 'database' }, 'isolation'],
   ['unknown field', { admin: true }, '(body)'],
 ];
 

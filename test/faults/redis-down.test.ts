@@ -55,4 +55,13 @@ describe('Redis outage', () => {
     const final = await waitForSignup(api.baseUrl, res.body.signupId, 30_000);
     expect(final.status).toBe('ready');
   });
+
+  it('login keeps working while Redis is down (its limiter falls back to memory)', async () => {
+    await redis.kill();
+    const login = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: body.email, password: body.password } });
+    expect(login.status).toBe(200);
+    const me = await request(api.baseUrl, 'GET', '/v1/me', { token: login.body.token });
+    expect(me.status).toBe(200);
+    expect(me.body.tenant.name).toBe('Outage Org');
+  });
 });

@@ -56,7 +56,7 @@ export class PrivateRedis {
   /** Kill it hard, like a crash or an OOM kill; resolves once the process is gone. */
   async kill(): Promise<void> {
     const child = this.process;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise((resolve) => {
       child.once('exit', resolve);
       child.kill('SIGKILL');

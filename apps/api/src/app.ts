@@ -13,7 +13,8 @@ import { sendJson } from './http/respond.js';
 import { createRestHandler } from './http/rest.js';
 import { createLogger } from './logger.js';
 import { appRouter } from './routers/index.js';
-import { createSignupLimiter } from './services/rate-limit.js';
+import { createLoginLimiter, createSignupLimiter } from './services/rate-limit.js';
+import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
 
 /** How long boot waits for the first Redis connection. */
@@ -50,6 +51,7 @@ export async function createApi(config: ApiConfig, options: { logger?: Logger } 
     redis,
     provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
+    loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
     logger,
   };
   // Give Redis a moment to connect so the first requests are not refused; if it is down at
@@ -140,7 +142,8 @@ export async function createApi(config: ApiConfig, options: { logger?: Logger } 
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
       await Promise.race([closed, deadline]);
       server.closeAllConnections();
-      await deps.provisioningQueue.close().catch(() => undefined);
+      // Bounded: with Redis down, BullMQ's close would wait for it forever.
+      await withTimeout(deps.provisioningQueue.close(), 2_000).catch(() => undefined);
       redis.disconnect();
       producerRedis.disconnect();
       await db.destroy();

@@ -13,6 +13,7 @@ export interface ApiDeps {
   redis: Redis;
   provisioningQueue: ProvisioningQueue;
   signupLimiter: RateLimiterRedis;
+  loginLimiter: RateLimiterRedis;
   logger: Logger;
 }
 

@@ -14,6 +14,24 @@ import { createLogger } from './logger.js';
 import { ProvisioningInterrupted, compensate, provisionTenant, recordAttemptFailure } from './provisioning/saga.js';
 import { reconcileSignups } from './reconciler.js';
 
+/** After the shutdown deadline: how long cancelled jobs get to hand themselves back. */
+const HAND_BACK_GRACE_MS = 2_000;
+
+/** True if `promise` did NOT settle within `ms` (it carries on regardless). */
+async function timesOut(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  const done = promise.then(
+    () => false,
+    () => false,
+  );
+  const result = await Promise.race([done, timedOut]);
+  clearTimeout(timer);
+  return result;
+}
+
 export interface WorkerInstance {
   /** Stop taking jobs; finish the active ones or hand them back within SHUTDOWN_TIMEOUT_MS. */
   close(): Promise<void>;
@@ -56,7 +74,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         logger.warn({ signupId, attempt: job.attemptsMade + 1, finalAttempt, err: (err as Error).message }, 'provisioning attempt failed');
         if (finalAttempt) {
-          await compensate(db, signupId, err);
+          await compensate(db, parsed.data, err);
           throw new UnrecoverableError(`provisioning failed for good: ${(err as Error).message}`);
         }
         await recordAttemptFailure(db, signupId, err);
@@ -84,9 +102,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     { connection: redis, prefix: config.REDIS_PREFIX, concurrency: 1 },
   );
 
-  for (const worker of [provisioningWorker, maintenanceWorker]) {
-    worker.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
-  }
+  const logConnectionError = (err: Error) => logger.error({ err: err.message }, 'queue connection error');
+  provisioningWorker.on('error', logConnectionError);
+  maintenanceWorker.on('error', logConnectionError);
+  provisioningQueue.on('error', logConnectionError);
+  maintenanceQueue.on('error', logConnectionError);
   // Every worker upserts the same scheduler id, so N workers still mean one schedule.
   await maintenanceQueue.upsertJobScheduler(
     JOBS.reconcileSignups,
@@ -100,18 +120,19 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     reconcile,
     async close() {
       const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close()]);
-      const timedOut = await Promise.race([
-        drained.then(() => false),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), config.SHUTDOWN_TIMEOUT_MS).unref()),
-      ]);
-      if (timedOut) {
-        // Ask the running sagas to stop at their next step boundary and hand their jobs back.
+      if (await timesOut(drained, config.SHUTDOWN_TIMEOUT_MS)) {
+        // Past the deadline: ask running sagas to stop at their next step boundary and
+        // hand their jobs back. A job we cannot hand back (Redis gone) is redelivered by
+        // stall detection once its lock expires.
         logger.warn('shutdown deadline reached; handing active jobs back');
         provisioningWorker.cancelAllJobs('shutdown');
-        await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
-        await Promise.all([provisioningWorker.close(true), maintenanceWorker.close(true)]);
+        await timesOut(drained, HAND_BACK_GRACE_MS);
       }
-      await Promise.all([provisioningQueue.close(), maintenanceQueue.close()]).catch(() => undefined);
+      // Every remaining step is bounded too: with Redis down, BullMQ's close would wait forever.
+      await timesOut(
+        Promise.allSettled([provisioningWorker.close(true), maintenanceWorker.close(true), provisioningQueue.close(), maintenanceQueue.close()]),
+        HAND_BACK_GRACE_MS,
+      );
       redis.disconnect();
       await db.destroy();
     },

@@ -30,7 +30,7 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
 /**
  * Create the database named in `databaseUrl` if it does not exist, connecting to the
  * server's `postgres` maintenance database to do so. Safe to race: a concurrent creator's
- * duplicate_database error is taken as success.
+ * duplicate error is taken as success.
  */
 export async function ensureDatabase(databaseUrl: string): Promise<void> {
   const url = new URL(databaseUrl);
@@ -47,7 +47,9 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
         // The name was checked against a strict pattern above and is quoted as an identifier.
         await client.query(`create database ${client.escapeIdentifier(name)}`);
       } catch (err) {
-        if ((err as { code?: string }).code !== '42P04') throw err;
+        // duplicate_database, or unique_violation when two creators race in the catalog.
+        const code = (err as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw err;
       }
     }
   } finally {

@@ -23,6 +23,14 @@ export interface RestHandlerOptions<TRouter extends AnyRouter> {
   maxBodyBytes: number;
 }
 
+function decodePathParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new BodyError(400, 'validation_failed', 'A path parameter is not valid percent-encoding');
+  }
+}
+
 function compileRoutes(router: AnyRouter, prefix: string): Route[] {
   const routes: Route[] = [];
   const procedures = router._def.procedures as Record<string, AnyProcedure>;
@@ -86,7 +94,7 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
         }
         input = { ...(base as Record<string, unknown>) };
         route.params.forEach((name, i) => {
-          input![name] = decodeURIComponent(match[i + 1] ?? '');
+          input![name] = decodePathParam(match[i + 1] ?? '');
         });
       }
       const caller = await options.createCaller(req);

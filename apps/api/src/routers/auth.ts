@@ -7,7 +7,7 @@ export const authRouter = router({
     .meta({ rest: { method: 'POST', path: '/auth/login' } })
     .input(LoginRequest)
     .output(LoginResponse)
-    .mutation(({ ctx, input }) => login(ctx.deps.db, input, ctx.deps.config.SESSION_TTL_HOURS)),
+    .mutation(({ ctx, input }) => login(ctx.deps, input, ctx.clientIp)),
 
   me: tenantProcedure
     .meta({ rest: { method: 'GET', path: '/me' } })

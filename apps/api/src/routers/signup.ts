@@ -7,6 +7,11 @@ const SignupInput = SignupRequest.superRefine((input, ctx) => {
   if (isCommonPassword(input.password)) {
     ctx.addIssue({ code: 'custom', path: ['password'], message: 'is too common; choose a password that is harder to guess' });
   }
+  // Only the schema driver exists so far; accepting another model would provision the
+  // wrong kind of tenant silently.
+  if (input.isolation !== undefined && input.isolation !== 'schema') {
+    ctx.addIssue({ code: 'custom', path: ['isolation'], message: `"${input.isolation}" isolation is not available; use "schema"` });
+  }
 });
 
 export const signupRouter = router({

@@ -1,16 +1,24 @@
+import { createHash } from 'node:crypto';
 import { type Db, appendAudit } from '@tenantry/db';
 import { ForbiddenError, NotFoundError, UnauthorizedError, normaliseEmail, toPublicId } from '@tenantry/domain';
+import type { ApiDeps } from '../context.js';
 import { verifyPassword } from './passwords.js';
+import { consumeOrThrow } from './rate-limit.js';
 import { type TenantSession, newSessionToken } from './sessions.js';
 
 const INVALID_CREDENTIALS = () => new UnauthorizedError('invalid_credentials', 'The email or password is incorrect');
 
 /**
  * Password login → an opaque session token for the user's tenant. Unknown email and wrong
- * password are the same error after the same amount of work.
+ * password are the same error after the same amount of work. Attempts are limited per
+ * email and client IP; a successful login clears the count.
  */
-export async function login(db: Db, input: { email: string; password: string }, sessionTtlHours: number) {
+export async function login(deps: ApiDeps, input: { email: string; password: string }, clientIp: string) {
+  const { db } = deps;
   const email = normaliseEmail(input.email);
+  // Hash the email: no raw addresses in Redis keys.
+  const limiterKey = `${createHash('sha256').update(email).digest('hex')}:${clientIp}`;
+  await consumeOrThrow(deps.loginLimiter, limiterKey);
   const user = await db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
   if (!(await verifyPassword(user?.password_hash ?? null, input.password)) || !user) throw INVALID_CREDENTIALS();
 
@@ -29,7 +37,8 @@ export async function login(db: Db, input: { email: string; password: string }, 
   }
 
   const { token, tokenHash } = newSessionToken();
-  const expiresAt = new Date(Date.now() + sessionTtlHours * 3_600_000);
+  await deps.loginLimiter.delete(limiterKey).catch(() => undefined);
+  const expiresAt = new Date(Date.now() + deps.config.SESSION_TTL_HOURS * 3_600_000);
   await db.transaction().execute(async (trx) => {
     const session = await trx
       .insertInto('sessions')

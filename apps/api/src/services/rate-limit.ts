@@ -1,6 +1,6 @@
 import { DependencyUnavailableError, RateLimitedError } from '@tenantry/domain';
 import type { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 
 /**
  * The per-IP signup limiter. Its counters live in Redis, so every api instance draws from
@@ -14,6 +14,27 @@ export function createSignupLimiter(redis: Redis, prefix: string, perHour: numbe
     duration: 3600,
     // Answer at once while the connection is down instead of waiting on a doomed command.
     rejectIfRedisNotReady: true,
+  });
+}
+
+/** Failed logins allowed per email and client IP in LOGIN_WINDOW_SECONDS. */
+const LOGIN_ATTEMPTS = 10;
+const LOGIN_WINDOW_SECONDS = 15 * 60;
+
+/**
+ * The login limiter (failed attempts per email + IP), against password guessing. Unlike
+ * signup it fails open to a per-process memory limiter while Redis is away: refusing every
+ * login during a Redis outage would lock every tenant out, and the memory limiter still
+ * bounds guessing per instance.
+ */
+export function createLoginLimiter(redis: Redis, prefix: string): RateLimiterRedis {
+  const limits = { points: LOGIN_ATTEMPTS, duration: LOGIN_WINDOW_SECONDS };
+  return new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${prefix}-rl-login`,
+    ...limits,
+    rejectIfRedisNotReady: true,
+    insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${prefix}-rl-login-mem`, ...limits }),
   });
 }
 

@@ -29,27 +29,28 @@ export async function provisionTenant(db: Db, input: { signupId: string; generat
     .where('status', '=', 'pending')
     .execute();
 
-  for (const step of PROVISIONING_STEPS) {
-    if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
-    await db.transaction().execute(async (trx) => {
-      // Serialise runs of the same tenant (a redelivered job racing its stalled original):
-      // CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent twin.
-      await sql`select pg_advisory_xact_lock(hashtextextended(${signup.tenant_id}, 0))`.execute(trx);
-      const done = await trx
-        .selectFrom('provisioning_steps')
-        .select('step')
-        .where('tenant_id', '=', signup.tenant_id)
-        .where('step', '=', step.name)
-        .executeTakeFirst();
-      if (done) return;
-      const current = await trx.selectFrom('signups').select(['generation', 'status']).where('id', '=', signup.id).executeTakeFirstOrThrow();
-      if (current.generation !== signup.generation || current.status === 'failed') {
-        throw new Error('signup changed under a running saga');
-      }
+  // Every step so far changes only this database, so they share one transaction: a crash
+  // anywhere rolls back to the last commit and the retry resumes from the recorded steps.
+  // (It also makes provisioning one commit instead of one per step.) A step with effects
+  // outside Postgres — another server, DNS — will need a boundary of its own.
+  await db.transaction().execute(async (trx) => {
+    // Serialise runs of the same tenant (a redelivered job racing its stalled original):
+    // CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent twin.
+    await sql`select pg_advisory_xact_lock(hashtextextended(${signup.tenant_id}, 0))`.execute(trx);
+    const current = await trx.selectFrom('signups').select(['generation', 'status']).where('id', '=', signup.id).executeTakeFirstOrThrow();
+    if (current.generation !== signup.generation || current.status === 'failed' || current.status === 'ready') {
+      throw new Error('signup changed under a running saga');
+    }
+    const done = new Set(
+      (await trx.selectFrom('provisioning_steps').select('step').where('tenant_id', '=', signup.tenant_id).execute()).map((r) => r.step),
+    );
+    for (const step of PROVISIONING_STEPS) {
+      if (done.has(step.name)) continue;
+      if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
       await step.run(trx, signup);
       await trx.insertInto('provisioning_steps').values({ tenant_id: signup.tenant_id, step: step.name }).execute();
-    });
-  }
+    }
+  });
   return 'ready';
 }
 
@@ -69,10 +70,11 @@ export async function recordAttemptFailure(db: Db, signupId: string, error: unkn
  * failed, all in one transaction (DROP SCHEMA is transactional too). The email is then
  * free to sign up again.
  */
-export async function compensate(db: Db, signupId: string, error: unknown): Promise<void> {
+export async function compensate(db: Db, input: { signupId: string; generation: number }, error: unknown): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    const signup: Signup | undefined = await trx.selectFrom('signups').selectAll().where('id', '=', signupId).forUpdate().executeTakeFirst();
-    if (!signup || signup.status === 'ready' || signup.status === 'failed') return;
+    const signup: Signup | undefined = await trx.selectFrom('signups').selectAll().where('id', '=', input.signupId).forUpdate().executeTakeFirst();
+    // A stale job of an earlier generation must not undo a newer attempt.
+    if (!signup || signup.generation !== input.generation || signup.status === 'ready' || signup.status === 'failed') return;
     await sql`select pg_advisory_xact_lock(hashtextextended(${signup.tenant_id}, 0))`.execute(trx);
 
     await dropTenantSchema(trx, tenantSchemaName(signup.tenant_id));

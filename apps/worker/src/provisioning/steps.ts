@@ -15,9 +15,9 @@ export interface ProvisioningStep {
 const SLUG_ATTEMPTS = 5;
 
 /**
- * The saga, in order. Each step runs in its own transaction together with the row that
- * records it (see saga.ts), so a step is either done and recorded or neither; and each is
- * written to be harmless if it runs again anyway (IF NOT EXISTS, ON CONFLICT DO NOTHING).
+ * The saga, in order. Each step commits together with the row that records it (see
+ * saga.ts), so a step is either done and recorded or neither; and each is written to be
+ * harmless if it runs again anyway (IF NOT EXISTS, ON CONFLICT DO NOTHING).
  */
 export const PROVISIONING_STEPS: ProvisioningStep[] = [
   {

@@ -1,4 +1,4 @@
-import { postgresUrl } from '@tenantry/domain';
+import { describeEnvError, postgresUrl } from '@tenantry/domain';
 import { z } from 'zod';
 
 const Env = z.object({
@@ -6,9 +6,11 @@ const Env = z.object({
 });
 
 export function loadMigrateConfig(env: NodeJS.ProcessEnv = process.env): z.infer<typeof Env> {
-  const parsed = Env.safeParse(env);
+  // An empty variable means "not set", as for the api and worker.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = Env.safeParse(present);
   if (!parsed.success) {
-    console.error(`Invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
+    console.error(`Invalid configuration:\n${describeEnvError(parsed.error)}`);
     process.exit(1);
   }
   return parsed.data;

@@ -23,30 +23,34 @@ export async function provisionTenantSchema(trx: Transaction<Database>, schemaNa
   const documents = sql.id(schemaName, 'documents');
   const tenantOfRequest = sql`nullif(current_setting('app.tenant_id', true), '')::uuid`;
 
-  await sql`create schema if not exists ${schema}`.execute(trx);
-  await sql`revoke all on schema ${schema} from public`.execute(trx);
-  await sql`grant usage on schema ${schema} to ${sql.id(DATA_ROLE)}`.execute(trx);
-  await sql`
-    create table if not exists ${documents} (
+  const dataRole = sql.id(DATA_ROLE);
+  const statements = [
+    sql`create schema if not exists ${schema}`,
+    sql`revoke all on schema ${schema} from public`,
+    sql`grant usage on schema ${schema} to ${dataRole}`,
+    sql`create table if not exists ${documents} (
       id uuid primary key default gen_random_uuid(),
       tenant_id uuid not null default ${tenantOfRequest},
       collection text not null,
       data jsonb not null,
       created_at timestamptz not null default now(),
       updated_at timestamptz not null default now()
-    )`.execute(trx);
-  await sql`create index if not exists documents_collection_idx on ${documents} (tenant_id, collection, id)`.execute(trx);
-  await sql`alter table ${documents} enable row level security`.execute(trx);
-  // FORCE: without it the table's owner (the control-plane role) would bypass the policy.
-  await sql`alter table ${documents} force row level security`.execute(trx);
-  await sql`drop policy if exists tenant_isolation on ${documents}`.execute(trx);
-  // No "IS NULL OR" escape hatch: no tenant context means the comparison is NULL, so zero rows.
-  await sql`
-    create policy tenant_isolation on ${documents}
+    )`,
+    sql`create index if not exists documents_collection_idx on ${documents} (tenant_id, collection, id)`,
+    sql`alter table ${documents} enable row level security`,
+    // FORCE: without it the table's owner (the control-plane role) would bypass the policy.
+    sql`alter table ${documents} force row level security`,
+    sql`drop policy if exists tenant_isolation on ${documents}`,
+    // No "IS NULL OR" escape hatch: no tenant context makes the comparison NULL, so zero rows.
+    sql`create policy tenant_isolation on ${documents}
       using (tenant_id = ${tenantOfRequest})
-      with check (tenant_id = ${tenantOfRequest})`.execute(trx);
-  // Deliberately not TRUNCATE (it ignores RLS) and nothing on the schema itself.
-  await sql`grant select, insert, update, delete on ${documents} to ${sql.id(DATA_ROLE)}`.execute(trx);
+      with check (tenant_id = ${tenantOfRequest})`,
+    // Deliberately not TRUNCATE (it ignores RLS) and nothing on the schema itself.
+    sql`grant select, insert, update, delete on ${documents} to ${dataRole}`,
+  ];
+  // One round trip: with no bind parameters the statements go as one simple-protocol query,
+  // still inside the caller's transaction.
+  await sql.join(statements, sql`;\n`).execute(trx);
 }
 
 export async function dropTenantSchema(db: Kysely<Database>, schemaName: string): Promise<void> {
