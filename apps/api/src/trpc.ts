@@ -1,8 +1,7 @@
-import { DomainError } from '@tenantry/domain';
+import { DomainError, NotFoundError } from '@tenantry/domain';
 import { initTRPC } from '@trpc/server';
 import type { RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
-import { NotFoundError } from '@tenantry/domain';
 import { authenticateTenantToken } from './services/sessions.js';
 
 /**
@@ -23,7 +22,12 @@ const t = initTRPC
   .create({
     errorFormatter({ shape, error }) {
       const wire = toWireError(error);
-      return { ...shape, message: wire.body.message, data: { ...shape.data, stack: undefined, code: wire.body.code, httpStatus: wire.status, fields: wire.body.fields } };
+      // Same code, message and fields as the REST body; never a stack trace.
+      return {
+        ...shape,
+        message: wire.body.message,
+        data: { ...shape.data, stack: undefined, code: wire.body.code, httpStatus: wire.status, fields: wire.body.fields },
+      };
     },
   });
 
