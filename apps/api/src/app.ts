@@ -82,12 +82,16 @@ export async function createApi(config: ApiConfig, options: { logger?: Logger } 
     prefix: '/v1',
     maxBodyBytes: MAX_BODY_BYTES,
     createCaller: async (req) => callerFactory(contextOf(req)) as unknown as Record<string, unknown>,
+    onServerError: (err, path) => logger.error({ err, path }, 'request failed'),
   });
   const handleTrpc = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: MAX_BODY_BYTES,
     createContext: ({ req }) => contextOf(req),
+    onError: ({ error, path }) => {
+      if (toWireError(error).status >= 500) logger.error({ err: error, path }, 'request failed');
+    },
     responseMeta: ({ errors }) => {
       const headers = errors[0] ? toWireError(errors[0]).headers : {};
       return { headers };

@@ -21,6 +21,8 @@ export interface RestHandlerOptions<TRouter extends AnyRouter> {
   prefix: string;
   createCaller: (req: IncomingMessage) => Promise<Record<string, unknown>>;
   maxBodyBytes: number;
+  /** Called with every error that becomes a 5xx, for logging. */
+  onServerError: (error: unknown, procedurePath: string) => void;
 }
 
 function decodePathParam(raw: string): string {
@@ -106,6 +108,7 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
         sendJson(res, error.status, { code: error.code, message: error.message });
       } else {
         const wire = toWireError(error);
+        if (wire.status >= 500) options.onServerError(error, route.procedurePath);
         sendJson(res, wire.status, wire.body, wire.headers);
       }
     }
