@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { type Db, createDb } from '@tenantry/db';
 import pg from 'pg';
-import { TEMPLATE_DATABASE, TEST_PG_URL, databaseUrl } from './env.js';
+import { inject } from 'vitest';
+import { TEST_PG_URL, databaseUrl } from './env.js';
 
 export interface TestDatabase {
   name: string;
@@ -23,13 +24,15 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 
 /** A fresh database cloned from the migrated template: one per test file. */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `tenantry_t_${randomBytes(6).toString('hex')}`;
+  const template = inject('templateDatabase');
+  // The run's pid (in the template's name) marks the database as this run's, for cleanup.
+  const name = `tenantry_t_${template.replace('tenantry_tpl_', '')}_${randomBytes(6).toString('hex')}`;
   await admin(async (client) => {
     // Two files cloning the template at the same instant: Postgres refuses a template that
     // is in use, so retry briefly.
     for (let attempt = 0; ; attempt++) {
       try {
-        await client.query(`create database ${client.escapeIdentifier(name)} template ${client.escapeIdentifier(TEMPLATE_DATABASE)}`);
+        await client.query(`create database ${client.escapeIdentifier(name)} template ${client.escapeIdentifier(template)}`);
         return;
       } catch (err) {
         if ((err as { code?: string }).code !== '55006' || attempt >= 50) throw err;

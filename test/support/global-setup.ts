@@ -1,31 +1,77 @@
 import { createDb, migrateToLatest } from '@tenantry/db';
 import pg from 'pg';
-import { TEMPLATE_DATABASE, TEST_PG_URL, databaseUrl } from './env.js';
+import type { TestProject } from 'vitest/node';
+import { TEST_PG_URL, databaseUrl } from './env.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The migrated template of this run, which each test file clones. */
+    templateDatabase: string;
+  }
+}
+
+/** Databases of a run carry the pid of its vitest process: tenantry_t_<pid>_… and tenantry_tpl_<pid>. */
+const RUN_DATABASE = /^tenantry_(?:t|tpl)_(\d+)(?:_|$)/;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_PG_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropDatabases(client: pg.Client, names: string[]): Promise<void> {
+  for (const name of names) await client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`);
+}
 
 /**
- * Once per run: build the migrated template database that each test file clones
- * (CREATE DATABASE … TEMPLATE is a file copy: far faster than migrating per file), and
- * drop databases an interrupted earlier run left behind.
+ * Once per run: build this run's migrated template (CREATE DATABASE … TEMPLATE is a file
+ * copy, far faster than migrating per file), and drop what runs that no longer exist left
+ * behind — never the databases of a run still going in another shell.
  */
-export default async function setup(): Promise<void> {
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  try {
-    const leftovers = await admin.query<{ datname: string }>(
-      "select datname from pg_database where datname like 'tenantry\\_t\\_%' or datname = $1",
-      [TEMPLATE_DATABASE],
-    );
-    for (const { datname } of leftovers.rows) {
-      await admin.query(`drop database if exists ${admin.escapeIdentifier(datname)} with (force)`);
-    }
-    await admin.query(`create database ${admin.escapeIdentifier(TEMPLATE_DATABASE)}`);
-  } finally {
-    await admin.end();
-  }
-  const db = createDb(databaseUrl(TEMPLATE_DATABASE), { maxConnections: 1 });
+export default async function setup(project: TestProject) {
+  const template = `tenantry_tpl_${process.pid}`;
+  await withAdmin(async (client) => {
+    const { rows } = await client.query<{ datname: string }>("select datname from pg_database where datname like 'tenantry\\_%'");
+    const stale = rows
+      .map((r) => r.datname)
+      .filter((name) => {
+        const pid = RUN_DATABASE.exec(name)?.[1];
+        return pid !== undefined && (Number(pid) === process.pid || !isAlive(Number(pid)));
+      });
+    await dropDatabases(client, stale);
+    await client.query(`create database ${client.escapeIdentifier(template)}`);
+  });
+  const db = createDb(databaseUrl(template), { maxConnections: 1 });
   try {
     await migrateToLatest(db);
   } finally {
     await db.destroy();
   }
+  project.provide('templateDatabase', template);
+
+  return async function teardown() {
+    await withAdmin(async (client) => {
+      const { rows } = await client.query<{ datname: string }>('select datname from pg_database where datname like $1 or datname = $2', [
+        `tenantry\\_t\\_${process.pid}\\_%`,
+        template,
+      ]);
+      await dropDatabases(
+        client,
+        rows.map((r) => r.datname),
+      );
+    });
+  };
 }
