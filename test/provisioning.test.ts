@@ -57,8 +57,8 @@ describe('signup → queued provisioning → login', () => {
     expect(trialDays).toBeGreaterThan(13.9);
     expect(trialDays).toBeLessThan(14.1);
     expect(await tenantSchemas()).toContain(tenant.schema_name);
-    const audit = await database.db.selectFrom('audit_log').selectAll().where('tenant_id', '=', tenant.id).execute();
-    expect(audit.map((a) => a.action)).toEqual(['tenant.provisioned']);
+    const audit = await database.db.selectFrom('audit_log').selectAll().where('tenant_id', '=', tenant.id).orderBy('id').execute();
+    expect(audit.map((a) => a.action)).toEqual(['tenant.requested', 'tenant.provisioned']);
     // The signup no longer holds the password hash once the owner has it.
     const signup = await database.db.selectFrom('signups').select('password_hash').where('email', '=', 'founder@example.com').executeTakeFirstOrThrow();
     expect(signup.password_hash).toBeNull();
@@ -153,8 +153,8 @@ describe('permanent failure and compensation', () => {
     expect(signup.password_hash).toBeNull();
     const steps = await database.db.selectFrom('provisioning_steps').selectAll().where('tenant_id', '=', signup.tenant_id).execute();
     expect(steps).toHaveLength(0);
-    const audit = await database.db.selectFrom('audit_log').select('action').where('tenant_id', '=', signup.tenant_id).execute();
-    expect(audit.map((a) => a.action)).toEqual(['tenant.provision_failed']);
+    const audit = await database.db.selectFrom('audit_log').select('action').where('tenant_id', '=', signup.tenant_id).orderBy('id').execute();
+    expect(audit.map((a) => a.action)).toEqual(['tenant.requested', 'tenant.provision_failed']);
 
     await sql`drop trigger refuse_billing on billing_states`.execute(database.db);
     const retry = await request(api.baseUrl, 'POST', '/v1/signup', { body: { ...body, orgName: 'Second Try' } });

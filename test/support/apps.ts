@@ -1,4 +1,4 @@
-import { type ApiInstance, createApi, parseApiConfig } from '@tenantry/api';
+import { type ApiInstance, type ApiOptions, createApi, parseApiConfig } from '@tenantry/api';
 import { type WorkerInstance, createWorker, parseWorkerConfig } from '@tenantry/worker';
 import { TEST_REDIS_URL } from './env.js';
 
@@ -8,8 +8,11 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
+/** The platform key test apis accept unless a test configures its own. */
+export const PLATFORM_KEY = 'tpk_test-platform-key-for-the-suite';
+
 /** A real api on a free port, configured like production except where `env` says. */
-export async function startApi(env: Record<string, string>): Promise<RunningApi> {
+export async function startApi(env: Record<string, string>, options: ApiOptions = {}): Promise<RunningApi> {
   const config = parseApiConfig({
     REDIS_URL: TEST_REDIS_URL,
     HOSTED_MODE: 'true',
@@ -21,9 +24,10 @@ export async function startApi(env: Record<string, string>): Promise<RunningApi>
     // The producer decides a job's attempts and backoff: keep failure paths quick.
     PROVISION_ATTEMPTS: '3',
     PROVISION_BACKOFF_MS: '50',
+    PLATFORM_API_KEY: PLATFORM_KEY,
     ...env,
   });
-  const api = await createApi(config);
+  const api = await createApi(config, options);
   const port = await api.listen();
   return { api, baseUrl: `http://127.0.0.1:${port}`, close: () => api.close() };
 }

@@ -14,6 +14,7 @@ import { createRestHandler } from './http/rest.js';
 import { createLogger } from './logger.js';
 import { appRouter } from './routers/index.js';
 import { createLoginLimiter, createSignupLimiter } from './services/rate-limit.js';
+import { configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
 
@@ -36,12 +37,20 @@ export interface ApiInstance {
  * Build the api: migrate, connect, and wire HTTP. Used by main.ts and by the tests, which
  * run real instances in-process (several at once, sharing one Redis, where they need to).
  */
-export async function createApi(config: ApiConfig, options: { logger?: Logger } = {}): Promise<ApiInstance> {
+export interface ApiOptions {
+  logger?: Logger;
+  /** Where a generated platform key is shown, once (default: stdout, outside the JSON logs). */
+  printSecret?: (line: string) => void;
+}
+
+export async function createApi(config: ApiConfig, options: ApiOptions = {}): Promise<ApiInstance> {
   const logger = options.logger ?? createLogger(config.LOG_LEVEL, 'tenantry-api');
 
   await ensureDatabase(config.DATABASE_URL);
   const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-api' });
   await migrateToLatest(db);
+
+  await ensurePlatformKey(db, configuredKeyHashes(config.PLATFORM_API_KEY), logger, options.printSecret ?? ((line) => process.stdout.write(`${line}\n`)));
 
   const redis = createFailFastRedis(config.REDIS_URL, 'tenantry-api');
   const producerRedis = createProducerRedis(config.REDIS_URL, 'tenantry-api-producer');
@@ -52,6 +61,7 @@ export async function createApi(config: ApiConfig, options: { logger?: Logger } 
     provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
+    platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
     logger,
   };
   // Give Redis a moment to connect so the first requests are not refused; if it is down at

@@ -25,6 +25,10 @@ const ApiEnv = z
     SIGNUP_RATE_LIMIT_PER_HOUR: envPositiveInt.default(5),
     TRUST_PROXY: envBoolean.default(false),
     SESSION_TTL_HOURS: envPositiveInt.default(24 * 7),
+    /** Comma-separated platform keys (several during a rotation). Unset: one is generated at first start. */
+    PLATFORM_API_KEY: z.string().optional(),
+    /** Days a deleted tenant's data is kept (restorable) before the worker purges it. */
+    TENANT_DATA_RETENTION_DAYS: envPositiveInt.default(30),
     PROVISION_ATTEMPTS: envPositiveInt.default(5),
     PROVISION_BACKOFF_MS: envPositiveInt.default(1_000),
     DB_POOL_SIZE: envPositiveInt.default(10),

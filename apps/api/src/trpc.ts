@@ -1,7 +1,8 @@
-import { DomainError, NotFoundError } from '@tenantry/domain';
+import { DomainError, ForbiddenError, NotFoundError, tenantAccessRefusal } from '@tenantry/domain';
 import { initTRPC } from '@trpc/server';
 import type { RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
+import { authenticatePlatform } from './services/platform-keys.js';
 import { authenticateTenantToken } from './services/sessions.js';
 
 /**
@@ -13,6 +14,14 @@ export interface RestMeta {
     method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
     path: `/${string}`;
     successStatus?: number;
+    /**
+     * Who may call it, for the OpenAPI document (http/openapi.ts): 'tenant' and 'platform'
+     * take a bearer token and can answer 401/403. Documentation only; the procedure ladder
+     * enforces it. Default 'public'.
+     */
+    auth?: 'public' | 'tenant' | 'platform';
+    /** Rate limited: can answer 429 with Retry-After. Documentation only. */
+    rateLimited?: boolean;
   };
 }
 
@@ -58,8 +67,27 @@ export const hostedProcedure = publicProcedure.use(({ ctx, next }) => {
   return next();
 });
 
-/** A signed-in tenant user (session token). */
+/**
+ * A signed-in tenant user (session token) whose tenant is active. A suspended or
+ * pending-deletion tenant's sessions are refused, not deleted, so access comes back on
+ * unsuspend or restore.
+ */
 export const tenantProcedure = publicProcedure.use(async ({ ctx, next }) => {
   const session = await authenticateTenantToken(ctx.deps.db, ctx.bearer);
+  const tenant = await ctx.deps.db.selectFrom('tenants').select('status').where('id', '=', session.tenantId).executeTakeFirst();
+  const refusal = tenantAccessRefusal(tenant?.status ?? 'deleted');
+  if (refusal) throw new ForbiddenError(refusal.code, refusal.message);
   return next({ ctx: { session } });
+});
+
+/** An operator or billing system holding a platform API key. */
+export const platformProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  const principal = await authenticatePlatform(ctx.deps.db, ctx.deps.platformKeyHashes, ctx.bearer);
+  return next({ ctx: { principal } });
+});
+
+/** Platform routes that exist only in hosted mode (lifecycle, billing state). */
+export const hostedPlatformProcedure = hostedProcedure.use(async ({ ctx, next }) => {
+  const principal = await authenticatePlatform(ctx.deps.db, ctx.deps.platformKeyHashes, ctx.bearer);
+  return next({ ctx: { principal } });
 });

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { ProvisioningInterrupted, compensate, provisionTenant, recordAttemptFailure } from './provisioning/saga.js';
+import { purgeDueTenants } from './purge.js';
 import { reconcileSignups } from './reconciler.js';
 
 /** After the shutdown deadline: how long cancelled jobs get to hand themselves back. */
@@ -37,6 +38,8 @@ export interface WorkerInstance {
   close(): Promise<void>;
   /** One reconciler pass now (it also runs on its schedule). */
   reconcile(): Promise<number>;
+  /** One purge pass now, as if the time were `now` (it also runs on its schedule). */
+  purge(now?: Date): Promise<number>;
 }
 
 /**
@@ -94,10 +97,20 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const maintenanceWorker = new Worker(
     QUEUES.maintenance,
     async (job) => {
-      if (job.name !== JOBS.reconcileSignups) throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
-      const requeued = await reconcile();
-      if (requeued > 0) logger.info({ requeued }, 'reconciler re-enqueued stuck signups');
-      return requeued;
+      switch (job.name) {
+        case JOBS.reconcileSignups: {
+          const requeued = await reconcile();
+          if (requeued > 0) logger.info({ requeued }, 'reconciler re-enqueued stuck signups');
+          return requeued;
+        }
+        case JOBS.purgeTenants: {
+          const purged = await purgeDueTenants(db, new Date());
+          if (purged > 0) logger.info({ purged }, 'purged tenants past their retention');
+          return purged;
+        }
+        default:
+          throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
+      }
     },
     { connection: redis, prefix: config.REDIS_PREFIX, concurrency: 1 },
   );
@@ -113,11 +126,17 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     { every: config.RECONCILE_INTERVAL_MS },
     { name: JOBS.reconcileSignups, opts: { removeOnComplete: true, removeOnFail: 100 } },
   );
+  await maintenanceQueue.upsertJobScheduler(
+    JOBS.purgeTenants,
+    { every: config.PURGE_INTERVAL_MS },
+    { name: JOBS.purgeTenants, opts: { removeOnComplete: true, removeOnFail: 100 } },
+  );
   // A restarted worker looks for orphans at once instead of waiting a whole interval.
   await reconcile().catch((err: Error) => logger.warn({ err: err.message }, 'initial reconcile failed'));
 
   return {
     reconcile,
+    purge: (now = new Date()) => purgeDueTenants(db, now),
     async close() {
       const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close()]);
       if (await timesOut(drained, config.SHUTDOWN_TIMEOUT_MS)) {

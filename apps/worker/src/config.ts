@@ -14,6 +14,8 @@ const WorkerEnv = z.object({
   RECONCILE_INTERVAL_MS: envPositiveInt.default(30_000),
   /** A signup not finished and untouched for this long is re-enqueued by the reconciler. */
   RECONCILE_STALE_AFTER_MS: envPositiveInt.default(60_000),
+  /** How often tenants past their retention are purged. */
+  PURGE_INTERVAL_MS: envPositiveInt.default(5 * 60_000),
   SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(20_000),
   DB_POOL_SIZE: envPositiveInt.default(10),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -4,3 +4,4 @@ export * from './migrate.js';
 export * from './audit.js';
 export * from './with-tenant.js';
 export * from './tenant-store/schema-store.js';
+export * from './tenants.js';

@@ -13,6 +13,13 @@ export interface TenantsTable {
   isolation: Isolation;
   /** The tenant's schema (schema isolation); null once purged. */
   schema_name: string | null;
+  /** Keyset-pagination key: unique and increasing. */
+  seq: Generated<string>;
+  is_default: Generated<boolean>;
+  status_reason: string | null;
+  status_before_deletion: 'active' | 'suspended' | null;
+  delete_after: Timestamp | null;
+  deleted_at: Timestamp | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -21,7 +28,8 @@ export interface UsersTable {
   id: Generated<string>;
   /** Normalised (trimmed, lower-cased): the global identity, unique. */
   email: string;
-  password_hash: string;
+  /** Null for an owner an operator created without a password: cannot log in. */
+  password_hash: string | null;
   created_at: Generated<Date>;
 }
 
@@ -45,6 +53,9 @@ export interface SignupsTable {
   /** Bumped when a failed signup is tried again: part of the job id, so a new run is never deduplicated away. */
   generation: Generated<number>;
   last_error: string | null;
+  /** Who asked: the public signup endpoint, or an operator through the admin API. */
+  source: Generated<'signup' | 'platform'>;
+  plan: Generated<string>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -83,6 +94,15 @@ export interface AuditLogTable {
   data: ColumnType<Record<string, unknown>, string, never>;
 }
 
+export interface PlatformKeysTable {
+  id: Generated<string>;
+  name: string;
+  /** SHA-256 of the key; the key itself is shown once and never stored. */
+  key_hash: Buffer;
+  created_at: Generated<Date>;
+  revoked_at: Timestamp | null;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -92,6 +112,7 @@ export interface Database {
   provisioning_steps: ProvisioningStepsTable;
   sessions: SessionsTable;
   audit_log: AuditLogTable;
+  platform_keys: PlatformKeysTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

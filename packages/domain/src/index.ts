@@ -6,3 +6,5 @@ export * from './tenant.js';
 export * from './signup.js';
 export * from './auth.js';
 export * from './env.js';
+export * from './lifecycle.js';
+export * from './tenants-api.js';

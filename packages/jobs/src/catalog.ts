@@ -10,13 +10,14 @@ import { z } from 'zod';
 export const QUEUES = {
   /** Tenant provisioning sagas. */
   provisioning: 'provisioning',
-  /** Housekeeping on a schedule: the reconciler. */
+  /** Housekeeping on a schedule: the reconciler, the purge of deleted tenants. */
   maintenance: 'maintenance',
 } as const;
 
 export const JOBS = {
   provisionTenant: 'provision-tenant',
   reconcileSignups: 'reconcile-signups',
+  purgeTenants: 'purge-tenants',
 } as const;
 
 export const ProvisionTenantPayload = z.object({

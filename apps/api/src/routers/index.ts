@@ -1,11 +1,15 @@
 import { router } from '../trpc.js';
 import { authRouter } from './auth.js';
+import { metaRouter } from './meta.js';
 import { signupRouter } from './signup.js';
+import { tenantsRouter } from './tenants.js';
 
 /** The api's table of contents. REST routes come from each procedure's `rest` meta. */
 export const appRouter = router({
   signup: signupRouter,
   auth: authRouter,
+  meta: metaRouter,
+  tenants: tenantsRouter,
 });
 
 export type AppRouter = typeof appRouter;

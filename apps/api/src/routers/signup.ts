@@ -16,7 +16,7 @@ const SignupInput = SignupRequest.superRefine((input, ctx) => {
 
 export const signupRouter = router({
   create: hostedProcedure
-    .meta({ rest: { method: 'POST', path: '/signup', successStatus: 202 } })
+    .meta({ rest: { method: 'POST', path: '/signup', successStatus: 202, rateLimited: true } })
     .input(SignupInput)
     .output(SignupAccepted)
     .mutation(({ ctx, input }) => submitSignup(ctx.deps, input, ctx.clientIp)),

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { type Signup, appendAudit, provisionTenantSchema } from '@tenantry/db';
-import { TRIAL_DAYS, TRIAL_PLAN, slugWithSuffix, slugify, tenantSchemaName } from '@tenantry/domain';
+import { type Signup, appendAudit, insertProvisioningTenant, provisionTenantSchema } from '@tenantry/db';
+import { TRIAL_DAYS, TRIAL_PLAN, tenantSchemaName } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
 import type { Database } from '@tenantry/db';
 
@@ -11,9 +10,6 @@ export interface ProvisioningStep {
   run(trx: Trx, signup: Signup): Promise<void>;
 }
 
-/** Tries at a unique slug before giving up; each retry adds a random suffix. */
-const SLUG_ATTEMPTS = 5;
-
 /**
  * The saga, in order. Each step commits together with the row that records it (see
  * saga.ts), so a step is either done and recorded or neither; and each is written to be
@@ -21,30 +17,10 @@ const SLUG_ATTEMPTS = 5;
  */
 export const PROVISIONING_STEPS: ProvisioningStep[] = [
   {
+    // The api creates the row with the intent; this covers intents recorded without one.
     name: 'tenant_row',
     async run(trx, signup) {
-      const base = slugify(signup.org_name);
-      for (let attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
-        const slug = attempt === 0 ? base : slugWithSuffix(base, randomBytes(3).toString('hex'));
-        const inserted = await trx
-          .insertInto('tenants')
-          .values({
-            id: signup.tenant_id,
-            slug,
-            name: signup.org_name,
-            status: 'provisioning',
-            plan: TRIAL_PLAN,
-            isolation: signup.isolation,
-            schema_name: tenantSchemaName(signup.tenant_id),
-          })
-          .onConflict((oc) => oc.doNothing())
-          .returning('id')
-          .executeTakeFirst();
-        if (inserted) return;
-        const mine = await trx.selectFrom('tenants').select('id').where('id', '=', signup.tenant_id).executeTakeFirst();
-        if (mine) return;
-      }
-      throw new Error(`no free slug for ${JSON.stringify(base)} after ${SLUG_ATTEMPTS} tries`);
+      await insertProvisioningTenant(trx, { id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
     },
   },
   {
@@ -56,10 +32,11 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
   {
     name: 'owner_user',
     async run(trx, signup) {
-      if (!signup.password_hash) throw new Error('signup has no password hash to create the owner from');
+      // A signup always carries a hash; an operator may create a tenant whose owner has none yet.
+      if (!signup.password_hash && signup.source === 'signup') throw new Error('signup has no password hash to create the owner from');
       await trx
         .insertInto('users')
-        .values({ email: signup.email, password_hash: signup.password_hash })
+        .values({ email: signup.email, password_hash: signup.password_hash ?? null })
         .onConflict((oc) => oc.column('email').doNothing())
         .execute();
       const user = await trx.selectFrom('users').select('id').where('email', '=', signup.email).executeTakeFirstOrThrow();
@@ -77,9 +54,10 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
         .insertInto('billing_states')
         .values({
           tenant_id: signup.tenant_id,
-          plan: TRIAL_PLAN,
-          subscription_state: 'trial',
-          trial_ends_at: sql<Date>`now() + make_interval(days => ${TRIAL_DAYS})`,
+          plan: signup.plan,
+          // A trial runs TRIAL_DAYS; a tenant an operator put on a paid plan starts active.
+          subscription_state: signup.plan === TRIAL_PLAN ? 'trial' : 'active',
+          trial_ends_at: signup.plan === TRIAL_PLAN ? sql<Date>`now() + make_interval(days => ${TRIAL_DAYS})` : null,
         })
         .onConflict((oc) => oc.column('tenant_id').doNothing())
         .execute();
@@ -104,7 +82,7 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
         actor: 'system:worker',
         action: 'tenant.provisioned',
         tenantId: signup.tenant_id,
-        data: { signupId: signup.id, isolation: signup.isolation, plan: TRIAL_PLAN },
+        data: { signupId: signup.id, source: signup.source, isolation: signup.isolation, plan: signup.plan },
       });
     },
   },

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as foundation from './2026-11-21T1000_foundation.js';
+import * as controlPlane from './2026-11-21T1200_control_plane.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -7,4 +8,5 @@ import * as foundation from './2026-11-21T1000_foundation.js';
  */
 export const migrations: Record<string, Migration> = {
   '2026-11-21T1000_foundation': foundation,
+  '2026-11-21T1200_control_plane': controlPlane,
 };

@@ -1,0 +1,346 @@
+import { STATUS_CODES } from 'node:http';
+import type { AnyProcedure, AnyRouter } from '@trpc/server';
+import { z } from 'zod';
+import type { RestMeta } from '../trpc.js';
+
+/**
+ * The OpenAPI 3.1 document of the REST surface, generated from the same tRPC procedures
+ * (their `rest` meta and zod schemas) that http/rest.ts routes from: there is no second
+ * description of the api to drift. JSON Schemas come from zod's own `z.toJSONSchema`
+ * (draft 2020-12, which is the dialect OpenAPI 3.1 schema objects use).
+ *
+ * Mirrors rest.ts: operations live at `/v1` + path; GET/DELETE read their input from the
+ * query string, POST/PUT/PATCH from a JSON body; path parameters are merged over either;
+ * success is `successStatus ?? 200`; errors are `{code, message, fields?}`.
+ */
+
+/** A JSON Schema (2020-12) object, as embedded in the document. */
+export type JsonSchema = { [keyword: string]: unknown };
+
+export interface OpenApiParameter {
+  name: string;
+  in: 'path' | 'query';
+  required: boolean;
+  description?: string;
+  style?: 'form';
+  explode?: boolean;
+  schema: JsonSchema;
+}
+
+export interface OpenApiResponse {
+  description: string;
+  headers?: Record<string, { description: string; required: boolean; schema: JsonSchema }>;
+  content: { 'application/json': { schema: JsonSchema } };
+}
+
+export interface OpenApiOperation {
+  operationId: string;
+  tags: string[];
+  security?: Array<Record<string, string[]>>;
+  parameters?: OpenApiParameter[];
+  requestBody?: { required: true; content: { 'application/json': { schema: JsonSchema } } };
+  responses: Record<string, OpenApiResponse>;
+}
+
+type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'patch';
+
+export interface OpenApiDocument {
+  openapi: '3.1.0';
+  info: { title: string; version: string; description: string };
+  servers?: Array<{ url: string }>;
+  tags: Array<{ name: string }>;
+  paths: Record<string, Partial<Record<HttpMethod, OpenApiOperation>>>;
+  components: {
+    schemas: Record<string, JsonSchema>;
+    securitySchemes: Record<string, { type: 'http'; scheme: 'bearer'; description: string }>;
+  };
+}
+
+export interface OpenApiOptions {
+  /** Absolute or relative base URL of the api; omitted, clients resolve paths against the document's own origin. */
+  serverUrl?: string;
+  version: string;
+}
+
+/** Where REST routes are mounted (app.ts); meta paths are relative to it. */
+const PREFIX = '/v1';
+
+/** Operation order inside a path item: the order the OpenAPI spec lists them in. */
+const METHOD_ORDER: HttpMethod[] = ['get', 'put', 'post', 'delete', 'patch'];
+
+/** The wire error of errors.ts (`WireError['body']`), as the one shared error schema. */
+const WireErrorBody = z.object({
+  code: z.string().describe('Machine-readable error code, e.g. validation_failed, rate_limited'),
+  message: z.string().describe('Human-readable description'),
+  fields: z
+    .array(z.object({ field: z.string(), message: z.string() }))
+    .optional()
+    .describe('On validation_failed: one entry per invalid field (dotted path, or "(body)")'),
+});
+
+const ERROR_REF = { $ref: '#/components/schemas/Error' };
+
+const isRecord = (value: unknown): value is JsonSchema => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const isZodSchema = (value: unknown): value is z.ZodType => isRecord(value) && '_zod' in value;
+
+/** A valid component name (`^[a-zA-Z0-9.\-_]+$`) that is also safe inside a JSON pointer. */
+const componentName = (name: string) => name.replace(/[^a-zA-Z0-9._-]/g, '_');
+
+/** Key order of nested values is zod's (deterministic); this only compares for equality. */
+const canonical = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    isRecord(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+
+/** zod → plain JSON Schema data (the result carries a non-enumerable `~standard`; drop it). */
+function zodToJsonSchema(schema: unknown, io: 'input' | 'output'): JsonSchema {
+  // A non-zod validator (any Standard Schema) has no converter here: document it as "any".
+  if (!isZodSchema(schema)) return {};
+  const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' });
+  return JSON.parse(JSON.stringify(json)) as JsonSchema;
+}
+
+class SchemaComponents {
+  readonly schemas = new Map<string, JsonSchema>();
+
+  add(name: string, schema: JsonSchema): void {
+    const existing = this.schemas.get(name);
+    if (existing && canonical(existing) !== canonical(schema)) {
+      throw new Error(`OpenAPI: two different schemas want the component name "${name}"`);
+    }
+    this.schemas.set(name, schema);
+  }
+}
+
+/**
+ * Make a standalone zod JSON Schema embeddable: drop `$schema`/`$id` (an `$id` would change
+ * the base URI its refs resolve against), hoist `$defs` (recursive or `.meta({id})` schemas)
+ * into components, and point `#/$defs/…` and root `#` refs at those components — inside the
+ * document, `#` means the OpenAPI document itself.
+ */
+function embed(raw: JsonSchema, name: string, components: SchemaComponents): JsonSchema {
+  const { $schema: _schema, $id: _id, $defs, ...root } = raw;
+  const defs = isRecord($defs) ? $defs : {};
+  // zod names anonymous extracted schemas `__schema0`…: scope those to this schema.
+  const defName = (key: string) => componentName(key.startsWith('__schema') ? `${name}.${key.slice(2)}` : key);
+  let rootReferenced = false;
+  const rewrite = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(rewrite);
+    if (!isRecord(node)) return node;
+    const out: JsonSchema = {};
+    for (const [key, value] of Object.entries(node)) {
+      if (key === '$ref' && typeof value === 'string') {
+        if (value === '#') {
+          rootReferenced = true;
+          out[key] = `#/components/schemas/${componentName(name)}`;
+        } else if (value.startsWith('#/$defs/')) {
+          out[key] = `#/components/schemas/${defName(value.slice('#/$defs/'.length))}`;
+        } else {
+          out[key] = value;
+        }
+      } else {
+        out[key] = rewrite(value);
+      }
+    }
+    return out;
+  };
+  const embedded = rewrite(root) as JsonSchema;
+  for (const [key, def] of Object.entries(defs)) components.add(defName(key), rewrite(def) as JsonSchema);
+  if (rootReferenced) components.add(componentName(name), embedded);
+  return embedded;
+}
+
+interface ObjectParts {
+  properties: Record<string, JsonSchema>;
+  required: string[];
+}
+
+/** The properties of an object schema (or an `allOf` of them), or null for anything else. */
+function objectParts(schema: JsonSchema): ObjectParts | null {
+  if (Array.isArray(schema.allOf) && !('properties' in schema)) {
+    const parts = schema.allOf.map((branch) => (isRecord(branch) ? objectParts(branch) : null));
+    if (parts.some((p) => p === null)) return null;
+    return {
+      properties: Object.assign({}, ...parts.map((p) => p!.properties)) as Record<string, JsonSchema>,
+      required: [...new Set(parts.flatMap((p) => p!.required))],
+    };
+  }
+  if (schema.type !== 'object' || 'anyOf' in schema || 'oneOf' in schema) return null;
+  const properties = isRecord(schema.properties) ? (schema.properties as Record<string, JsonSchema>) : {};
+  const required = Array.isArray(schema.required) ? schema.required.filter((k): k is string => typeof k === 'string') : [];
+  return { properties, required };
+}
+
+/** The schema without some keys (path parameters, which the adapter takes from the path). */
+function withoutKeys(schema: JsonSchema, keys: string[]): JsonSchema {
+  if (keys.length === 0) return schema;
+  const out: JsonSchema = { ...schema };
+  if (isRecord(out.properties)) {
+    out.properties = Object.fromEntries(Object.entries(out.properties).filter(([k]) => !keys.includes(k)));
+  }
+  if (Array.isArray(out.required)) {
+    const required = out.required.filter((k) => !keys.includes(k as string));
+    if (required.length > 0) out.required = required;
+    else delete out.required;
+  }
+  for (const combinator of ['allOf', 'anyOf', 'oneOf']) {
+    const branches = out[combinator];
+    if (Array.isArray(branches)) out[combinator] = branches.map((b) => (isRecord(b) ? withoutKeys(b, keys) : b));
+  }
+  return out;
+}
+
+const json = (schema: JsonSchema) => ({ 'application/json': { schema } });
+
+const errorResponse = (description: string): OpenApiResponse => ({ description, content: json(ERROR_REF) });
+
+/** The `{name}` segments of a meta path, in order (the same rule as rest.ts). */
+const pathParamsOf = (path: string) =>
+  path
+    .split('/')
+    .map((segment) => /^\{(\w+)\}$/.exec(segment)?.[1])
+    .filter((name): name is string => name !== undefined);
+
+function buildOperation(procedurePath: string, procedure: AnyProcedure, rest: NonNullable<RestMeta['rest']>, components: SchemaComponents): OpenApiOperation {
+  const def = procedure._def as AnyProcedure['_def'] & { output?: unknown };
+  const auth = rest.auth ?? 'public';
+  const pathParams = pathParamsOf(rest.path);
+
+  // Several `.input()`s are each validated against the whole input: an `allOf`.
+  const inputSchemas = (def.inputs as unknown[]).map((schema, i) =>
+    embed(zodToJsonSchema(schema, 'input'), `${procedurePath}.input${i === 0 ? '' : i}`, components),
+  );
+  const input: JsonSchema | undefined = inputSchemas.length === 0 ? undefined : inputSchemas.length === 1 ? inputSchemas[0] : { allOf: inputSchemas };
+  const inputParts = input ? objectParts(input) : null;
+
+  const parameters: OpenApiParameter[] = pathParams.map((name) => ({
+    name,
+    in: 'path',
+    required: true,
+    // Path values arrive as strings; a procedure without that input key still gets one.
+    schema: inputParts?.properties[name] ?? { type: 'string' },
+  }));
+
+  let requestBody: OpenApiOperation['requestBody'];
+  if (input && (rest.method === 'GET' || rest.method === 'DELETE')) {
+    if (inputParts) {
+      for (const [name, schema] of Object.entries(inputParts.properties)) {
+        if (pathParams.includes(name)) continue;
+        const parameter: OpenApiParameter = { name, in: 'query', required: inputParts.required.includes(name), schema };
+        if (typeof schema.description === 'string') parameter.description = schema.description;
+        parameters.push(parameter);
+      }
+    } else {
+      // Not a plain object (a union, say): the query string is the object, form-exploded.
+      parameters.push({ name: 'query', in: 'query', required: false, style: 'form', explode: true, schema: withoutKeys(input, pathParams) });
+    }
+  } else if (input) {
+    // Required: the adapter wants `Content-Type: application/json` even for an empty body.
+    requestBody = { required: true, content: json(withoutKeys(input, pathParams)) };
+  }
+
+  const success = rest.successStatus ?? 200;
+  const output = def.output === undefined ? {} : embed(zodToJsonSchema(def.output, 'output'), `${procedurePath}.output`, components);
+  const responses: Record<number, OpenApiResponse> = {
+    [success]: { description: STATUS_CODES[success] ?? 'Success', content: json(output) },
+    400: errorResponse('The input is invalid (code `validation_failed`, with `fields`), or the body is not JSON'),
+    500: errorResponse('Internal server error (code `internal_error`)'),
+  };
+  if (auth !== 'public') {
+    responses[401] = errorResponse('No bearer token, or one that is invalid or expired');
+    responses[403] = errorResponse('The token does not allow this (e.g. the tenant is suspended)');
+  }
+  if (pathParams.length > 0) responses[404] = errorResponse('What the path names does not exist');
+  if (rest.rateLimited) {
+    responses[429] = {
+      description: 'Too many requests (code `rate_limited`)',
+      headers: {
+        'Retry-After': { description: 'Seconds until a retry may succeed', required: true, schema: { type: 'integer', minimum: 1 } },
+      },
+      content: json(ERROR_REF),
+    };
+  }
+  const ordered: Record<string, OpenApiResponse> = {};
+  for (const status of Object.keys(responses).map(Number).sort((a, b) => a - b)) ordered[status] = responses[status]!;
+  ordered.default = errorResponse('Any other error, with the same body (e.g. 401 on a wrong password, 409, 413, 415, 503)');
+
+  return {
+    operationId: procedurePath,
+    tags: [procedurePath.split('.')[0]!],
+    ...(auth === 'public' ? {} : { security: [{ bearerAuth: [] }] }),
+    ...(parameters.length > 0 ? { parameters } : {}),
+    ...(requestBody ? { requestBody } : {}),
+    responses: ordered,
+  } satisfies OpenApiOperation;
+}
+
+/**
+ * The OpenAPI 3.1 document for every procedure of `router` that has `meta.rest`. Output is
+ * deterministic (paths, methods, responses and components in a fixed order), so it can be
+ * snapshotted. Throws when two procedures claim the same route.
+ */
+export function createOpenApiDocument(router: AnyRouter, options: OpenApiOptions): OpenApiDocument {
+  const procedures = router._def.procedures as Record<string, AnyProcedure>;
+  const components = new SchemaComponents();
+  components.add('Error', embed(zodToJsonSchema(WireErrorBody, 'output'), 'Error', components));
+
+  const operations = new Map<string, Map<HttpMethod, OpenApiOperation>>();
+  const claimed = new Map<string, string>();
+  const tags = new Set<string>();
+  for (const procedurePath of Object.keys(procedures).sort()) {
+    const procedure = procedures[procedurePath]!;
+    const rest = (procedure._def.meta as RestMeta | undefined)?.rest;
+    if (!rest) continue;
+    const method = rest.method.toLowerCase() as HttpMethod;
+    const path = PREFIX + rest.path;
+    // `/a/{x}` and `/a/{y}` are the same route to the adapter and to OpenAPI.
+    const route = `${method} ${path.replace(/\{\w+\}/g, '{}')}`;
+    const previous = claimed.get(route);
+    if (previous) throw new Error(`OpenAPI: ${procedurePath} and ${previous} are both ${rest.method} ${path}`);
+    claimed.set(route, procedurePath);
+
+    const operation = buildOperation(procedurePath, procedure, rest, components);
+    tags.add(operation.tags[0]!);
+    if (!operations.has(path)) operations.set(path, new Map());
+    operations.get(path)!.set(method, operation);
+  }
+
+  const paths: OpenApiDocument['paths'] = {};
+  for (const path of [...operations.keys()].sort()) {
+    const byMethod = operations.get(path)!;
+    const item: Partial<Record<HttpMethod, OpenApiOperation>> = {};
+    for (const method of METHOD_ORDER) {
+      const operation = byMethod.get(method);
+      if (operation) item[method] = operation;
+    }
+    paths[path] = item;
+  }
+
+  const document: OpenApiDocument = {
+    openapi: '3.1.0',
+    info: {
+      title: 'Tenantry API',
+      version: options.version,
+      description: 'REST surface of the Tenantry control plane, generated from its tRPC procedures. Errors are `{code, message, fields?}`.',
+    },
+    tags: [...tags].sort().map((name) => ({ name })),
+    paths,
+    components: {
+      schemas: Object.fromEntries([...components.schemas.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+      securitySchemes: {
+        bearerAuth: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'A tenant session token from POST /v1/auth/login (or, on platform routes, a platform token)',
+        },
+      },
+    },
+  };
+  if (options.serverUrl !== undefined) {
+    // After `info`, where readers expect it.
+    const { openapi, info, ...restOfDocument } = document;
+    return { openapi, info, servers: [{ url: options.serverUrl }], ...restOfDocument };
+  }
+  return document;
+}

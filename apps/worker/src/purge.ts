@@ -1,0 +1,74 @@
+import { type Db, appendAudit, dropTenantSchema } from '@tenantry/db';
+import { nextStatus } from '@tenantry/domain';
+import { sql } from 'kysely';
+
+/** At most this many tenants are purged per pass; the next pass takes the rest. */
+const BATCH = 100;
+
+/**
+ * Purge every tenant whose retention ended by `now`. `now` is a parameter, not read
+ * here, so the retention boundary can be driven from outside (tests, a manual run).
+ */
+export async function purgeDueTenants(db: Db, now: Date): Promise<number> {
+  const due = await db
+    .selectFrom('tenants')
+    .select('id')
+    .where('status', '=', 'pending_deletion')
+    .where('delete_after', '<=', now)
+    .orderBy('delete_after')
+    .limit(BATCH)
+    .execute();
+  let purged = 0;
+  for (const { id } of due) {
+    if (await purgeTenant(db, id, now)) purged += 1;
+  }
+  return purged;
+}
+
+/**
+ * Remove everything of one tenant but a tombstone row and its audit trail: its schema,
+ * sessions, memberships, the users who belonged to no other tenant, billing state,
+ * provisioning records and signup (which frees the owner's email).
+ *
+ * One transaction — DROP SCHEMA is transactional — so a purge killed half-way leaves the
+ * tenant whole and still pending deletion, and the next pass does it all again. Re-checks
+ * the state under a row lock: a tenant restored meanwhile is left alone.
+ */
+export async function purgeTenant(db: Db, tenantId: string, now: Date): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const tenant = await trx.selectFrom('tenants').selectAll().where('id', '=', tenantId).forUpdate().executeTakeFirst();
+    if (!tenant || tenant.status !== 'pending_deletion' || !tenant.delete_after || new Date(tenant.delete_after) > now) return false;
+    const to = nextStatus({ status: tenant.status, statusBeforeDeletion: tenant.status_before_deletion, isDefault: tenant.is_default }, 'purge');
+
+    if (tenant.schema_name) await dropTenantSchema(trx, tenant.schema_name);
+    const members = await trx.selectFrom('memberships').select('user_id').where('tenant_id', '=', tenantId).execute();
+    await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).execute();
+    await trx.deleteFrom('memberships').where('tenant_id', '=', tenantId).execute();
+    if (members.length > 0) {
+      await trx
+        .deleteFrom('users')
+        .where(
+          'id',
+          'in',
+          members.map((m) => m.user_id),
+        )
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('memberships').select('user_id').whereRef('memberships.user_id', '=', 'users.id'))))
+        .execute();
+    }
+    await trx.deleteFrom('billing_states').where('tenant_id', '=', tenantId).execute();
+    await trx.deleteFrom('provisioning_steps').where('tenant_id', '=', tenantId).execute();
+    await trx.deleteFrom('signups').where('tenant_id', '=', tenantId).execute();
+    await trx
+      .updateTable('tenants')
+      .set({ status: to, schema_name: null, status_before_deletion: null, deleted_at: sql`now()`, updated_at: sql`now()` })
+      .where('id', '=', tenantId)
+      .execute();
+    await appendAudit(trx, {
+      actor: 'system:worker',
+      action: 'tenant.purged',
+      tenantId,
+      data: { from: tenant.status, to, deleteAfter: new Date(tenant.delete_after).toISOString() },
+    });
+    return true;
+  });
+}

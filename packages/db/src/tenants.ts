@@ -1,0 +1,40 @@
+import { randomBytes } from 'node:crypto';
+import { type Isolation, slugWithSuffix, slugify, tenantSchemaName } from '@tenantry/domain';
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.js';
+
+/** Tries at a free slug before giving up; each retry adds a random suffix. */
+const SLUG_ATTEMPTS = 5;
+
+/**
+ * Insert a tenant in status `provisioning` under a unique slug derived from its name
+ * ("acme", else "acme-3f9a2c"). Idempotent: if the row already exists (a retried saga),
+ * nothing changes.
+ */
+export async function insertProvisioningTenant(
+  db: Kysely<Database>,
+  tenant: { id: string; name: string; plan: string; isolation: Isolation },
+): Promise<void> {
+  const base = slugify(tenant.name);
+  for (let attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
+    const slug = attempt === 0 ? base : slugWithSuffix(base, randomBytes(3).toString('hex'));
+    const inserted = await db
+      .insertInto('tenants')
+      .values({
+        id: tenant.id,
+        slug,
+        name: tenant.name,
+        status: 'provisioning',
+        plan: tenant.plan,
+        isolation: tenant.isolation,
+        schema_name: tenantSchemaName(tenant.id),
+      })
+      .onConflict((oc) => oc.doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted) return;
+    const exists = await db.selectFrom('tenants').select('id').where('id', '=', tenant.id).executeTakeFirst();
+    if (exists) return;
+  }
+  throw new Error(`no free slug for ${JSON.stringify(base)} after ${SLUG_ATTEMPTS} tries`);
+}

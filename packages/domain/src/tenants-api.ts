@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { Email, OrgName, Password } from './signup.js';
+import { Isolation, TenantStatus } from './tenant.js';
+
+/** The plans a tenant can be on. (The catalog with capabilities and limits comes with entitlements.) */
+export const PlanId = z.enum(['trial', 'free', 'pro', 'enterprise']);
+export type PlanId = z.infer<typeof PlanId>;
+
+/** A tenant as the admin API shows it. */
+export const TenantView = z.object({
+  id: z.string(),
+  slug: z.string(),
+  name: z.string(),
+  status: TenantStatus,
+  plan: z.string(),
+  isolation: Isolation,
+  isDefault: z.boolean(),
+  statusReason: z.string().nullable(),
+  deleteAfter: z.string().nullable(),
+  deletedAt: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type TenantView = z.infer<typeof TenantView>;
+
+/** `ten_…` id or slug: both address a tenant in admin routes. */
+export const TenantRef = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9_-]+$/, 'must be a tenant id (ten_…) or slug');
+
+export const CreateTenantRequest = z.strictObject({
+  name: OrgName,
+  ownerEmail: Email,
+  ownerPassword: Password.optional(),
+  plan: PlanId.optional(),
+  isolation: Isolation.optional(),
+});
+
+export const CreateTenantAccepted = z.object({
+  tenantId: z.string(),
+  status: z.enum(['provisioning', 'active', 'suspended', 'pending_deletion', 'deleted', 'failed']),
+});
+
+export const MAX_PAGE_SIZE = 100;
+
+export const ListTenantsRequest = z.strictObject({
+  search: z.string().trim().min(1).max(64).optional(),
+  plan: PlanId.optional(),
+  status: TenantStatus.optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(20),
+  cursor: z.string().max(64).optional(),
+});
+
+export const TenantPage = z.object({
+  items: z.array(TenantView),
+  nextCursor: z.string().nullable(),
+});
+
+export const GetTenantRequest = z.strictObject({ id: TenantRef });
+
+export const UpdateTenantRequest = z
+  .strictObject({
+    id: TenantRef,
+    displayName: OrgName.optional(),
+    plan: PlanId.optional(),
+  })
+  .refine((body) => body.displayName !== undefined || body.plan !== undefined, {
+    message: 'give at least one of displayName, plan',
+    path: ['displayName'],
+  });
+
+export const SuspendTenantRequest = z.strictObject({
+  id: TenantRef,
+  reason: z.string().trim().min(3, 'must be at least 3 characters').max(500, 'must be at most 500 characters'),
+});
+
+export const TenantActionRequest = z.strictObject({
+  id: TenantRef,
+  reason: z.string().trim().max(500).optional(),
+});

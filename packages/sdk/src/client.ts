@@ -1,0 +1,122 @@
+import type { AppRouter } from '@tenantry/api';
+import { type TRPCClient, type TRPCLink, createTRPCClient, httpLink } from '@trpc/client';
+import type { AnyRouter, inferRouterInputs, inferRouterOutputs } from '@trpc/server';
+import { toTenantryError } from './errors.js';
+
+/** A credential: fixed, or read before every request (e.g. from storage after a login). */
+export type Credential = string | (() => string | null | undefined | Promise<string | null | undefined>);
+
+/** A `fetch` the client can use instead of the global one (tests, polyfills, instrumentation). */
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+export interface PublicClientOptions {
+  /** Where the api listens, e.g. `https://api.example.com` (the client talks to `${baseUrl}/trpc`). */
+  baseUrl: string;
+  fetch?: FetchLike;
+}
+
+export interface TenantClientOptions extends PublicClientOptions {
+  /** A session token from `auth.login`; without one, only public procedures answer. */
+  token?: Credential;
+}
+
+export interface AdminClientOptions extends PublicClientOptions {
+  /** The platform key, for the operator's admin procedures (`tenants.*`). Never ship it to a browser. */
+  platformKey: Credential;
+}
+
+/** A typed client of a router: `client.auth.me.query()`, `client.auth.login.mutate({...})`. */
+export type TenantryClient<TRouter extends AnyRouter = AppRouter> = TRPCClient<TRouter>;
+/** Inputs of every procedure: `RouterInputs['auth']['login']`. */
+export type RouterInputs = inferRouterInputs<AppRouter>;
+/** Outputs of every procedure: `RouterOutputs['auth']['me']`. */
+export type RouterOutputs = inferRouterOutputs<AppRouter>;
+
+const CALLS = new Set(['query', 'mutate']);
+
+/**
+ * Wrap a tRPC proxy client so that every `.query()` / `.mutate()` rejection becomes a
+ * TenantryError. The wrapper mirrors the tRPC proxy path by path, and has the very same
+ * type, so inference is untouched. (A link cannot do this: the tRPC client re-wraps any
+ * error a link emits into a TRPCClientError.)
+ */
+function withTenantryErrors<T extends object>(client: T): T {
+  const cache = new Map<string, unknown>();
+  const at = (path: readonly string[]): unknown => {
+    const key = path.join('.');
+    let proxy = cache.get(key);
+    if (!proxy) {
+      proxy = new Proxy(() => undefined, {
+        get(_target, prop) {
+          // Not thenable (so `await client.auth` is harmless), and no symbol paths.
+          if (typeof prop !== 'string' || prop === 'then') {
+            return path.length === 0 ? Reflect.get(client, prop) : undefined;
+          }
+          return at([...path, prop]);
+        },
+        apply(_target, _this, args: unknown[]) {
+          let target: unknown = client;
+          for (const segment of path) target = (target as Record<string, unknown>)[segment];
+          const result = (target as (...a: unknown[]) => unknown)(...args);
+          if (CALLS.has(path[path.length - 1] ?? '') && result instanceof Promise) {
+            return result.catch((error: unknown) => {
+              throw toTenantryError(error);
+            });
+          }
+          return result;
+        },
+      });
+      cache.set(key, proxy);
+    }
+    return proxy;
+  };
+  return at([]) as T;
+}
+
+function trpcUrl(baseUrl: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/trpc`;
+}
+
+/**
+ * The one place clients are built: a tRPC client on `httpLink` with an optional bearer
+ * credential, wrapped so failures are TenantryErrors. Generic over the router, so new
+ * procedures (e.g. `tenants.*`) appear on every client as soon as the router type has them.
+ */
+export function createClient<TRouter extends AnyRouter = AppRouter>(options: PublicClientOptions & { bearer?: Credential }): TenantryClient<TRouter> {
+  const { bearer } = options;
+  // The api has no data transformer (plain JSON); the link is built for any router and
+  // typed for TRouter, whose transformer option TypeScript cannot resolve while generic.
+  const link = httpLink<AnyRouter>({
+    url: trpcUrl(options.baseUrl),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    async headers() {
+      const value = typeof bearer === 'function' ? await bearer() : bearer;
+      return value ? { authorization: `Bearer ${value}` } : {};
+    },
+  }) as TRPCLink<TRouter>;
+  const client = createTRPCClient<TRouter>({ links: [link] });
+  return withTenantryErrors(client);
+}
+
+/** A client without credentials: signup and login. */
+export function createPublicClient(options: PublicClientOptions): TenantryClient {
+  return createClient<AppRouter>({ baseUrl: options.baseUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+}
+
+/** A client acting as a signed-in tenant user (session token from `auth.login`). */
+export function createTenantClient(options: TenantClientOptions): TenantryClient {
+  return createClient<AppRouter>({
+    baseUrl: options.baseUrl,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.token !== undefined ? { bearer: options.token } : {}),
+  });
+}
+
+/** A client acting as the platform operator (platform key), for the admin procedures. */
+export function createAdminClient(options: AdminClientOptions): TenantryClient {
+  return createClient<AppRouter>({
+    baseUrl: options.baseUrl,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    bearer: options.platformKey,
+  });
+}

@@ -1,0 +1,15 @@
+export {
+  type AdminClientOptions,
+  type Credential,
+  type FetchLike,
+  type PublicClientOptions,
+  type RouterInputs,
+  type RouterOutputs,
+  type TenantClientOptions,
+  type TenantryClient,
+  createAdminClient,
+  createClient,
+  createPublicClient,
+  createTenantClient,
+} from './client.js';
+export { TenantryError, type TenantryFieldIssue, isTenantryError, toTenantryError } from './errors.js';
