@@ -119,11 +119,14 @@ class SchemaComponents {
  * into components, and point `#/$defs/…` and root `#` refs at those components — inside the
  * document, `#` means the OpenAPI document itself.
  */
-function embed(raw: JsonSchema, name: string, components: SchemaComponents): JsonSchema {
+function embed(raw: JsonSchema, name: string, io: 'input' | 'output', components: SchemaComponents): JsonSchema {
   const { $schema: _schema, $id: _id, $defs, ...root } = raw;
   const defs = isRecord($defs) ? $defs : {};
-  // zod names anonymous extracted schemas `__schema0`…: scope those to this schema.
-  const defName = (key: string) => componentName(key.startsWith('__schema') ? `${name}.${key.slice(2)}` : key);
+  // zod names anonymous extracted schemas `__schema0`…: scope those to this schema. Named
+  // ones (`.meta({ id })`) are shared, but an input and an output rendering of the same
+  // schema differ (defaults, transforms, additionalProperties), so inputs get a suffix.
+  const defName = (key: string) =>
+    componentName(key.startsWith('__schema') ? `${name}.${key.slice(2)}` : io === 'input' ? `${key}.input` : key);
   let rootReferenced = false;
   const rewrite = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(rewrite);
@@ -209,7 +212,7 @@ function buildOperation(procedurePath: string, procedure: AnyProcedure, rest: No
 
   // Several `.input()`s are each validated against the whole input: an `allOf`.
   const inputSchemas = (def.inputs as unknown[]).map((schema, i) =>
-    embed(zodToJsonSchema(schema, 'input'), `${procedurePath}.input${i === 0 ? '' : i}`, components),
+    embed(zodToJsonSchema(schema, 'input'), `${procedurePath}.input${i === 0 ? '' : i}`, 'input', components),
   );
   const input: JsonSchema | undefined = inputSchemas.length === 0 ? undefined : inputSchemas.length === 1 ? inputSchemas[0] : { allOf: inputSchemas };
   const inputParts = input ? objectParts(input) : null;
@@ -241,7 +244,7 @@ function buildOperation(procedurePath: string, procedure: AnyProcedure, rest: No
   }
 
   const success = rest.successStatus ?? 200;
-  const output = def.output === undefined ? {} : embed(zodToJsonSchema(def.output, 'output'), `${procedurePath}.output`, components);
+  const output = def.output === undefined ? {} : embed(zodToJsonSchema(def.output, 'output'), `${procedurePath}.output`, 'output', components);
   const responses: Record<number, OpenApiResponse> = {
     [success]: { description: STATUS_CODES[success] ?? 'Success', content: json(output) },
     400: errorResponse('The input is invalid (code `validation_failed`, with `fields`), or the body is not JSON'),
@@ -249,7 +252,7 @@ function buildOperation(procedurePath: string, procedure: AnyProcedure, rest: No
   };
   if (auth !== 'public') {
     responses[401] = errorResponse('No bearer token, or one that is invalid or expired');
-    responses[403] = errorResponse('The token does not allow this (e.g. the tenant is suspended)');
+    responses[403] = errorResponse('The token is valid but does not allow this (e.g. its tenant is suspended)');
   }
   if (pathParams.length > 0) responses[404] = errorResponse('What the path names does not exist');
   if (rest.rateLimited) {
@@ -283,7 +286,7 @@ function buildOperation(procedurePath: string, procedure: AnyProcedure, rest: No
 export function createOpenApiDocument(router: AnyRouter, options: OpenApiOptions): OpenApiDocument {
   const procedures = router._def.procedures as Record<string, AnyProcedure>;
   const components = new SchemaComponents();
-  components.add('Error', embed(zodToJsonSchema(WireErrorBody, 'output'), 'Error', components));
+  components.add('Error', embed(zodToJsonSchema(WireErrorBody, 'output'), 'Error', 'output', components));
 
   const operations = new Map<string, Map<HttpMethod, OpenApiOperation>>();
   const claimed = new Map<string, string>();
