@@ -61,7 +61,7 @@ async function expectExactlyOneTenantPerSignup(expected: number) {
   const counts = await sql<{ signups: string; tenants: string; users: string; memberships: string; billing: string; provisioned: string; schemas: string }>`
     select
       (select count(*) from signups where status = 'ready') as signups,
-      (select count(*) from tenants where status = 'active') as tenants,
+      (select count(*) from tenants where status = 'active' and not is_default) as tenants,
       (select count(*) from users) as users,
       (select count(*) from memberships) as memberships,
       (select count(*) from billing_states) as billing,

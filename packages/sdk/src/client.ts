@@ -58,7 +58,10 @@ function withTenantryErrors<T extends object>(client: T): T {
           let target: unknown = client;
           for (const segment of path) target = (target as Record<string, unknown>)[segment];
           const result = (target as (...a: unknown[]) => unknown)(...args);
-          if (CALLS.has(path[path.length - 1] ?? '') && result instanceof Promise) {
+          // `.query(…)`, and the `.query.call(…)` / `.query.apply(…)` forms tRPC also accepts.
+          const last = path[path.length - 1] ?? '';
+          const method = last === 'call' || last === 'apply' ? (path[path.length - 2] ?? '') : last;
+          if (CALLS.has(method) && result instanceof Promise) {
             return result.catch((error: unknown) => {
               throw toTenantryError(error);
             });

@@ -1,0 +1,87 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { appRouter } from '@tenantry/api';
+import { describe, expect, it } from 'vitest';
+import { createOpenApiDocument } from '../apps/api/src/http/openapi.js';
+import { EXAMPLES } from './api-docs/examples.js';
+import { API_REFERENCE_PATH, generateApiReference } from './api-docs/generate.js';
+import { type Snippets, operationsOf, snippetsFor } from './api-docs/render.js';
+import { PLATFORM_KEY } from './support/apps.js';
+import { request, waitFor } from './support/http.js';
+import { REPO_ROOT } from './support/process.js';
+import { useStack } from './support/stack.js';
+
+const run = promisify(execFile);
+const stack = useStack();
+
+/** A Python with `requests`: TEST_PYTHON, else python3, else Debian's (.ci/run installs python3-requests). */
+async function pythonWithRequests(): Promise<string> {
+  for (const candidate of [process.env.TEST_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => !!c)) {
+    try {
+      await run(candidate, ['-c', 'import requests']);
+      return candidate;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error('no python3 with the requests package: install python3-requests (apt) or set TEST_PYTHON');
+}
+
+const RUN_DIR = new URL('./api-docs/.run/', import.meta.url);
+
+async function runSnippet(language: keyof Snippets, code: string, env: Record<string, string>, python: string): Promise<unknown> {
+  const options = { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, cwd: REPO_ROOT, timeout: 30_000 };
+  let stdout: string;
+  if (language === 'curl') {
+    ({ stdout } = await run('bash', ['-c', code], options));
+  } else if (language === 'python') {
+    ({ stdout } = await run(python, ['-c', code], options));
+  } else {
+    mkdirSync(RUN_DIR, { recursive: true });
+    const file = new URL(`example-${Date.now()}-${Math.random().toString(36).slice(2)}.ts`, RUN_DIR);
+    writeFileSync(file, code);
+    // The SDK resolves to its source through the workspace condition; a user's install resolves to dist.
+    ({ stdout } = await run(process.execPath, ['--conditions=@tenantry/source', '--import', 'tsx', file.pathname], options));
+  }
+  return JSON.parse(stdout);
+}
+
+describe('docs/api.md', () => {
+  it('is exactly what the api generates (regenerate with `pnpm docs:api`)', () => {
+    expect(readFileSync(API_REFERENCE_PATH, 'utf8')).toBe(generateApiReference());
+  });
+
+  it('has an example for every operation of the OpenAPI document', () => {
+    const ops = operationsOf(createOpenApiDocument(appRouter, { version: '1.0.0' }) as never);
+    expect(EXAMPLES.map((e) => e.operationId).sort()).toEqual([...ops.keys()].sort());
+  });
+
+  it.each(['curl', 'python', 'typescript'] as const)('every %s example runs against a live api', async (language) => {
+    const python = await pythonWithRequests();
+    const ops = operationsOf(createOpenApiDocument(appRouter, { version: '1.0.0' }) as never);
+    const env: Record<string, string> = { TENANTRY_URL: stack.api.baseUrl, TENANTRY_PLATFORM_KEY: PLATFORM_KEY };
+    for (const example of EXAMPLES) {
+      const code = snippetsFor(example, ops.get(example.operationId)!)[language];
+      const output = (await runSnippet(language, code, env, python).catch((err: Error & { stderr?: string; stdout?: string }) => {
+        throw new Error(`${language} example ${example.operationId} failed: ${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`);
+      })) as Record<string, any>;
+
+      // Carry what later examples need, and wait where the api works in the background.
+      if (example.operationId === 'signup.create') {
+        env.SIGNUP_ID = output.signupId;
+        await waitFor(async () => ((await request(stack.api.baseUrl, 'GET', `/v1/signup/${output.signupId}`)).body.status === 'ready' ? true : undefined));
+      }
+      if (example.operationId === 'auth.login') env.TENANTRY_TOKEN = output.token;
+      if (example.operationId === 'auth.me') expect(output.tenant.name).toBe('Acme Corp');
+      if (example.operationId === 'tenants.create') {
+        await waitFor(async () => ((await stack.admin('GET', '/v1/tenants/globex')).body.status === 'active' ? true : undefined));
+      }
+      if (example.operationId === 'tenants.list') expect(output.items.map((t: { slug: string }) => t.slug)).toContain('globex');
+      if (example.operationId === 'tenants.suspend') expect(output.status).toBe('suspended');
+      if (example.operationId === 'tenants.delete') expect(output.status).toBe('pending_deletion');
+      if (example.operationId === 'tenants.restore') expect(output.status).toBe('active');
+      if (example.operationId === 'meta.openapi') expect(output.openapi).toBe('3.1.0');
+    }
+  });
+});

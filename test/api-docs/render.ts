@@ -1,0 +1,216 @@
+import type { JsonSchema, OpenApiDocument, OpenApiOperation } from '../../apps/api/src/http/openapi.js';
+import { EXAMPLES, type Example, type ExampleValue } from './examples.js';
+
+/**
+ * docs/api.md, rendered from the OpenAPI document (routes, parameters, fields, statuses)
+ * and the worked examples. Nothing in it is written by hand, so it cannot drift: the docs
+ * test regenerates it and compares.
+ */
+
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface Operation {
+  method: Method;
+  path: string;
+  op: OpenApiOperation;
+}
+
+export function operationsOf(doc: OpenApiDocument): Map<string, Operation> {
+  const ops = new Map<string, Operation>();
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item) as Array<[Method, OpenApiOperation]>) ops.set(op.operationId, { method, path, op });
+  }
+  return ops;
+}
+
+function typeOf(schema: JsonSchema | undefined): string {
+  if (!schema) return 'any';
+  if (schema.$ref) return String(schema.$ref).split('/').at(-1)!;
+  if (Array.isArray(schema.enum)) return (schema.enum as unknown[]).map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ');
+  if (Array.isArray(schema.anyOf)) return (schema.anyOf as JsonSchema[]).map(typeOf).join(' \\| ');
+  if (schema.type === 'array') return `${typeOf(schema.items as JsonSchema)}[]`;
+  if (Array.isArray(schema.type)) return (schema.type as string[]).join(' \\| ');
+  return String(schema.type ?? 'any');
+}
+
+function constraints(schema: JsonSchema): string {
+  const parts: string[] = [];
+  if (schema.minLength !== undefined) parts.push(`min ${schema.minLength} chars`);
+  if (schema.maxLength !== undefined) parts.push(`max ${schema.maxLength} chars`);
+  if (schema.minimum !== undefined) parts.push(`≥ ${schema.minimum}`);
+  if (schema.maximum !== undefined) parts.push(`≤ ${schema.maximum}`);
+  if (schema.pattern !== undefined) parts.push(`pattern \`${schema.pattern}\``);
+  if (schema.default !== undefined) parts.push(`default \`${JSON.stringify(schema.default)}\``);
+  if (schema.format !== undefined) parts.push(`format ${schema.format}`);
+  return parts.join(', ');
+}
+
+function fieldTable(schema: JsonSchema): string[] {
+  const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
+  const required = new Set((schema.required ?? []) as string[]);
+  if (Object.keys(properties).length === 0) return ['(no fields)'];
+  return [
+    '| field | type | required | rules |',
+    '|---|---|---|---|',
+    ...Object.entries(properties).map(([name, s]) => `| \`${name}\` | ${typeOf(s)} | ${required.has(name) ? 'yes' : 'no'} | ${constraints(s)} |`),
+  ];
+}
+
+// ---- snippets --------------------------------------------------------------------------
+
+function isEnv(value: ExampleValue): value is { env: string } {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && 'env' in value;
+}
+
+function urlOf(example: Example, path: string, lang: 'sh' | 'py'): string {
+  const filled = path.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = example.path?.[name];
+    if (value === undefined) throw new Error(`${example.operationId}: no example for path parameter ${name}`);
+    if (isEnv(value)) return lang === 'sh' ? `$${value.env}` : `{os.environ['${value.env}']}`;
+    return encodeURIComponent(String(value));
+  });
+  return lang === 'sh' ? `$TENANTRY_URL${filled}` : `{os.environ['TENANTRY_URL']}${filled}`;
+}
+
+const CREDENTIAL = { tenant: 'TENANTRY_TOKEN', platform: 'TENANTRY_PLATFORM_KEY' } as const;
+
+function curlSnippet(example: Example, { method, path }: Operation): string {
+  const lines = [`curl -sS --fail-with-body -X ${method.toUpperCase()} "${urlOf(example, path, 'sh')}${queryString(example)}"`];
+  if (example.auth !== 'none') lines.push(`  -H "Authorization: Bearer $${CREDENTIAL[example.auth]}"`);
+  if (example.body) {
+    lines.push(`  -H 'Content-Type: application/json'`);
+    lines.push(`  -d '${JSON.stringify(example.body)}'`);
+  }
+  return lines.join(' \\\n');
+}
+
+function queryString(example: Example): string {
+  if (!example.query) return '';
+  return `?${new URLSearchParams(Object.fromEntries(Object.entries(example.query).map(([k, v]) => [k, String(v)]))).toString()}`;
+}
+
+function pyLiteral(value: ExampleValue): string {
+  if (isEnv(value)) return `os.environ['${value.env}']`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  if (typeof value === 'number') return String(value);
+  if (Array.isArray(value)) return `[${value.map(pyLiteral).join(', ')}]`;
+  return `{${Object.entries(value)
+    .map(([k, v]) => `${JSON.stringify(k)}: ${pyLiteral(v)}`)
+    .join(', ')}}`;
+}
+
+function pythonSnippet(example: Example, { method, path }: Operation): string {
+  const args = [`f"${urlOf(example, path, 'py')}"`];
+  if (example.query) args.push(`params=${pyLiteral(example.query)}`);
+  if (example.body) args.push(`json=${pyLiteral(example.body)}`);
+  if (example.auth !== 'none') args.push(`headers={"Authorization": f"Bearer {os.environ['${CREDENTIAL[example.auth]}']}"}`);
+  return [
+    'import json, os, requests',
+    '',
+    `response = requests.${method}(${args.join(', ')}, timeout=10)`,
+    'response.raise_for_status()',
+    'print(json.dumps(response.json(), indent=2))',
+  ].join('\n');
+}
+
+function tsLiteral(value: ExampleValue): string {
+  if (isEnv(value)) return `process.env.${value.env}!`;
+  if (typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(tsLiteral).join(', ')}]`;
+  return `{ ${Object.entries(value)
+    .map(([k, v]) => `${/^[A-Za-z_]\w*$/.test(k) ? k : JSON.stringify(k)}: ${tsLiteral(v)}`)
+    .join(', ')} }`;
+}
+
+function typescriptSnippet(example: Example, { method }: Operation): string {
+  const client =
+    example.auth === 'platform'
+      ? `createAdminClient({ baseUrl: process.env.TENANTRY_URL!, platformKey: process.env.TENANTRY_PLATFORM_KEY! })`
+      : example.auth === 'tenant'
+        ? `createTenantClient({ baseUrl: process.env.TENANTRY_URL!, token: process.env.TENANTRY_TOKEN! })`
+        : `createPublicClient({ baseUrl: process.env.TENANTRY_URL! })`;
+  const factory = client.slice(0, client.indexOf('('));
+  const input = { ...example.path, ...example.query, ...example.body };
+  const call = method === 'get' ? 'query' : 'mutate';
+  const arg = Object.keys(input).length > 0 || call === 'mutate' ? tsLiteral(input) : '';
+  return [
+    `import { ${factory} } from '@tenantry/sdk';`,
+    '',
+    `const client = ${client};`,
+    `console.log(JSON.stringify(await client.${example.operationId}.${call}(${arg})));`,
+  ].join('\n');
+}
+
+export interface Snippets {
+  curl: string;
+  typescript: string;
+  python: string;
+}
+
+export function snippetsFor(example: Example, operation: Operation): Snippets {
+  return { curl: curlSnippet(example, operation), typescript: typescriptSnippet(example, operation), python: pythonSnippet(example, operation) };
+}
+
+// ---- the page --------------------------------------------------------------------------
+
+const WHO = { none: 'public', tenant: 'tenant session token', platform: 'platform API key' } as const;
+
+export function renderApiReference(doc: OpenApiDocument): string {
+  const ops = operationsOf(doc);
+  const missing = [...ops.keys()].filter((id) => !EXAMPLES.some((e) => e.operationId === id));
+  if (missing.length > 0) throw new Error(`operations without an example in test/api-docs/examples.ts: ${missing.join(', ')}`);
+
+  const out: string[] = [
+    '# API reference',
+    '',
+    '<!-- Generated by `npx -y pnpm@10.34.8 docs:api` from the OpenAPI document and test/api-docs/examples.ts. Do not edit by hand: the docs test fails when this file differs from what the api generates, and it runs every example below against a live api. -->',
+    '',
+    `REST under \`/v1\`, generated from the same procedures as the tRPC endpoint at \`/trpc\` (which the TypeScript SDK \`@tenantry/sdk\` uses). The machine-readable description is \`GET /v1/openapi.json\` (OpenAPI ${doc.openapi}).`,
+    '',
+    '**Errors** are an HTTP status and a JSON body `{ "code": "…", "message": "…" }`; validation errors (400, `validation_failed`) also list `fields: [{ "field", "message" }]`. Switch on `code`, not on `message`.',
+    '',
+    '**Credentials**: `Authorization: Bearer <token>` — a tenant session token from `POST /v1/auth/login`, or a platform API key for the tenants routes. A missing or wrong credential is 401; a tenant token on a platform route is 403 `platform_key_required`.',
+    '',
+    'The examples assume these variables:',
+    '',
+    '```sh',
+    'export TENANTRY_URL=http://127.0.0.1:3000',
+    'export TENANTRY_PLATFORM_KEY=tpk_…   # printed once at first start, or set with PLATFORM_API_KEY',
+    'export TENANTRY_TOKEN=tnt_s_…        # from POST /v1/auth/login',
+    'export SIGNUP_ID=sgn_…               # from POST /v1/signup',
+    '```',
+    '',
+    '## Routes',
+    '',
+    '| method | path | who | does |',
+    '|---|---|---|---|',
+  ];
+  for (const example of EXAMPLES) {
+    const operation = ops.get(example.operationId);
+    if (!operation) throw new Error(`example for unknown operation ${example.operationId}`);
+    out.push(`| ${operation.method.toUpperCase()} | \`/v1${operation.path.replace(/^\/v1/, '')}\` | ${WHO[example.auth]} | [${example.summary}](#${anchor(example.operationId)}) |`);
+  }
+  for (const example of EXAMPLES) {
+    const operation = ops.get(example.operationId)!;
+    const { method, path, op } = operation;
+    const [successStatus, success] = Object.entries(op.responses).find(([status]) => status.startsWith('2'))!;
+    out.push('', `## ${example.operationId}`, '', `\`${method.toUpperCase()} ${path}\` — ${example.summary}`, '', `Who: ${WHO[example.auth]}. Success: **${successStatus}**.`);
+    const params = op.parameters ?? [];
+    if (params.length > 0) {
+      out.push('', '**Parameters**', '', '| name | in | type | required | rules |', '|---|---|---|---|---|');
+      for (const p of params) out.push(`| \`${p.name}\` | ${p.in} | ${typeOf(p.schema)} | ${p.required ? 'yes' : 'no'} | ${constraints(p.schema)} |`);
+    }
+    if (op.requestBody) out.push('', '**Body** (JSON)', '', ...fieldTable(op.requestBody.content['application/json'].schema));
+    out.push('', `**Response ${successStatus}**`, '', ...fieldTable(success.content['application/json'].schema));
+    const errors = Object.keys(op.responses).filter((s) => !s.startsWith('2'));
+    out.push('', `**Errors**: ${errors.map((s) => `\`${s}\``).join(', ')} — see [errors](#api-reference).`);
+    const snippets = snippetsFor(example, operation);
+    out.push('', '```sh', snippets.curl, '```', '', '```ts', snippets.typescript, '```', '', '```python', snippets.python, '```');
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function anchor(operationId: string): string {
+  return operationId.toLowerCase().replace(/[^a-z0-9]+/g, '');
+}
