@@ -96,3 +96,33 @@ describe('configured keys', () => {
     expect(await database.db.selectFrom('platform_keys').select('id').execute()).toHaveLength(0);
   });
 });
+
+describe('platform-key command (rotation without a restart)', () => {
+  it('creates a key that works at once, lists it, and revokes it', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { REPO_ROOT } = await import('./support/process.js');
+    const database = await freshDatabase();
+    const api = await startApi({ DATABASE_URL: database.url, REDIS_PREFIX: prefix, PLATFORM_API_KEY: 'tpk_configured-key' });
+    apis.push(api);
+    const cli = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'apps/api/src/cli/platform-key.ts', ...args], {
+        cwd: REPO_ROOT,
+        env: { PATH: process.env.PATH ?? '', DATABASE_URL: database.url },
+      });
+
+    const created = await cli('create', 'billing-system');
+    const key = keyIn([created.stdout])!;
+    const id = created.stdout.match(/created platform key ([0-9a-f-]{36})/)![1]!;
+    expect((await request(api.baseUrl, 'GET', '/v1/tenants', { token: key })).status).toBe(200);
+    expect((await cli('list')).stdout).toMatch(new RegExp(`${id}\\s+billing-system\\s+created .* active`));
+
+    await cli('revoke', id);
+    expect((await request(api.baseUrl, 'GET', '/v1/tenants', { token: key })).status).toBe(401);
+    expect((await cli('list')).stdout).toContain('revoked');
+    const audit = await database.db.selectFrom('audit_log').select('action').where('action', 'like', 'platform_key.%').orderBy('id').execute();
+    expect(audit.map((a) => a.action)).toEqual(['platform_key.created', 'platform_key.revoked']);
+    await expect(cli('revoke', id)).rejects.toMatchObject({ code: 2 });
+    await expect(cli('create')).rejects.toMatchObject({ code: 2 });
+  });
+});
