@@ -1,52 +1,35 @@
 import { createHash } from 'node:crypto';
-import type { WorkerInstance } from '@tenantry/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningApi, startApi, startWorker } from './support/apps.js';
-import { type TestDatabase, createTestDatabase } from './support/database.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { request, validSignup, waitForSignup } from './support/http.js';
-import { deleteRedisKeys, redisPrefix } from './support/redis.js';
+import { useStack } from './support/stack.js';
 
-let database: TestDatabase;
-let api: RunningApi;
-let worker: WorkerInstance;
-const prefix = redisPrefix();
+const stack = useStack();
 const owner = validSignup({ email: 'Owner@Auth.Example', orgName: 'Auth Org' });
 let token: string;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  const env = { DATABASE_URL: database.url, REDIS_PREFIX: prefix };
-  api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '1000' });
-  worker = await startWorker(env);
-  const accepted = await request(api.baseUrl, 'POST', '/v1/signup', { body: owner });
-  await waitForSignup(api.baseUrl, accepted.body.signupId);
-});
-
-afterAll(async () => {
-  await worker?.close();
-  await api?.close();
-  await database?.drop();
-  await deleteRedisKeys(prefix);
+  const accepted = await request(stack.api.baseUrl, 'POST', '/v1/signup', { body: owner });
+  await waitForSignup(stack.api.baseUrl, accepted.body.signupId);
 });
 
 describe('login and sessions', () => {
   it('logs in with the email in any case; the token is opaque and stored only as a hash', async () => {
-    const res = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'OWNER@auth.example', password: owner.password } });
+    const res = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'OWNER@auth.example', password: owner.password } });
     expect(res.status).toBe(200);
     token = res.body.token;
     expect(token.length).toBeGreaterThan(40);
-    const sessions = await database.db.selectFrom('sessions').select('token_hash').execute();
+    const sessions = await stack.database.db.selectFrom('sessions').select('token_hash').execute();
     expect(sessions).toHaveLength(1);
     expect(Buffer.from(sessions[0]!.token_hash).equals(createHash('sha256').update(token).digest())).toBe(true);
-    const stored = JSON.stringify(await database.db.selectFrom('sessions').selectAll().execute());
+    const stored = JSON.stringify(await stack.database.db.selectFrom('sessions').selectAll().execute());
     expect(stored).not.toContain(token);
-    const audit = await database.db.selectFrom('audit_log').select('action').where('action', '=', 'session.created').execute();
+    const audit = await stack.database.db.selectFrom('audit_log').select('action').where('action', '=', 'session.created').execute();
     expect(audit).toHaveLength(1);
   });
 
   it('wrong password and unknown email are the same 401', async () => {
-    const wrong = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: owner.email, password: 'not-the-password' } });
-    const unknown = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'nobody@auth.example', password: owner.password } });
+    const wrong = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email: owner.email, password: 'not-the-password' } });
+    const unknown = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'nobody@auth.example', password: owner.password } });
     expect(wrong.status).toBe(401);
     expect(unknown.status).toBe(401);
     expect(wrong.body).toEqual(unknown.body);
@@ -54,28 +37,28 @@ describe('login and sessions', () => {
   });
 
   it('login input is validated', async () => {
-    const res = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: '' } });
+    const res = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email: '' } });
     expect(res.status).toBe(400);
     expect(res.body.fields.map((f: { field: string }) => f.field).sort()).toEqual(['email', 'password']);
   });
 
   it('/v1/me needs a valid, unexpired token', async () => {
-    expect((await request(api.baseUrl, 'GET', '/v1/me')).body.code).toBe('unauthenticated');
-    const bogus = await request(api.baseUrl, 'GET', '/v1/me', { token: 'tnt_s_forged' });
+    expect((await request(stack.api.baseUrl, 'GET', '/v1/me')).body.code).toBe('unauthenticated');
+    const bogus = await request(stack.api.baseUrl, 'GET', '/v1/me', { token: 'tnt_s_forged' });
     expect(bogus.status).toBe(401);
     expect(bogus.body.code).toBe('invalid_token');
-    expect((await request(api.baseUrl, 'GET', '/v1/me', { token })).status).toBe(200);
+    expect((await request(stack.api.baseUrl, 'GET', '/v1/me', { token })).status).toBe(200);
 
-    await database.db.updateTable('sessions').set({ expires_at: new Date(Date.now() - 1000) }).execute();
-    const expired = await request(api.baseUrl, 'GET', '/v1/me', { token });
+    await stack.database.db.updateTable('sessions').set({ expires_at: new Date(Date.now() - 1000) }).execute();
+    const expired = await request(stack.api.baseUrl, 'GET', '/v1/me', { token });
     expect(expired.status).toBe(401);
     expect(expired.body.code).toBe('invalid_token');
   });
 
   it('the same procedures answer over /trpc', async () => {
-    const login = await request(api.baseUrl, 'POST', '/trpc/auth.login', { body: { email: owner.email, password: owner.password } });
+    const login = await request(stack.api.baseUrl, 'POST', '/trpc/auth.login', { body: { email: owner.email, password: owner.password } });
     expect(login.status).toBe(200);
-    const me = await request(api.baseUrl, 'GET', '/trpc/auth.me', { token: login.body.result.data.token });
+    const me = await request(stack.api.baseUrl, 'GET', '/trpc/auth.me', { token: login.body.result.data.token });
     expect(me.status).toBe(200);
     expect(me.body.result.data.tenant.name).toBe('Auth Org');
   });
@@ -83,17 +66,17 @@ describe('login and sessions', () => {
 
 describe('health', () => {
   it('/healthz and /readyz answer 200 when Postgres and Redis are up', async () => {
-    expect((await request(api.baseUrl, 'GET', '/healthz')).status).toBe(200);
-    const ready = await request(api.baseUrl, 'GET', '/readyz');
+    expect((await request(stack.api.baseUrl, 'GET', '/healthz')).status).toBe(200);
+    const ready = await request(stack.api.baseUrl, 'GET', '/readyz');
     expect(ready.status).toBe(200);
     expect(ready.body.checks).toEqual({ postgres: 'ok', redis: 'ok' });
   });
 
   it('unknown routes are 404 with a code; a wrong method is 405', async () => {
-    const missing = await request(api.baseUrl, 'GET', '/v1/nope');
+    const missing = await request(stack.api.baseUrl, 'GET', '/v1/nope');
     expect(missing.status).toBe(404);
     expect(missing.body.code).toBe('not_found');
-    const method = await request(api.baseUrl, 'DELETE', '/v1/signup');
+    const method = await request(stack.api.baseUrl, 'DELETE', '/v1/signup');
     expect(method.status).toBe(405);
     expect(method.body.code).toBe('method_not_allowed');
   });
@@ -105,15 +88,15 @@ describe('login limiter', () => {
     const target = { email: 'OWNER@auth.example', password: 'guess' };
     const statuses: number[] = [];
     for (let i = 0; i < 11; i++) {
-      statuses.push((await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { ...target, password: `guess-${i}` } })).status);
+      statuses.push((await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { ...target, password: `guess-${i}` } })).status);
     }
     // An earlier wrong-password test spent one attempt; successful logins reset the count.
     expect(statuses.slice(0, 9)).toEqual(Array(9).fill(401));
     expect(statuses.at(-1)).toBe(429);
-    const blocked = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: owner.email, password: owner.password } });
+    const blocked = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email: owner.email, password: owner.password } });
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
-    const other = await request(api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'someone-else@auth.example', password: 'x' } });
+    const other = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'someone-else@auth.example', password: 'x' } });
     expect(other.status).toBe(401);
   });
 

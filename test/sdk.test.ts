@@ -9,17 +9,12 @@ import {
   createTenantClient,
   isTenantryError,
 } from '@tenantry/sdk';
-import type { WorkerInstance } from '@tenantry/worker';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { PLATFORM_KEY, type RunningApi, startApi, startWorker } from './support/apps.js';
-import { type TestDatabase, createTestDatabase } from './support/database.js';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { PLATFORM_KEY } from './support/apps.js';
 import { validSignup, waitFor } from './support/http.js';
-import { deleteRedisKeys, redisPrefix } from './support/redis.js';
+import { useStack } from './support/stack.js';
 
-let database: TestDatabase;
-let api: RunningApi;
-let worker: WorkerInstance;
-const prefix = redisPrefix();
+const stack = useStack();
 const owner = validSignup({ email: 'Owner@Sdk.Example', orgName: 'Sdk Org' });
 
 /** The rejection of `promise`, which must be a TenantryError. */
@@ -35,25 +30,12 @@ async function failure(promise: Promise<unknown>): Promise<TenantryError> {
   return error as TenantryError;
 }
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const env = { DATABASE_URL: database.url, REDIS_PREFIX: prefix };
-  api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '1000' });
-  worker = await startWorker(env);
-});
-
-afterAll(async () => {
-  await worker?.close();
-  await api?.close();
-  await database?.drop();
-  await deleteRedisKeys(prefix);
-});
 
 describe('@tenantry/sdk against a live api', () => {
   let token: string;
 
   it('signs up with the public client and follows the signup to ready', async () => {
-    const anon = createPublicClient({ baseUrl: api.baseUrl });
+    const anon = createPublicClient({ baseUrl: stack.api.baseUrl });
     const accepted = await anon.signup.create.mutate(owner);
     expectTypeOf(accepted.signupId).toEqualTypeOf<string>();
     expect(accepted.signupId).toMatch(/^sgn_[0-9a-f]{32}$/);
@@ -67,7 +49,7 @@ describe('@tenantry/sdk against a live api', () => {
   });
 
   it('logs in with the public client', async () => {
-    const anon = createPublicClient({ baseUrl: api.baseUrl });
+    const anon = createPublicClient({ baseUrl: stack.api.baseUrl });
     const session = await anon.auth.login.mutate({ email: owner.email, password: owner.password });
     expectTypeOf(session).toEqualTypeOf<RouterOutputs['auth']['login']>();
     expect(session.token.length).toBeGreaterThan(40);
@@ -75,7 +57,7 @@ describe('@tenantry/sdk against a live api', () => {
   });
 
   it('calls `me` as the tenant with the session token; the result is typed', async () => {
-    const client = createTenantClient({ baseUrl: `${api.baseUrl}/`, token });
+    const client = createTenantClient({ baseUrl: `${stack.api.baseUrl}/`, token });
     const me = await client.auth.me.query();
     expectTypeOf(me).toEqualTypeOf<RouterOutputs['auth']['me']>();
     expectTypeOf(me.user.role).toEqualTypeOf<'owner' | 'admin' | 'member'>();
@@ -87,14 +69,14 @@ describe('@tenantry/sdk against a live api', () => {
 
   it('reads the token before each request when given a function', async () => {
     let current: string | undefined;
-    const client = createTenantClient({ baseUrl: api.baseUrl, token: () => current });
+    const client = createTenantClient({ baseUrl: stack.api.baseUrl, token: () => current });
     expect((await failure(client.auth.me.query())).code).toBe('unauthenticated');
     current = token;
     expect((await client.auth.me.query()).tenant.name).toBe('Sdk Org');
   });
 
   it('a wrong token is a TenantryError invalid_token, 401, caused by the TRPCClientError', async () => {
-    const client = createTenantClient({ baseUrl: api.baseUrl, token: 'tnt_s_forged' });
+    const client = createTenantClient({ baseUrl: stack.api.baseUrl, token: 'tnt_s_forged' });
     const error = await failure(client.auth.me.query());
     expect(error.code).toBe('invalid_token');
     expect(error.status).toBe(401);
@@ -106,13 +88,13 @@ describe('@tenantry/sdk against a live api', () => {
   });
 
   it('no token is unauthenticated, 401', async () => {
-    const error = await failure(createTenantClient({ baseUrl: api.baseUrl }).auth.me.query());
+    const error = await failure(createTenantClient({ baseUrl: stack.api.baseUrl }).auth.me.query());
     expect(error.code).toBe('unauthenticated');
     expect(error.status).toBe(401);
   });
 
   it('bad login input is validation_failed, 400, with the fields', async () => {
-    const anon = createPublicClient({ baseUrl: api.baseUrl });
+    const anon = createPublicClient({ baseUrl: stack.api.baseUrl });
     const error = await failure(anon.auth.login.mutate({ email: '' } as RouterInputs['auth']['login']));
     expect(error.code).toBe('validation_failed');
     expect(error.status).toBe(400);
@@ -121,7 +103,7 @@ describe('@tenantry/sdk against a live api', () => {
   });
 
   it('wrong credentials and unknown signups carry the api codes', async () => {
-    const anon = createPublicClient({ baseUrl: api.baseUrl });
+    const anon = createPublicClient({ baseUrl: stack.api.baseUrl });
     const wrong = await failure(anon.auth.login.mutate({ email: 'nobody@sdk.example', password: 'not-the-password' }));
     expect([wrong.code, wrong.status]).toEqual(['invalid_credentials', 401]);
     const missing = await failure(anon.signup.status.query({ signupId: `sgn_${'0'.repeat(32)}` }));
@@ -131,7 +113,7 @@ describe('@tenantry/sdk against a live api', () => {
   it('the admin client sends the platform key as a bearer token, through the given fetch', async () => {
     const seen: Array<{ url: string; authorization: string | null }> = [];
     const admin = createAdminClient({
-      baseUrl: api.baseUrl,
+      baseUrl: stack.api.baseUrl,
       platformKey: 'tnt_pk_example',
       fetch: async (input, init) => {
         seen.push({ url: String(input), authorization: new Headers(init?.headers).get('authorization') });
@@ -141,7 +123,7 @@ describe('@tenantry/sdk against a live api', () => {
     // Any procedure will do to see the request; the admin routes are another change's.
     await failure(admin.signup.status.query({ signupId: `sgn_${'0'.repeat(32)}` }));
     expect(seen).toHaveLength(1);
-    expect(seen[0]!.url.startsWith(`${api.baseUrl}/trpc/signup.status?`)).toBe(true);
+    expect(seen[0]!.url.startsWith(`${stack.api.baseUrl}/trpc/signup.status?`)).toBe(true);
     expect(seen[0]!.authorization).toBe('Bearer tnt_pk_example');
   });
 
@@ -161,7 +143,7 @@ describe('@tenantry/sdk against a live api', () => {
   it('an aborted call is aborted, status 0', async () => {
     const controller = new AbortController();
     controller.abort();
-    const anon = createPublicClient({ baseUrl: api.baseUrl });
+    const anon = createPublicClient({ baseUrl: stack.api.baseUrl });
     const error = await failure(anon.signup.status.query({ signupId: `sgn_${'0'.repeat(32)}` }, { signal: controller.signal }));
     expect([error.code, error.status]).toEqual(['aborted', 0]);
   });
@@ -174,7 +156,7 @@ describe('@tenantry/sdk against a live api', () => {
 });
 
 describe('admin client against a live api', () => {
-  const admin = () => createAdminClient({ baseUrl: api.baseUrl, platformKey: PLATFORM_KEY });
+  const admin = () => createAdminClient({ baseUrl: stack.api.baseUrl, platformKey: PLATFORM_KEY });
 
   it('creates, lists, suspends, unsuspends, deletes and restores a tenant', async () => {
     const created = await admin().tenants.create.mutate({ name: 'Sdk Managed', ownerEmail: 'owner@sdk-managed.example', plan: 'pro' });
@@ -201,8 +183,8 @@ describe('admin client against a live api', () => {
   });
 
   it('a tenant token on the admin client is a typed 403', async () => {
-    const login = await createPublicClient({ baseUrl: api.baseUrl }).auth.login.mutate({ email: owner.email, password: owner.password });
-    const error = await failure(createAdminClient({ baseUrl: api.baseUrl, platformKey: login.token }).tenants.list.query({}));
+    const login = await createPublicClient({ baseUrl: stack.api.baseUrl }).auth.login.mutate({ email: owner.email, password: owner.password });
+    const error = await failure(createAdminClient({ baseUrl: stack.api.baseUrl, platformKey: login.token }).tenants.list.query({}));
     expect([error.code, error.status]).toEqual(['platform_key_required', 403]);
   });
 });

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { type Db, createDb } from '@tenantry/db';
-import pg from 'pg';
 import { inject } from 'vitest';
-import { TEST_PG_URL, databaseUrl } from './env.js';
+import { withAdmin } from './admin.js';
+import { databaseUrl } from './env.js';
 
 export interface TestDatabase {
   name: string;
@@ -12,22 +12,12 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: TEST_PG_URL });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
 /** A fresh database cloned from the migrated template: one per test file. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const template = inject('templateDatabase');
   // The run's pid (in the template's name) marks the database as this run's, for cleanup.
   const name = `tenantry_t_${template.replace('tenantry_tpl_', '')}_${randomBytes(6).toString('hex')}`;
-  await admin(async (client) => {
+  await withAdmin(async (client) => {
     // Two files cloning the template at the same instant: Postgres refuses a template that
     // is in use, so retry briefly.
     for (let attempt = 0; ; attempt++) {
@@ -48,7 +38,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     db,
     async drop() {
       await db.destroy();
-      await admin((client) => client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`));
+      await withAdmin((client) => client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`));
     },
   };
 }

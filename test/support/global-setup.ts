@@ -1,7 +1,8 @@
 import { createDb, migrateToLatest } from '@tenantry/db';
-import pg from 'pg';
+import type pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { TEST_PG_URL, databaseUrl } from './env.js';
+import { withAdmin } from './admin.js';
+import { databaseUrl } from './env.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,16 +20,6 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: TEST_PG_URL });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
   }
 }
 

@@ -58,6 +58,16 @@ export function parseApiConfig(env: Record<string, string | undefined>): ApiConf
   return parsed.data;
 }
 
-export function loadApiConfig(): ApiConfig {
-  return parseApiConfig(process.env);
+/**
+ * The config of an entry point (main, CLI): on a bad value, print which variables are
+ * wrong and exit 1 — there is nothing sensible to run with.
+ */
+export function loadApiConfigOrExit(): ApiConfig {
+  try {
+    return parseApiConfig(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    process.exit(1);
+  }
 }

@@ -1,15 +1,8 @@
 import { createApi } from './app.js';
-import { ConfigError, loadApiConfig } from './config.js';
+import { loadApiConfigOrExit } from './config.js';
 import { createLogger } from './logger.js';
 
-let config;
-try {
-  config = loadApiConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(err.message);
-  process.exit(1);
-}
+const config = loadApiConfigOrExit();
 
 const logger = createLogger(config.LOG_LEVEL, 'tenantry-api');
 const api = await createApi(config, { logger });

@@ -32,6 +32,16 @@ export function parseWorkerConfig(env: Record<string, string | undefined>): Work
   return parsed.data;
 }
 
-export function loadWorkerConfig(): WorkerConfig {
-  return parseWorkerConfig(process.env);
+/**
+ * The config of an entry point (main, CLI): on a bad value, print which variables are
+ * wrong and exit 1 — there is nothing sensible to run with.
+ */
+export function loadWorkerConfigOrExit(): WorkerConfig {
+  try {
+    return parseWorkerConfig(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    process.exit(1);
+  }
 }

@@ -1,15 +1,8 @@
 import { createWorker } from './app.js';
-import { ConfigError, loadWorkerConfig } from './config.js';
+import { loadWorkerConfigOrExit } from './config.js';
 import { createLogger } from './logger.js';
 
-let config;
-try {
-  config = loadWorkerConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(err.message);
-  process.exit(1);
-}
+const config = loadWorkerConfigOrExit();
 
 const logger = createLogger(config.LOG_LEVEL, 'tenantry-worker');
 const worker = await createWorker(config, { logger });

@@ -9,7 +9,7 @@
  */
 import { appendAudit, createDb, migrateToLatest } from '@tenantry/db';
 import { sql } from 'kysely';
-import { ConfigError, loadApiConfig } from '../config.js';
+import { loadApiConfigOrExit } from '../config.js';
 import { newPlatformKey } from '../services/platform-keys.js';
 
 const USAGE = 'usage: platform-key create <name> | list | revoke <id>';
@@ -17,14 +17,7 @@ const USAGE = 'usage: platform-key create <name> | list | revoke <id>';
 /** A mistake in how the command was called: message and exit 2, no stack. */
 class UsageError extends Error {}
 
-let config;
-try {
-  config = loadApiConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(err.message);
-  process.exit(1);
-}
+const config = loadApiConfigOrExit();
 
 const [command, argument] = process.argv.slice(2);
 const db = createDb(config.DATABASE_URL, { maxConnections: 1, applicationName: 'tenantry-platform-key' });
