@@ -116,12 +116,14 @@ describe('lifecycle transitions', () => {
 
 describe("a tenant's own access follows its lifecycle", () => {
   it('suspended: tokens refused (403 tenant_suspended), platform routes still work; unsuspend restores access', async () => {
-    const { tenantId, token } = await stack.signUpTenant({ orgName: 'Suspend Me' });
+    const { tenantId, token, email, password } = await stack.signUpTenant({ orgName: 'Suspend Me' });
     expect((await request(stack.api.baseUrl, 'GET', '/v1/me', { token })).status).toBe(200);
 
     await stack.admin('POST', `/v1/tenants/${tenantId}/suspend`, { body: { reason: 'unpaid' } });
     const refused = await request(stack.api.baseUrl, 'GET', '/v1/me', { token });
     expect([refused.status, refused.body.code]).toEqual([403, 'tenant_suspended']);
+    const login = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email, password } });
+    expect([login.status, login.body.code]).toEqual([403, 'tenant_suspended']);
     expect((await stack.admin('GET', `/v1/tenants/${tenantId}`)).status).toBe(200);
 
     await stack.admin('POST', `/v1/tenants/${tenantId}/unsuspend`, { body: {} });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type Db, appendAudit } from '@tenantry/db';
-import { ForbiddenError, NotFoundError, UnauthorizedError, normaliseEmail, toPublicId } from '@tenantry/domain';
+import { ForbiddenError, NotFoundError, UnauthorizedError, normaliseEmail, tenantAccessRefusal, toPublicId } from '@tenantry/domain';
 import type { ApiDeps } from '../context.js';
 import { verifyPassword } from './passwords.js';
 import { consumeOrThrow } from './rate-limit.js';
@@ -32,9 +32,8 @@ export async function login(deps: ApiDeps, input: { email: string; password: str
     .orderBy('memberships.created_at')
     .executeTakeFirst();
   if (!membership) throw INVALID_CREDENTIALS();
-  if (membership.status !== 'active') {
-    throw new ForbiddenError(`tenant_${membership.status}`, `The tenant is ${membership.status.replace('_', ' ')}`);
-  }
+  const refusal = tenantAccessRefusal(membership.status);
+  if (refusal) throw new ForbiddenError(refusal.code, refusal.message);
 
   const { token, tokenHash } = newSessionToken();
   await deps.loginLimiter.delete(limiterKey).catch(() => undefined);
