@@ -27,6 +27,8 @@ const ApiEnv = z
     SESSION_TTL_HOURS: envPositiveInt.default(24 * 7),
     /** Comma-separated platform keys (several during a rotation). Unset: one is generated at first start. */
     PLATFORM_API_KEY: z.string().optional(),
+    /** Signing secret of the Stripe webhook endpoint (whsec_…). Unset: the webhook route answers 404. */
+    STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_', 'must be a Stripe webhook signing secret (whsec_…)').optional(),
     /** Days a deleted tenant's data is kept (restorable) before the worker purges it. */
     TENANT_DATA_RETENTION_DAYS: envPositiveInt.default(30),
     PROVISION_ATTEMPTS: envPositiveInt.default(5),

@@ -66,7 +66,24 @@ export interface BillingStatesTable {
   subscription_state: SubscriptionState;
   trial_ends_at: Timestamp | null;
   plan_version: Generated<number>;
+  /** Overrides of the plan's capabilities (null: the plan's). */
+  capabilities: ColumnType<string[] | null, string | null, string | null>;
+  /** Overrides of some of the plan's limits (null: the plan's). */
+  limits: ColumnType<Record<string, number> | null, string | null, string | null>;
+  state_before_suspension: Exclude<SubscriptionState, 'suspended'> | null;
+  /** Time of the newest external billing event applied: older events are not applied. */
+  last_event_at: Timestamp | null;
   updated_at: Generated<Date>;
+}
+
+export interface BillingEventsTable {
+  event_id: string;
+  type: string;
+  tenant_id: string | null;
+  occurred_at: Timestamp;
+  received_at: Generated<Date>;
+  /** applied | ignored_stale | ignored_unknown_tenant | ignored_illegal | ignored_type */
+  outcome: string;
 }
 
 export interface ProvisioningStepsTable {
@@ -92,6 +109,10 @@ export interface AuditLogTable {
   action: string;
   tenant_id: string | null;
   data: ColumnType<Record<string, unknown>, string, never>;
+  /** Set by the chain trigger on insert. */
+  chain_seq: ColumnType<string, never, never>;
+  prev_hash: ColumnType<Buffer, never, never>;
+  hash: ColumnType<Buffer, never, never>;
 }
 
 export interface PlatformKeysTable {
@@ -113,6 +134,7 @@ export interface Database {
   sessions: SessionsTable;
   audit_log: AuditLogTable;
   platform_keys: PlatformKeysTable;
+  billing_events: BillingEventsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

@@ -8,3 +8,4 @@ export * from './auth.js';
 export * from './env.js';
 export * from './lifecycle.js';
 export * from './tenants-api.js';
+export * from './plans.js';
