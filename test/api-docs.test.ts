@@ -81,6 +81,8 @@ describe('docs/api.md', () => {
       if (example.operationId === 'tenants.suspend') expect(output.status).toBe('suspended');
       if (example.operationId === 'tenants.delete') expect(output.status).toBe('pending_deletion');
       if (example.operationId === 'tenants.restore') expect(output.status).toBe('active');
+      if (example.operationId === 'billing.update') expect(output.effective.limits.members).toBe(500);
+      if (example.operationId === 'audit.list') expect(output.items[0].action).toBe('billing_state.updated');
       if (example.operationId === 'meta.openapi') expect(output.openapi).toBe('3.1.0');
     }
   });

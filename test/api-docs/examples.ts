@@ -49,5 +49,14 @@ export const EXAMPLES: Example[] = [
     query: { reason: 'customer request' },
   },
   { operationId: 'tenants.restore', summary: 'Restore a tenant pending deletion to its previous state.', auth: 'platform', path: { id: 'globex' }, body: {} },
+  { operationId: 'billing.get', summary: "A tenant's billing state and what it entitles (hosted mode).", auth: 'platform', path: { id: 'globex' } },
+  {
+    operationId: 'billing.update',
+    summary: 'Override billing state: plan, subscription state, capabilities, limits (audited; seen by every instance within a second).',
+    auth: 'platform',
+    path: { id: 'globex' },
+    body: { plan: 'enterprise', limits: { members: 500 } },
+  },
+  { operationId: 'audit.list', summary: 'The tamper-evident audit trail, newest first.', auth: 'platform', query: { limit: 5 } },
   { operationId: 'meta.openapi', summary: 'The OpenAPI 3.1 document this reference is generated from.', auth: 'none' },
 ];

@@ -62,6 +62,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
+    onBillingChanged: async () => undefined,
     logger,
   };
   // Give Redis a moment to connect so the first requests are not refused; if it is down at

@@ -14,6 +14,8 @@ export interface ApiDeps {
   provisioningQueue: ProvisioningQueue;
   signupLimiter: RateLimiterRedis;
   loginLimiter: RateLimiterRedis;
+  /** Tell every api instance a tenant's billing state changed (entitlement caches). */
+  onBillingChanged: (tenantId: string) => Promise<void>;
   /** SHA-256 of each key in PLATFORM_API_KEY. */
   platformKeyHashes: Buffer[];
   logger: Logger;

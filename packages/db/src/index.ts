@@ -5,3 +5,4 @@ export * from './audit.js';
 export * from './with-tenant.js';
 export * from './tenant-store/schema-store.js';
 export * from './tenants.js';
+export * from './audit-verify.js';

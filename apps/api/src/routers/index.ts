@@ -1,5 +1,7 @@
 import { router } from '../trpc.js';
+import { auditRouter } from './audit.js';
 import { authRouter } from './auth.js';
+import { billingRouter } from './billing.js';
 import { metaRouter } from './meta.js';
 import { signupRouter } from './signup.js';
 import { tenantsRouter } from './tenants.js';
@@ -10,6 +12,8 @@ export const appRouter = router({
   auth: authRouter,
   meta: metaRouter,
   tenants: tenantsRouter,
+  billing: billingRouter,
+  audit: auditRouter,
 });
 
 export type AppRouter = typeof appRouter;
