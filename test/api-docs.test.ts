@@ -82,7 +82,9 @@ describe('docs/api.md', () => {
       if (example.operationId === 'tenants.delete') expect(output.status).toBe('pending_deletion');
       if (example.operationId === 'tenants.restore') expect(output.status).toBe('active');
       if (example.operationId === 'billing.update') expect(output.effective.limits.members).toBe(500);
-      if (example.operationId === 'audit.list') expect(output.items[0].action).toBe('billing_state.updated');
+      if (example.operationId === 'apiKeys.create') env.API_KEY_ID = output.id;
+      if (example.operationId === 'apiKeys.revoke') expect(output.revokedAt).not.toBeNull();
+      if (example.operationId === 'audit.list') expect(output.items[0].action).toBe('api_key.revoked');
       if (example.operationId === 'meta.openapi') expect(output.openapi).toBe('3.1.0');
     }
   });

@@ -179,6 +179,7 @@ export function renderApiReference(doc: OpenApiDocument): string {
     'export TENANTRY_PLATFORM_KEY=tpk_…   # printed once at first start, or set with PLATFORM_API_KEY',
     'export TENANTRY_TOKEN=tnt_s_…        # from POST /v1/auth/login',
     'export SIGNUP_ID=sgn_…               # from POST /v1/signup',
+    'export API_KEY_ID=…                  # from POST /v1/api-keys',
     '```',
     '',
     '## Routes',

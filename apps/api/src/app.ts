@@ -13,6 +13,7 @@ import { sendJson } from './http/respond.js';
 import { createRestHandler } from './http/rest.js';
 import { createLogger } from './logger.js';
 import { appRouter } from './routers/index.js';
+import { createEntitlements } from './services/entitlements.js';
 import { createLoginLimiter, createSignupLimiter } from './services/rate-limit.js';
 import { configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { withTimeout } from './timeout.js';
@@ -54,6 +55,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
 
   const redis = createFailFastRedis(config.REDIS_URL, 'tenantry-api');
   const producerRedis = createProducerRedis(config.REDIS_URL, 'tenantry-api-producer');
+  const entitlements = await createEntitlements(config, db, redis, logger);
   const deps: ApiDeps = {
     config,
     db,
@@ -62,7 +64,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
-    onBillingChanged: async () => undefined,
+    entitlements: entitlements.source,
+    onBillingChanged: (tenantId) => entitlements.invalidate(tenantId),
     logger,
   };
   // Give Redis a moment to connect so the first requests are not refused; if it is down at
@@ -80,11 +83,12 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   });
   deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
 
-  const contextOf = (req: IncomingMessage): RequestContext => ({
+  const contextOf = (req: IncomingMessage, responseHeaders: Record<string, string> = {}): RequestContext => ({
     deps,
     clientIp: clientIpOf(req, config.TRUST_PROXY),
     bearer: bearerOf(req),
     requestId: String(req.headers['x-request-id'] ?? randomUUID()),
+    responseHeaders,
   });
 
   const callerFactory = createCallerFactory(appRouter);
@@ -92,7 +96,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     router: appRouter,
     prefix: '/v1',
     maxBodyBytes: MAX_BODY_BYTES,
-    createCaller: async (req) => callerFactory(contextOf(req)) as unknown as Record<string, unknown>,
+    createCaller: async (req, responseHeaders) => callerFactory(contextOf(req, responseHeaders)) as unknown as Record<string, unknown>,
     onServerError: (err, path) => logger.error({ err, path }, 'request failed'),
   });
   const handleTrpc = createHTTPHandler({
@@ -103,8 +107,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     onError: ({ error, path }) => {
       if (toWireError(error).status >= 500) logger.error({ err: error, path }, 'request failed');
     },
-    responseMeta: ({ errors }) => {
-      const headers = errors[0] ? toWireError(errors[0]).headers : {};
+    responseMeta: ({ ctx, errors }) => {
+      const headers = { ...ctx?.responseHeaders, ...(errors[0] ? toWireError(errors[0]).headers : {}) };
       return { headers };
     },
   });
@@ -159,6 +163,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       server.closeAllConnections();
       // Bounded: with Redis down, BullMQ's close would wait for it forever.
       await withTimeout(deps.provisioningQueue.close(), 2_000).catch(() => undefined);
+      await entitlements.close();
       redis.disconnect();
       producerRedis.disconnect();
       await db.destroy();

@@ -27,6 +27,18 @@ const ApiEnv = z
     SESSION_TTL_HOURS: envPositiveInt.default(24 * 7),
     /** Comma-separated platform keys (several during a rotation). Unset: one is generated at first start. */
     PLATFORM_API_KEY: z.string().optional(),
+    /**
+     * Self-hosted licensing: a license JWT (LICENSE, or a file path in LICENSE_FILE) and the
+     * vendor's Ed25519 public key (PEM). With a license, every tenant gets its plan; a bad
+     * license stops the api at boot. Without one, entitlements come from billing state.
+     */
+    LICENSE: z.string().optional(),
+    LICENSE_FILE: z.string().optional(),
+    LICENSE_PUBLIC_KEY: z.string().optional(),
+    /** How long an entitlement answer is cached per instance (changes are pushed sooner over Redis). */
+    ENTITLEMENTS_CACHE_TTL_MS: envPositiveInt.default(30_000),
+    /** With billing state unreadable, how long a cached answer may still be served before trial defaults. */
+    ENTITLEMENTS_MAX_STALENESS_MS: envPositiveInt.default(3_600_000),
     /** Signing secret of the Stripe webhook endpoint (whsec_…). Unset: the webhook route answers 404. */
     STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_', 'must be a Stripe webhook signing secret (whsec_…)').optional(),
     /** Days a deleted tenant's data is kept (restorable) before the worker purges it. */
@@ -38,6 +50,13 @@ const ApiEnv = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {
+    const licensed = env.LICENSE !== undefined || env.LICENSE_FILE !== undefined;
+    if (licensed && env.HOSTED_MODE) {
+      ctx.addIssue({ code: 'custom', path: ['LICENSE'], message: 'a license is for self-hosted installations; hosted mode reads billing state' });
+    }
+    if (licensed && !env.LICENSE_PUBLIC_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['LICENSE_PUBLIC_KEY'], message: 'LICENSE/LICENSE_FILE needs LICENSE_PUBLIC_KEY to verify it' });
+    }
     if (env.HOSTED_MODE && !env.MULTI_TENANT_ENABLED) {
       ctx.addIssue({
         code: 'custom',

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Db } from '@tenantry/db';
+import type { EntitlementSource } from '@tenantry/entitlements';
 import type { ProvisioningQueue } from '@tenantry/jobs';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -14,6 +15,7 @@ export interface ApiDeps {
   provisioningQueue: ProvisioningQueue;
   signupLimiter: RateLimiterRedis;
   loginLimiter: RateLimiterRedis;
+  entitlements: EntitlementSource;
   /** Tell every api instance a tenant's billing state changed (entitlement caches). */
   onBillingChanged: (tenantId: string) => Promise<void>;
   /** SHA-256 of each key in PLATFORM_API_KEY. */
@@ -27,6 +29,8 @@ export interface RequestContext {
   /** The bearer credential of the request, if any; which kind it is is decided by the procedure. */
   bearer: string | null;
   requestId: string;
+  /** Headers the procedure wants on the response (set by the ladder, applied by both adapters). */
+  responseHeaders: Record<string, string>;
 }
 
 /**

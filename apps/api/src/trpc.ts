@@ -1,9 +1,9 @@
-import { DomainError, ForbiddenError, NotFoundError, tenantAccessRefusal } from '@tenantry/domain';
+import { type Capability, DomainError, ForbiddenError, NotFoundError, PaymentRequiredError, isReadOnly, tenantAccessRefusal } from '@tenantry/domain';
 import { initTRPC } from '@trpc/server';
 import type { RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
 import { authenticatePlatform } from './services/platform-keys.js';
-import { authenticateTenantToken } from './services/sessions.js';
+import { authenticateTenant } from './services/tenant-auth.js';
 
 /**
  * REST exposure of a procedure: its method and path under /v1, and the status of a
@@ -23,6 +23,8 @@ export interface RestMeta {
     /** Rate limited: can answer 429 with Retry-After. Documentation only. */
     rateLimited?: boolean;
   };
+  /** A tenant procedure that needs a plan capability (403 capability_missing otherwise). */
+  requires?: Capability;
 }
 
 const t = initTRPC
@@ -67,17 +69,43 @@ export const hostedProcedure = publicProcedure.use(({ ctx, next }) => {
   return next();
 });
 
+/** How stale the entitlements a tenant call was judged by are, in seconds (0: fresh). */
+export const STALENESS_HEADER = 'tenantry-entitlements-staleness';
+
 /**
- * A signed-in tenant user (session token) whose tenant is active. A suspended or
- * pending-deletion tenant's sessions are refused, not deleted, so access comes back on
- * unsuspend or restore.
+ * A tenant call: a session token or tenant API key, for an active tenant, judged against
+ * the tenant's entitlements. Every tenant call:
+ * - is refused while the tenant is suspended or pending deletion (sessions are kept, so
+ *   access comes back on unsuspend or restore);
+ * - may not write (mutations) with a read-scoped API key, nor while the subscription is
+ *   expired or billing-suspended (402: reads still work);
+ * - needs the capability its meta `requires`, if any (403 naming it);
+ * - answers with how stale the entitlements were (header), so fail-open is visible.
  */
-export const tenantProcedure = publicProcedure.use(async ({ ctx, next }) => {
-  const session = await authenticateTenantToken(ctx.deps.db, ctx.bearer);
-  const tenant = await ctx.deps.db.selectFrom('tenants').select('status').where('id', '=', session.tenantId).executeTakeFirst();
+export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, meta }) => {
+  const principal = await authenticateTenant(ctx.deps.db, ctx.bearer);
+  const tenant = await ctx.deps.db.selectFrom('tenants').select('status').where('id', '=', principal.tenantId).executeTakeFirst();
   const refusal = tenantAccessRefusal(tenant?.status ?? 'deleted');
   if (refusal) throw new ForbiddenError(refusal.code, refusal.message);
-  return next({ ctx: { session } });
+
+  const entitlements = await ctx.deps.entitlements.get(principal.tenantId);
+  ctx.responseHeaders[STALENESS_HEADER] = String(Math.round(entitlements.staleSeconds));
+  if (type === 'mutation') {
+    if (principal.kind === 'api_key' && principal.scope === 'read') {
+      throw new ForbiddenError('scope_insufficient', 'This API key is read-only');
+    }
+    if (isReadOnly(entitlements.subscriptionState)) {
+      throw new PaymentRequiredError(
+        `subscription_${entitlements.subscriptionState}`,
+        `The subscription is ${entitlements.subscriptionState}: reads still work, writes need an active subscription`,
+      );
+    }
+  }
+  const required = meta?.requires;
+  if (required && !entitlements.capabilities.includes(required)) {
+    throw new ForbiddenError('capability_missing', `The plan does not include "${required}"`);
+  }
+  return next({ ctx: { principal, entitlements } });
 });
 
 /** An operator or billing system holding a platform API key. */

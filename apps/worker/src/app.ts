@@ -5,6 +5,7 @@ import {
   QUEUES,
   createProvisioningQueue,
   createWorkerRedis,
+  entitlementsChannel,
   provisioningRetryPolicy,
 } from '@tenantry/jobs';
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
@@ -13,6 +14,7 @@ import type { WorkerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { ProvisioningInterrupted, compensate, provisionTenant, recordAttemptFailure } from './provisioning/saga.js';
 import { purgeDueTenants } from './purge.js';
+import { expireTrials } from './trial-expiry.js';
 import { reconcileSignups } from './reconciler.js';
 
 /** After the shutdown deadline: how long cancelled jobs get to hand themselves back. */
@@ -40,6 +42,8 @@ export interface WorkerInstance {
   reconcile(): Promise<number>;
   /** One purge pass now, as if the time were `now` (it also runs on its schedule). */
   purge(now?: Date): Promise<number>;
+  /** One trial-expiry pass now, as if the time were `now` (it also runs on its schedule). */
+  expireTrials(now?: Date): Promise<number>;
 }
 
 /**
@@ -57,6 +61,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const provisioningQueue = createProvisioningQueue(redis, config.REDIS_PREFIX);
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
   const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
+  const runTrialExpiry = (now: Date) => expireTrials(db, now, (tenantId) => redis.publish(entitlementsChannel(config.REDIS_PREFIX), tenantId));
 
   const provisioningWorker = new Worker<ProvisionTenantPayload>(
     QUEUES.provisioning,
@@ -103,6 +108,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           if (requeued > 0) logger.info({ requeued }, 'reconciler re-enqueued stuck signups');
           return requeued;
         }
+        case JOBS.expireTrials: {
+          const expired = await runTrialExpiry(new Date());
+          if (expired > 0) logger.info({ expired }, 'expired trials past their end date');
+          return expired;
+        }
         case JOBS.purgeTenants: {
           const purged = await purgeDueTenants(db, new Date());
           if (purged > 0) logger.info({ purged }, 'purged tenants past their retention');
@@ -127,6 +137,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     { name: JOBS.reconcileSignups, opts: { removeOnComplete: true, removeOnFail: 100 } },
   );
   await maintenanceQueue.upsertJobScheduler(
+    JOBS.expireTrials,
+    { every: config.TRIAL_EXPIRY_INTERVAL_MS },
+    { name: JOBS.expireTrials, opts: { removeOnComplete: true, removeOnFail: 100 } },
+  );
+  await maintenanceQueue.upsertJobScheduler(
     JOBS.purgeTenants,
     { every: config.PURGE_INTERVAL_MS },
     { name: JOBS.purgeTenants, opts: { removeOnComplete: true, removeOnFail: 100 } },
@@ -137,6 +152,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   return {
     reconcile,
     purge: (now = new Date()) => purgeDueTenants(db, now),
+    expireTrials: (now = new Date()) => runTrialExpiry(now),
     async close() {
       const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close()]);
       if (await timesOut(drained, config.SHUTDOWN_TIMEOUT_MS)) {

@@ -14,6 +14,8 @@ const WorkerEnv = z.object({
   RECONCILE_INTERVAL_MS: envPositiveInt.default(30_000),
   /** A signup not finished and untouched for this long is re-enqueued by the reconciler. */
   RECONCILE_STALE_AFTER_MS: envPositiveInt.default(60_000),
+  /** How often trials past their end date are moved to expired. */
+  TRIAL_EXPIRY_INTERVAL_MS: envPositiveInt.default(60_000),
   /** How often tenants past their retention are purged. */
   PURGE_INTERVAL_MS: envPositiveInt.default(5 * 60_000),
   SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(20_000),

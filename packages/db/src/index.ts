@@ -6,3 +6,4 @@ export * from './with-tenant.js';
 export * from './tenant-store/schema-store.js';
 export * from './tenants.js';
 export * from './audit-verify.js';
+export * from './billing.js';

@@ -124,6 +124,18 @@ export interface PlatformKeysTable {
   revoked_at: Timestamp | null;
 }
 
+export interface TenantApiKeysTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  scope: 'read' | 'write';
+  /** SHA-256 of the key; shown once at creation, never stored. */
+  key_hash: Buffer;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  revoked_at: Timestamp | null;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -135,6 +147,7 @@ export interface Database {
   audit_log: AuditLogTable;
   platform_keys: PlatformKeysTable;
   billing_events: BillingEventsTable;
+  tenant_api_keys: TenantApiKeysTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

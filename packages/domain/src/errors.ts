@@ -10,6 +10,7 @@ export type ErrorKind =
   | 'not_found'
   | 'conflict'
   | 'payload_too_large'
+  | 'payment_required'
   | 'rate_limited'
   | 'unavailable';
 
@@ -87,5 +88,16 @@ export class DependencyUnavailableError extends DomainError {
     options?: { cause?: unknown },
   ) {
     super(`A dependency (${dependency}) is unavailable; retry shortly`, options);
+  }
+}
+
+/** The tenant's subscription does not allow this (expired or billing-suspended: reads only). */
+export class PaymentRequiredError extends DomainError {
+  readonly kind = 'payment_required';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
   }
 }

@@ -18,6 +18,7 @@ export const JOBS = {
   provisionTenant: 'provision-tenant',
   reconcileSignups: 'reconcile-signups',
   purgeTenants: 'purge-tenants',
+  expireTrials: 'expire-trials',
 } as const;
 
 export const ProvisionTenantPayload = z.object({
@@ -45,4 +46,13 @@ export interface RetryPolicy {
 /** Exponential backoff with jitter, so a burst of failures does not retry in lock-step. */
 export function provisioningRetryPolicy(attempts: number, baseDelayMs: number): RetryPolicy {
   return { attempts, backoff: { type: 'exponential', delay: baseDelayMs, jitter: 0.5 } };
+}
+
+/**
+ * The pub/sub channel on which a billing change is announced, so every api instance drops
+ * its cached entitlements for the tenant. Published by the api (admin changes, Stripe) and
+ * the worker (trial expiry).
+ */
+export function entitlementsChannel(prefix: string): string {
+  return `${prefix}:entitlements:invalidate`;
 }

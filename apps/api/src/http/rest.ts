@@ -19,7 +19,8 @@ export interface RestHandlerOptions<TRouter extends AnyRouter> {
   router: TRouter;
   /** Mount point, e.g. "/v1": route paths in meta are relative to it. */
   prefix: string;
-  createCaller: (req: IncomingMessage) => Promise<Record<string, unknown>>;
+  /** A caller for this request; procedures put response headers into `responseHeaders`. */
+  createCaller: (req: IncomingMessage, responseHeaders: Record<string, string>) => Promise<Record<string, unknown>>;
   maxBodyBytes: number;
   /** Called with every error that becomes a 5xx, for logging. */
   onServerError: (error: unknown, procedurePath: string) => void;
@@ -87,6 +88,7 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
       return undefined;
     }
     const { route, match } = hit;
+    const responseHeaders: Record<string, string> = {};
     try {
       let input: Record<string, unknown> | undefined;
       if (route.hasInput) {
@@ -99,17 +101,17 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
           input![name] = decodePathParam(match[i + 1] ?? '');
         });
       }
-      const caller = await options.createCaller(req);
+      const caller = await options.createCaller(req, responseHeaders);
       const procedure = route.procedurePath.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller);
       const output = await (procedure as (input: unknown) => Promise<unknown>)(input);
-      sendJson(res, route.successStatus, output);
+      sendJson(res, route.successStatus, output, responseHeaders);
     } catch (error) {
       if (error instanceof BodyError) {
         sendJson(res, error.status, { code: error.code, message: error.message });
       } else {
         const wire = toWireError(error);
         if (wire.status >= 500) options.onServerError(error, route.procedurePath);
-        sendJson(res, wire.status, wire.body, wire.headers);
+        sendJson(res, wire.status, wire.body, { ...responseHeaders, ...wire.headers });
       }
     }
     return route.template;

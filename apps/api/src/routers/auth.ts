@@ -12,5 +12,5 @@ export const authRouter = router({
   me: tenantProcedure
     .meta({ rest: { method: 'GET', path: '/me', auth: 'tenant' } })
     .output(MeResponse)
-    .query(({ ctx }) => me(ctx.deps.db, ctx.session)),
+    .query(({ ctx }) => me(ctx.deps.db, ctx.principal)),
 });

@@ -1,4 +1,5 @@
 import { router } from '../trpc.js';
+import { apiKeysRouter } from './api-keys.js';
 import { auditRouter } from './audit.js';
 import { authRouter } from './auth.js';
 import { billingRouter } from './billing.js';
@@ -14,6 +15,7 @@ export const appRouter = router({
   tenants: tenantsRouter,
   billing: billingRouter,
   audit: auditRouter,
+  apiKeys: apiKeysRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -4,7 +4,8 @@ import { ForbiddenError, NotFoundError, UnauthorizedError, normaliseEmail, tenan
 import type { ApiDeps } from '../context.js';
 import { verifyPassword } from './passwords.js';
 import { consumeOrThrow } from './rate-limit.js';
-import { type TenantSession, newSessionToken } from './sessions.js';
+import { newSessionToken } from './sessions.js';
+import type { TenantPrincipal } from './tenant-auth.js';
 
 const INVALID_CREDENTIALS = () => new UnauthorizedError('invalid_credentials', 'The email or password is incorrect');
 
@@ -54,7 +55,9 @@ export async function login(deps: ApiDeps, input: { email: string; password: str
   return { token, expiresAt: expiresAt.toISOString(), tenantId: toPublicId('ten', membership.tenantId) };
 }
 
-export async function me(db: Db, session: TenantSession) {
+export async function me(db: Db, principal: TenantPrincipal) {
+  if (principal.kind !== 'session') throw new ForbiddenError('session_required', 'This route is about a signed-in user; API keys have none');
+  const session = principal;
   const row = await db
     .selectFrom('memberships')
     .innerJoin('users', 'users.id', 'memberships.user_id')

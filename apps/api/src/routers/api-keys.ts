@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { createApiKey, listApiKeys, revokeApiKey } from '../services/api-keys.js';
+import { router, tenantProcedure } from '../trpc.js';
+
+const ApiKeyView = z.object({
+  id: z.string(),
+  name: z.string(),
+  scope: z.enum(['read', 'write']),
+  createdAt: z.string(),
+  revokedAt: z.string().nullable(),
+});
+
+/** A tenant's API keys for its own programs (plans with the `api_keys` capability). */
+export const apiKeysRouter = router({
+  create: tenantProcedure
+    .meta({ rest: { method: 'POST', path: '/api-keys', successStatus: 201, auth: 'tenant' }, requires: 'api_keys' })
+    .input(z.strictObject({ name: z.string().trim().min(1).max(100), scope: z.enum(['read', 'write']) }))
+    .output(ApiKeyView.extend({ key: z.string() }))
+    .mutation(({ ctx, input }) => createApiKey(ctx.deps.db, ctx.principal, input)),
+
+  list: tenantProcedure
+    .meta({ rest: { method: 'GET', path: '/api-keys', auth: 'tenant' } })
+    .output(z.object({ items: z.array(ApiKeyView) }))
+    .query(({ ctx }) => listApiKeys(ctx.deps.db, ctx.principal)),
+
+  revoke: tenantProcedure
+    .meta({ rest: { method: 'DELETE', path: '/api-keys/{id}', auth: 'tenant' } })
+    .input(z.strictObject({ id: z.uuid() }))
+    .output(ApiKeyView)
+    .mutation(({ ctx, input }) => revokeApiKey(ctx.deps.db, ctx.principal, input.id)),
+});
