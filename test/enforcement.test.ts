@@ -76,8 +76,10 @@ describe('entitlements on every tenant call', () => {
     expect([write.status, write.body.code]).toEqual([402, 'subscription_expired']);
     expect((await request(stack.api.baseUrl, 'GET', '/v1/api-keys', { token: tenant.token })).status).toBe(200);
     expect((await request(stack.api.baseUrl, 'GET', '/v1/me', { token: tenant.token })).status).toBe(200);
-    // expired → active is not a move of the state machine; billing-suspend and back is.
-    expect((await billing(tenant.tenantId, { subscriptionState: 'active' })).status).toBe(409);
+    // Back to trial is not a move of the state machine; a renewal is.
+    expect((await billing(tenant.tenantId, { subscriptionState: 'trial' })).status).toBe(409);
+    expect((await billing(tenant.tenantId, { subscriptionState: 'active' })).status).toBe(200);
+    expect((await createKey(stack.api.baseUrl, tenant.token)).status).toBe(201);
   });
 
   it('billing-suspended: reads 200, writes 402 subscription_suspended', async () => {

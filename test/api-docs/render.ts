@@ -209,6 +209,18 @@ export function renderApiReference(doc: OpenApiDocument): string {
     const snippets = snippetsFor(example, operation);
     out.push('', '```sh', snippets.curl, '```', '', '```ts', snippets.typescript, '```', '', '```python', snippets.python, '```');
   }
+  out.push(
+    '',
+    '## Stripe webhook',
+    '',
+    '`POST /v1/billing/stripe/webhook` — for Stripe, not for people; it exists only when `STRIPE_WEBHOOK_SECRET` is set (404 otherwise), and is outside the OpenAPI document because its body must be verified byte for byte.',
+    '',
+    '- Verifies the `Stripe-Signature` header (5 minutes tolerance); a bad or missing signature is 400 `invalid_signature` and changes nothing.',
+    '- Handles `customer.subscription.created|updated|deleted|paused|resumed|trial_will_end`. The tenant is `subscription.metadata.tenant_id` (`ten_…`); the plan is `metadata.plan`, else a single price `lookup_key` naming a plan.',
+    '- `subscription.status` → subscription state: trialing → trial, active → active, past_due → grace, unpaid and canceled → expired, paused → suspended.',
+    '- Idempotent by event id (a replay answers `{"received":true,"duplicate":true}` and changes nothing); an event older than the last one applied to the tenant changes nothing; a move the subscription state machine does not allow is recorded and ignored. Each event is recorded in `billing_events` with its outcome.',
+    '- Subscribe the endpoint to the `customer.subscription.*` events only.',
+  );
   return `${out.join('\n')}\n`;
 }
 

@@ -11,6 +11,7 @@ import { toWireError } from './errors.js';
 import { checkReadiness } from './http/health.js';
 import { sendJson } from './http/respond.js';
 import { createRestHandler } from './http/rest.js';
+import { createStripeWebhookHandler } from './http/stripe-webhook.js';
 import { createLogger } from './logger.js';
 import { appRouter } from './routers/index.js';
 import { createEntitlements } from './services/entitlements.js';
@@ -18,6 +19,8 @@ import { createLoginLimiter, createSignupLimiter } from './services/rate-limit.j
 import { configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
+
+const STRIPE_WEBHOOK_PATH = '/v1/billing/stripe/webhook';
 
 /** How long boot waits for the first Redis connection. */
 const REDIS_BOOT_WAIT_MS = 3_000;
@@ -113,6 +116,12 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     },
   });
 
+  // Mounted only with a signing secret; without one the path falls through to REST's 404.
+  // Outside tRPC on purpose: the signature covers the raw body, which must not be re-encoded.
+  const handleStripeWebhook = config.STRIPE_WEBHOOK_SECRET
+    ? createStripeWebhookHandler({ db, webhookSecret: config.STRIPE_WEBHOOK_SECRET, logger, onBillingChanged: deps.onBillingChanged })
+    : undefined;
+
   const server = createServer(async (req, res) => {
     const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -127,6 +136,9 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
         route = '/trpc';
         handleTrpc(req, res);
         await new Promise((resolve) => res.once('close', resolve));
+      } else if (handleStripeWebhook && url.pathname === STRIPE_WEBHOOK_PATH) {
+        route = STRIPE_WEBHOOK_PATH;
+        await handleStripeWebhook(req, res);
       } else if (url.pathname === '/v1' || url.pathname.startsWith('/v1/')) {
         route = await handleRest(req, res, url);
       } else {

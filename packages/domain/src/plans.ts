@@ -64,12 +64,17 @@ export const TRIAL_DEFAULTS = PLAN_CATALOG.trial;
  * Subscription states: trial → active | expired; active → grace; grace → active | expired;
  * any → suspended; suspended → the state it was suspended from. Staying in a state is not
  * a transition (and always allowed).
+ *
+ * One addition to that design: expired → active, a renewal. Without it a trial that ran out
+ * could never become a paying customer, nor could a subscription Stripe marked unpaid be
+ * revived when the invoice is finally paid. What stays illegal is moving backwards into
+ * trial or grace, and leaving suspended for anything but where it came from.
  */
 const SUBSCRIPTION_TRANSITIONS: Record<SubscriptionState, readonly SubscriptionState[]> = {
   trial: ['active', 'expired', 'suspended'],
   active: ['grace', 'suspended'],
   grace: ['active', 'expired', 'suspended'],
-  expired: ['suspended'],
+  expired: ['active', 'suspended'],
   suspended: [],
 };
 

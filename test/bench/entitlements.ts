@@ -1,0 +1,179 @@
+/**
+ * Benchmark: the entitlement cache (DatabaseSource).
+ *
+ * (a) Hot path: DatabaseSource.get() on a cache hit, against in the same run a bare
+ *     Map.get (the floor of any in-memory cache) and `await` of a Map.get (the floor of
+ *     any promise-returning API). ns/op, median of several rounds after a warm-up.
+ * (b) Propagation of a billing change across two instances (separate Redis connections,
+ *     same channel): update the billing_states row, invalidate on instance A, poll instance
+ *     B's get() until it returns the new value. p50/p95/max over 100 changes.
+ *
+ * Figures, not a test: `npx -y pnpm@10.34.8 bench:entitlements`.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createDb, ensureDatabase, insertProvisioningTenant, migrateToLatest } from '@tenantry/db';
+import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { type DatabaseSource, PostgresBillingStore, createDatabaseSource } from '../../packages/entitlements/src/index.js';
+import { TEST_PG_URL, TEST_REDIS_URL, databaseUrl } from '../support/env.js';
+import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
+
+const OPS = Number(process.env.BENCH_OPS ?? 2_000_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const CHANGES = Number(process.env.BENCH_CHANGES ?? 100);
+const TENANTS = 1_000;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+/** Short timeouts like the api's connections; the offline queue lets setup subscribe before the socket is up. */
+function connect(name: string): Redis {
+  const redis = new Redis(TEST_REDIS_URL, {
+    connectionName: name,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 1_000,
+    connectTimeout: 1_000,
+    retryStrategy: (times) => Math.min(times * 100, 1_000),
+  });
+  redis.on('error', () => undefined);
+  return redis;
+}
+
+/** ns/op of `fn` run `ops` times, median of `ROUNDS` rounds (after one warm-up round). */
+async function nsPerOp(ops: number, fn: (n: number) => Promise<number> | number): Promise<{ median: number; rounds: number[] }> {
+  await fn(Math.min(ops, 200_000));
+  const rounds: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const started = process.hrtime.bigint();
+    await fn(ops);
+    rounds.push(Number(process.hrtime.bigint() - started) / ops);
+  }
+  return { median: median(rounds), rounds };
+}
+
+const name = `tenantry_bench_ent_${randomBytes(4).toString('hex')}`;
+const url = databaseUrl(name);
+const prefix = redisPrefix();
+const channel = `${prefix}:entitlements:invalidate`;
+await ensureDatabase(url);
+const db = createDb(url, { maxConnections: 4, applicationName: 'tenantry-bench-entitlements' });
+const connections: Redis[] = [];
+const sources: DatabaseSource[] = [];
+try {
+  await migrateToLatest(db);
+  const ids: string[] = [];
+  for (let i = 0; i < TENANTS; i++) ids.push(randomUUID());
+  for (const id of ids) await insertProvisioningTenant(db, { id, name: `Bench ${id.slice(0, 8)}`, plan: 'pro', isolation: 'schema' });
+  await db
+    .insertInto('billing_states')
+    .values(ids.map((id) => ({ tenant_id: id, plan: 'pro', subscription_state: 'active' as const, trial_ends_at: null })))
+    .execute();
+  await sql`analyze billing_states`.execute(db);
+
+  const store = new PostgresBillingStore(db);
+  const make = async (label: string) => {
+    const publisher = connect(`bench-${label}`);
+    const subscriber = publisher.duplicate({ connectionName: `bench-${label}-sub` });
+    subscriber.on('error', () => undefined);
+    connections.push(publisher, subscriber);
+    // An hour's TTL: no entry expires during the run; what is measured is the hit path and invalidation.
+    const source = await createDatabaseSource({ store, redis: { subscriber, publisher }, channel, ttlMs: 3_600_000 });
+    sources.push(source);
+    return source;
+  };
+  const a = await make('a');
+  const b = await make('b');
+
+  // --- (a) hot path ------------------------------------------------------------------------
+  const map = new Map<string, { planVersion: number }>();
+  for (const id of ids) {
+    map.set(id, { planVersion: 1 });
+    await a.get(id);
+  }
+  const key = ids[TENANTS >> 1]!;
+  if ((await a.get(key)).origin !== 'cache') throw new Error('expected a cache hit');
+
+  const bare = await nsPerOp(OPS, (n) => {
+    let acc = 0;
+    for (let i = 0; i < n; i++) acc += map.get(key)!.planVersion;
+    return acc;
+  });
+  const awaited = await nsPerOp(OPS, async (n) => {
+    let acc = 0;
+    for (let i = 0; i < n; i++) acc += (await Promise.resolve(map.get(key)!)).planVersion;
+    return acc;
+  });
+  const source = await nsPerOp(OPS, async (n) => {
+    let acc = 0;
+    for (let i = 0; i < n; i++) acc += (await a.get(key)).planVersion;
+    return acc;
+  });
+  // Many tenants, as an api instance sees them: the hit path with a cache of 1,000 entries, keys rotating.
+  const rotating = await nsPerOp(OPS, async (n) => {
+    let acc = 0;
+    for (let i = 0; i < n; i++) acc += (await a.get(ids[i % TENANTS]!)).planVersion;
+    return acc;
+  });
+
+  const row = (label: string, r: { median: number; rounds: number[] }) =>
+    console.log(
+      `  ${label.padEnd(44)} ${r.median.toFixed(1).padStart(8)} ns/op   (rounds: ${r.rounds.map((x) => x.toFixed(1)).join(', ')})`,
+    );
+  console.log(`(a) hot path: ${OPS.toLocaleString('en')} ops per round, median of ${ROUNDS} rounds after a warm-up; node ${process.version}\n`);
+  row('bare Map.get', bare);
+  row('await Promise.resolve(Map.get)', awaited);
+  row('await DatabaseSource.get (hit, one tenant)', source);
+  row('await DatabaseSource.get (hit, 1,000 tenants)', rotating);
+  console.log(
+    `\n  ratio DatabaseSource.get / Map.get: ${(source.median / bare.median).toFixed(1)}×;` +
+      ` / await Map.get: ${(source.median / awaited.median).toFixed(2)}×`,
+  );
+
+  // --- (b) propagation ---------------------------------------------------------------------
+  const tenant = ids[0]!;
+  const fromInvalidate: number[] = [];
+  const fromUpdate: number[] = [];
+  let polls = 0;
+  for (let i = 0; i < CHANGES; i++) {
+    const version = i + 2;
+    // Both instances hold the old value in cache (the first get of a round may load it).
+    await a.get(tenant);
+    await b.get(tenant);
+    const before = await b.get(tenant);
+    if (before.origin !== 'cache' || before.planVersion !== version - 1) throw new Error(`B did not have the old value cached: ${JSON.stringify(before)}`);
+
+    const t0 = performance.now();
+    await db.updateTable('billing_states').set({ plan_version: version, updated_at: sql`now()` }).where('tenant_id', '=', tenant).execute();
+    const t1 = performance.now();
+    if (!(await a.invalidate(tenant))) throw new Error('publish failed');
+    // Poll tightly, but yield to I/O between polls (a loop of resolved promises would starve the socket).
+    for (;;) {
+      polls++;
+      if ((await b.get(tenant)).planVersion === version) break;
+      await new Promise((resolve) => setImmediate(resolve));
+      if (performance.now() - t1 > 5_000) throw new Error(`change ${i} not seen by B within 5 s`);
+    }
+    const t2 = performance.now();
+    fromInvalidate.push(t2 - t1);
+    fromUpdate.push(t2 - t0);
+  }
+  const line = (label: string, ms: number[]) => {
+    const sorted = [...ms].sort((x, y) => x - y);
+    console.log(`  ${label.padEnd(44)} p50 ${pct(sorted, 50).toFixed(2).padStart(6)} ms   p95 ${pct(sorted, 95).toFixed(2).padStart(6)} ms   max ${sorted.at(-1)!.toFixed(2).padStart(6)} ms`);
+  };
+  console.log(`\n(b) propagation of ${CHANGES} billing changes, instance A → instance B (separate Redis connections, one channel)\n`);
+  line('invalidate on A → B.get() returns new value', fromInvalidate);
+  line('UPDATE + invalidate → B.get() returns new', fromUpdate);
+  console.log(`  (${(polls / CHANGES).toFixed(1)} polls of B per change on average; B's first poll after the message reloads from Postgres)`);
+} finally {
+  for (const s of sources) await s.close();
+  for (const c of connections) c.disconnect();
+  await db.destroy();
+  const admin = new pg.Client({ connectionString: TEST_PG_URL });
+  await admin.connect();
+  await admin.query(`drop database if exists ${admin.escapeIdentifier(name)} with (force)`);
+  await admin.end();
+  await deleteRedisKeys(prefix);
+}
