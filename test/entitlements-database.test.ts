@@ -335,10 +335,11 @@ describe('DatabaseSource across a Redis restart', () => {
     const id = await tenantWith('free');
     const publisher = connect(redis.url);
     const subscriber = connect(redis.url);
-    const failures: string[] = [];
-    const b = await createDatabaseSource({ store, redis: { subscriber, publisher }, channel, ttlMs: 3_600_000, onError: (_e, ctx) => failures.push(ctx) });
+    const started = performance.now();
+    const b = await createDatabaseSource({ store, redis: { subscriber, publisher }, channel, ttlMs: 3_600_000 });
     cleanup.push(() => b.close());
-    expect(failures).toContain('subscribe');
+    // Boot is not held up by Redis.
+    expect(performance.now() - started).toBeLessThan(500);
     expect((await b.get(id)).plan).toBe('free');
 
     await redis.start();

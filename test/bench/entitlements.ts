@@ -41,16 +41,24 @@ function connect(name: string): Redis {
   return redis;
 }
 
-/** ns/op of `fn` run `ops` times, median of `ROUNDS` rounds (after one warm-up round). */
-async function nsPerOp(ops: number, fn: (n: number) => Promise<number> | number): Promise<{ median: number; rounds: number[] }> {
-  await fn(Math.min(ops, 200_000));
-  const rounds: number[] = [];
+type Loop = (n: number) => Promise<number> | number;
+
+/**
+ * ns/op of each loop, run `ops` times per round. Rounds are interleaved (every loop once per
+ * round) so that load from elsewhere on the machine hits all of them alike; each loop is
+ * warmed up first. Reports the median round, and per round the ratio to the first loop.
+ */
+async function interleaved(ops: number, loops: Loop[]): Promise<Array<{ median: number; rounds: number[]; ratio: number }>> {
+  for (const loop of loops) await loop(Math.min(ops, 500_000));
+  const rounds = loops.map(() => [] as number[]);
   for (let r = 0; r < ROUNDS; r++) {
-    const started = process.hrtime.bigint();
-    await fn(ops);
-    rounds.push(Number(process.hrtime.bigint() - started) / ops);
+    for (const [i, loop] of loops.entries()) {
+      const started = process.hrtime.bigint();
+      await loop(ops);
+      rounds[i]!.push(Number(process.hrtime.bigint() - started) / ops);
+    }
   }
-  return { median: median(rounds), rounds };
+  return rounds.map((rs) => ({ median: median(rs), rounds: rs, ratio: median(rs.map((x, r) => x / rounds[0]![r]!)) }));
 }
 
 const name = `tenantry_bench_ent_${randomBytes(4).toString('hex')}`;
@@ -95,41 +103,41 @@ try {
   const key = ids[TENANTS >> 1]!;
   if ((await a.get(key)).origin !== 'cache') throw new Error('expected a cache hit');
 
-  const bare = await nsPerOp(OPS, (n) => {
-    let acc = 0;
-    for (let i = 0; i < n; i++) acc += map.get(key)!.planVersion;
-    return acc;
-  });
-  const awaited = await nsPerOp(OPS, async (n) => {
-    let acc = 0;
-    for (let i = 0; i < n; i++) acc += (await Promise.resolve(map.get(key)!)).planVersion;
-    return acc;
-  });
-  const source = await nsPerOp(OPS, async (n) => {
-    let acc = 0;
-    for (let i = 0; i < n; i++) acc += (await a.get(key)).planVersion;
-    return acc;
-  });
-  // Many tenants, as an api instance sees them: the hit path with a cache of 1,000 entries, keys rotating.
-  const rotating = await nsPerOp(OPS, async (n) => {
-    let acc = 0;
-    for (let i = 0; i < n; i++) acc += (await a.get(ids[i % TENANTS]!)).planVersion;
-    return acc;
-  });
+  const [bare, awaited, hit, rotating] = await interleaved(OPS, [
+    (n) => {
+      let acc = 0;
+      for (let i = 0; i < n; i++) acc += map.get(key)!.planVersion;
+      return acc;
+    },
+    async (n) => {
+      let acc = 0;
+      for (let i = 0; i < n; i++) acc += (await Promise.resolve(map.get(key)!)).planVersion;
+      return acc;
+    },
+    async (n) => {
+      let acc = 0;
+      for (let i = 0; i < n; i++) acc += (await a.get(key)).planVersion;
+      return acc;
+    },
+    // Many tenants, as an api instance sees them: hits on a cache of 1,000 entries, keys rotating.
+    async (n) => {
+      let acc = 0;
+      for (let i = 0; i < n; i++) acc += (await a.get(ids[i % TENANTS]!)).planVersion;
+      return acc;
+    },
+  ]);
 
-  const row = (label: string, r: { median: number; rounds: number[] }) =>
+  const row = (label: string, r: { median: number; rounds: number[]; ratio: number }) =>
     console.log(
-      `  ${label.padEnd(44)} ${r.median.toFixed(1).padStart(8)} ns/op   (rounds: ${r.rounds.map((x) => x.toFixed(1)).join(', ')})`,
+      `  ${label.padEnd(44)} ${r.median.toFixed(1).padStart(7)} ns/op  ${r.ratio.toFixed(1).padStart(6)}×   (rounds: ${r.rounds.map((x) => x.toFixed(0)).join(', ')})`,
     );
-  console.log(`(a) hot path: ${OPS.toLocaleString('en')} ops per round, median of ${ROUNDS} rounds after a warm-up; node ${process.version}\n`);
-  row('bare Map.get', bare);
-  row('await Promise.resolve(Map.get)', awaited);
-  row('await DatabaseSource.get (hit, one tenant)', source);
-  row('await DatabaseSource.get (hit, 1,000 tenants)', rotating);
-  console.log(
-    `\n  ratio DatabaseSource.get / Map.get: ${(source.median / bare.median).toFixed(1)}×;` +
-      ` / await Map.get: ${(source.median / awaited.median).toFixed(2)}×`,
-  );
+  console.log(`(a) hot path: ${OPS.toLocaleString('en')} ops per round, ${ROUNDS} interleaved rounds after a warm-up, median; node ${process.version}`);
+  console.log(`    ratio = median over rounds of (ns/op ÷ bare Map.get ns/op in the same round)\n`);
+  row('bare Map.get', bare!);
+  row('await Promise.resolve(Map.get)', awaited!);
+  row('await DatabaseSource.get (hit, one tenant)', hit!);
+  row('await DatabaseSource.get (hit, 1,000 tenants)', rotating!);
+  console.log(`\n  DatabaseSource.get vs await Map.get (the floor of any async API): ${(hit!.median / awaited!.median).toFixed(2)}×`);
 
   // --- (b) propagation ---------------------------------------------------------------------
   const tenant = ids[0]!;

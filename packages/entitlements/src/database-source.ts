@@ -51,6 +51,8 @@ export interface DatabaseSourceOptions {
 interface Entry {
   /** The answer served on a fresh hit: frozen, origin 'cache', staleSeconds 0. */
   hit: ResolvedEntitlements;
+  /** `hit`, already resolved: a hit allocates nothing. */
+  hitPromise: Promise<ResolvedEntitlements>;
   /** When the store answered (ms): the age of a stale answer is measured from here. */
   loadedAt: number;
   /** Served from cache until then; afterwards reloaded (and served stale only if the store fails). */
@@ -127,17 +129,30 @@ export class DatabaseSource implements EntitlementSource {
 
     this.subscriber.on('message', this.onMessage);
     this.subscriber.on('ready', this.onReady);
-    this.subscribed = this.subscribe();
+    if (this.subscriber.status === 'ready' || this.subscriber.options.enableOfflineQueue) {
+      // Sent now, or queued until the connection is up.
+      this.subscribed = this.subscribe();
+    } else if (this.subscriber.status === 'wait') {
+      // A lazy fail-fast connection: connect it; 'ready' subscribes.
+      this.subscriber.connect().catch(() => undefined);
+    }
+    // Otherwise a fail-fast connection still connecting: 'ready' subscribes. Serving before
+    // then is safe: whatever is cached meanwhile is marked for reload once subscribed.
   }
 
-  /** Resolves once the invalidation channel is subscribed (or the attempt failed: see onError). */
+  /**
+   * Resolves once the invalidation channel is subscribed, or the attempt failed (see
+   * onError), or at once when the subscriber is a fail-fast connection that is not up yet
+   * (it subscribes when it is). Not needed for correctness: entries cached before the
+   * subscription are reloaded after it.
+   */
   async ready(): Promise<void> {
     await this.subscribed;
   }
 
   get(tenantId: string): Promise<ResolvedEntitlements> {
     const entry = this.entries.get(tenantId);
-    if (entry !== undefined && this.now() < entry.freshUntil) return Promise.resolve(entry.hit);
+    if (entry !== undefined && this.now() < entry.freshUntil) return entry.hitPromise;
     return this.load(tenantId);
   }
 
@@ -234,7 +249,7 @@ export class DatabaseSource implements EntitlementSource {
         const oldest = this.entries.keys().next();
         if (!oldest.done) this.entries.delete(oldest.value);
       }
-      this.entries.set(tenantId, { hit, loadedAt, freshUntil: loadedAt + this.ttlMs });
+      this.entries.set(tenantId, { hit, hitPromise: Promise.resolve(hit), loadedAt, freshUntil: loadedAt + this.ttlMs });
     }
     // The capability array and limits object are frozen and shared with the cache entry.
     return Object.freeze({ ...hit, origin: 'store' as const });
