@@ -58,7 +58,13 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
 
   const redis = createFailFastRedis(config.REDIS_URL, 'tenantry-api');
   const producerRedis = createProducerRedis(config.REDIS_URL, 'tenantry-api-producer');
-  const entitlements = await createEntitlements(config, db, redis, logger);
+  const entitlements = await createEntitlements(config, db, redis, logger).catch(async (err: unknown) => {
+    // A bad license stops the boot: release what is already open, then report it.
+    redis.disconnect();
+    producerRedis.disconnect();
+    await db.destroy();
+    throw err;
+  });
   const deps: ApiDeps = {
     config,
     db,

@@ -1,3 +1,4 @@
+import { LicenseError } from '@tenantry/entitlements';
 import { createApi } from './app.js';
 import { loadApiConfigOrExit } from './config.js';
 import { createLogger } from './logger.js';
@@ -5,7 +6,13 @@ import { createLogger } from './logger.js';
 const config = loadApiConfigOrExit();
 
 const logger = createLogger(config.LOG_LEVEL, 'tenantry-api');
-const api = await createApi(config, { logger });
+const api = await createApi(config, { logger }).catch((err: unknown) => {
+  if (err instanceof LicenseError) {
+    console.error(`License problem (${err.code}): ${err.message}`);
+    process.exit(1);
+  }
+  throw err;
+});
 const port = await api.listen();
 logger.info({ port, hostedMode: config.HOSTED_MODE }, 'api listening');
 
