@@ -38,6 +38,7 @@ export const EXAMPLES: Example[] = [
   },
   { operationId: 'tenants.list', summary: 'Search and page through tenants.', auth: 'platform', query: { search: 'glob', status: 'active', limit: 10 } },
   { operationId: 'tenants.get', summary: 'One tenant, by id (`ten_…`) or slug.', auth: 'platform', path: { id: 'globex' } },
+  { operationId: 'tenants.health', summary: "A tenant's health, checked now: a real query in its store, provisioning and lifecycle state, the last probe.", auth: 'platform', path: { id: 'globex' } },
   { operationId: 'tenants.update', summary: 'Rename a tenant or change its plan.', auth: 'platform', path: { id: 'globex' }, body: { displayName: 'Globex Corporation' } },
   { operationId: 'tenants.suspend', summary: "Suspend: the tenant's users are refused until unsuspended.", auth: 'platform', path: { id: 'globex' }, body: { reason: 'unpaid invoice' } },
   { operationId: 'tenants.unsuspend', summary: 'Unsuspend: access comes back (sessions were kept).', auth: 'platform', path: { id: 'globex' }, body: {} },

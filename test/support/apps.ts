@@ -5,6 +5,7 @@ import { TEST_REDIS_URL } from './env.js';
 export interface RunningApi {
   api: ApiInstance;
   baseUrl: string;
+  metricsUrl: string;
   close(): Promise<void>;
 }
 
@@ -18,6 +19,7 @@ export async function startApi(env: Record<string, string>, options: ApiOptions 
     HOSTED_MODE: 'true',
     MULTI_TENANT_ENABLED: 'true',
     PORT: '0',
+    METRICS_PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SHUTDOWN_TIMEOUT_MS: '2000',
@@ -28,8 +30,8 @@ export async function startApi(env: Record<string, string>, options: ApiOptions 
     ...env,
   });
   const api = await createApi(config, options);
-  const port = await api.listen();
-  return { api, baseUrl: `http://127.0.0.1:${port}`, close: () => api.close() };
+  const { port, metricsPort } = await api.listen();
+  return { api, baseUrl: `http://127.0.0.1:${port}`, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, close: () => api.close() };
 }
 
 /** A real worker, with short retry and lock timings so failure paths finish quickly. */
@@ -40,6 +42,8 @@ export async function startWorker(env: Record<string, string>): Promise<WorkerIn
     PROVISION_ATTEMPTS: '3',
     PROVISION_BACKOFF_MS: '50',
     SHUTDOWN_TIMEOUT_MS: '5000',
+    METRICS_PORT: '0',
+    METRICS_HOST: '127.0.0.1',
     ...env,
   });
   return createWorker(config);

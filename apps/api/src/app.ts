@@ -12,7 +12,8 @@ import { checkReadiness } from './http/health.js';
 import { sendJson } from './http/respond.js';
 import { createRestHandler } from './http/rest.js';
 import { createStripeWebhookHandler } from './http/stripe-webhook.js';
-import { createLogger } from './logger.js';
+import { createLogger, serveMetrics } from '@tenantry/observability';
+import { createApiMetrics, statusClass } from './metrics.js';
 import { appRouter } from './routers/index.js';
 import { createEntitlements } from './services/entitlements.js';
 import { createLoginLimiter, createSignupLimiter } from './services/rate-limit.js';
@@ -21,6 +22,10 @@ import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
 
 const STRIPE_WEBHOOK_PATH = '/v1/billing/stripe/webhook';
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
+
+/** On shutdown: how long open connections may still deliver the request they were sending. */
+const IDLE_CONNECTION_GRACE_MS = 500;
 
 /** How long boot waits for the first Redis connection. */
 const REDIS_BOOT_WAIT_MS = 3_000;
@@ -31,8 +36,8 @@ const MAX_BODY_BYTES = 1024 * 1024;
 export interface ApiInstance {
   server: Server;
   deps: ApiDeps;
-  /** Start listening; resolves with the bound port (PORT=0 picks a free one). */
-  listen(): Promise<number>;
+  /** Start listening (api and metrics); resolves with the bound ports (0 picks a free one). */
+  listen(): Promise<{ port: number; metricsPort: number }>;
   /** Graceful stop: refuse new connections, let in-flight requests finish (bounded), close pools. */
   close(): Promise<void>;
 }
@@ -56,6 +61,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
 
   await ensurePlatformKey(db, configuredKeyHashes(config.PLATFORM_API_KEY), logger, options.printSecret ?? ((line) => process.stdout.write(`${line}\n`)));
 
+  const metrics = createApiMetrics();
   const redis = createFailFastRedis(config.REDIS_URL, 'tenantry-api');
   const producerRedis = createProducerRedis(config.REDIS_URL, 'tenantry-api-producer');
   const entitlements = await createEntitlements(config, db, redis, logger).catch(async (err: unknown) => {
@@ -72,6 +78,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
+    metrics,
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
     entitlements: entitlements.source,
     onBillingChanged: (tenantId) => entitlements.invalidate(tenantId),
@@ -92,20 +99,38 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   });
   deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
 
-  const contextOf = (req: IncomingMessage, responseHeaders: Record<string, string> = {}): RequestContext => ({
-    deps,
-    clientIp: clientIpOf(req, config.TRUST_PROXY),
-    bearer: bearerOf(req),
-    requestId: String(req.headers['x-request-id'] ?? randomUUID()),
-    responseHeaders,
-  });
+  // Per request: the id (echoed as x-request-id), headers procedures add, fields for the log line.
+  const requestState = new WeakMap<IncomingMessage, { requestId: string; responseHeaders: Record<string, string>; logFields: Record<string, string> }>();
+  const stateOf = (req: IncomingMessage) => {
+    let state = requestState.get(req);
+    if (!state) {
+      const given = req.headers['x-request-id'];
+      // Accept a caller's id only if it is short and plain; it ends up in logs.
+      const requestId = typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
+      state = { requestId, responseHeaders: {}, logFields: {} };
+      requestState.set(req, state);
+    }
+    return state;
+  };
+  const contextOf = (req: IncomingMessage): RequestContext => {
+    const state = stateOf(req);
+    return {
+      deps,
+      clientIp: clientIpOf(req, config.TRUST_PROXY),
+      bearer: bearerOf(req),
+      requestId: state.requestId,
+      responseHeaders: state.responseHeaders,
+      logFields: state.logFields,
+    };
+  };
 
   const callerFactory = createCallerFactory(appRouter);
   const handleRest = createRestHandler({
     router: appRouter,
     prefix: '/v1',
     maxBodyBytes: MAX_BODY_BYTES,
-    createCaller: async (req, responseHeaders) => callerFactory(contextOf(req, responseHeaders)) as unknown as Record<string, unknown>,
+    createCaller: async (req) => callerFactory(contextOf(req)) as unknown as Record<string, unknown>,
+    responseHeaders: (req) => stateOf(req).responseHeaders,
     onServerError: (err, path) => logger.error({ err, path }, 'request failed'),
   });
   const handleTrpc = createHTTPHandler({
@@ -128,13 +153,19 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     ? createStripeWebhookHandler({ db, webhookSecret: config.STRIPE_WEBHOOK_SECRET, logger, onBillingChanged: deps.onBillingChanged })
     : undefined;
 
+  let draining = false;
   const server = createServer(async (req, res) => {
     const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const state = stateOf(req);
+    res.setHeader('x-request-id', state.requestId);
+    if (draining) res.setHeader('connection', 'close');
     let route: string | undefined = url.pathname;
     try {
       if (url.pathname === '/healthz') {
         sendJson(res, 200, { status: 'ok' });
+      } else if (url.pathname === '/readyz' && draining) {
+        sendJson(res, 503, { status: 'draining' });
       } else if (url.pathname === '/readyz') {
         const readiness = await checkReadiness(db, redis);
         sendJson(res, readiness.ready ? 200 : 503, { status: readiness.ready ? 'ready' : 'not_ready', checks: readiness.checks });
@@ -155,8 +186,11 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       logger.error({ err }, 'unhandled error in request');
       if (!res.headersSent) sendJson(res, 500, { code: 'internal_error', message: 'Internal server error' });
     } finally {
+      const seconds = (performance.now() - started) / 1000;
+      // route is a template (or 'unmatched'), never the raw path: bounded label values.
+      metrics.httpDuration.observe({ route: route ?? 'unmatched', method: METHODS.has(req.method ?? '') ? req.method! : 'OTHER', status_class: statusClass(res.statusCode) }, seconds);
       logger.info(
-        { method: req.method, route: route ?? 'unmatched', status: res.statusCode, ms: Math.round(performance.now() - started) },
+        { requestId: state.requestId, method: req.method, route: route ?? 'unmatched', status: res.statusCode, ms: Math.round(seconds * 1000), ...state.logFields },
         'request',
       );
     }
@@ -165,19 +199,31 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
 
+  let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   return {
     server,
     deps,
-    listen: () =>
-      new Promise((resolve, reject) => {
+    listen: async () => {
+      const port = await new Promise<number>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.PORT, config.HOST, () => resolve((server.address() as AddressInfo).port));
-      }),
+      });
+      metricsServer = await serveMetrics(metrics.registry, config.METRICS_PORT, config.HOST);
+      return { port, metricsPort: metricsServer.port };
+    },
     close: async () => {
+      // Drain: stop accepting, answer /readyz 503 and close each connection after its
+      // response. Connections that are open but have not sent their request yet get a
+      // short grace — closing them at once resets requests already on their way.
+      draining = true;
+      metricsServer?.server.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
+      await Promise.race([closed, deadline, new Promise((resolve) => setTimeout(resolve, IDLE_CONNECTION_GRACE_MS).unref())]);
+      const sweeper = setInterval(() => server.closeIdleConnections(), 100);
+      server.closeIdleConnections();
       await Promise.race([closed, deadline]);
+      clearInterval(sweeper);
       server.closeAllConnections();
       // Bounded: with Redis down, BullMQ's close would wait for it forever.
       await withTimeout(deps.provisioningQueue.close(), 2_000).catch(() => undefined);

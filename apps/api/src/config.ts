@@ -19,6 +19,8 @@ const ApiEnv = z
     REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
     REDIS_PREFIX: redisPrefix.default('tenantry'),
     PORT: envPort.default(3000),
+    /** Prometheus endpoint (GET /metrics), apart from the public port. */
+    METRICS_PORT: envPort.default(9091),
     HOST: z.string().min(1).default('0.0.0.0'),
     HOSTED_MODE: envBoolean.default(false),
     MULTI_TENANT_ENABLED: envBoolean.default(false),

@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { ApiConfig } from './config.js';
+import type { ApiMetrics } from './metrics.js';
 
 /** Long-lived things a request may use, built once at boot (see app.ts). */
 export interface ApiDeps {
@@ -21,6 +22,7 @@ export interface ApiDeps {
   /** SHA-256 of each key in PLATFORM_API_KEY. */
   platformKeyHashes: Buffer[];
   logger: Logger;
+  metrics: ApiMetrics;
 }
 
 export interface RequestContext {
@@ -31,6 +33,8 @@ export interface RequestContext {
   requestId: string;
   /** Headers the procedure wants on the response (set by the ladder, applied by both adapters). */
   responseHeaders: Record<string, string>;
+  /** Fields for this request's log line (the tenant, once authenticated). */
+  logFields: Record<string, string>;
 }
 
 /**

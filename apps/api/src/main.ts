@@ -1,7 +1,7 @@
 import { LicenseError } from '@tenantry/entitlements';
 import { createApi } from './app.js';
 import { loadApiConfigOrExit } from './config.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '@tenantry/observability';
 
 const config = loadApiConfigOrExit();
 
@@ -13,8 +13,8 @@ const api = await createApi(config, { logger }).catch((err: unknown) => {
   }
   throw err;
 });
-const port = await api.listen();
-logger.info({ port, hostedMode: config.HOSTED_MODE }, 'api listening');
+const { port, metricsPort } = await api.listen();
+logger.info({ port, metricsPort, hostedMode: config.HOSTED_MODE }, 'api listening');
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -90,6 +90,8 @@ export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, met
 
   const entitlements = await ctx.deps.entitlements.get(principal.tenantId);
   ctx.responseHeaders[STALENESS_HEADER] = String(Math.round(entitlements.staleSeconds));
+  ctx.deps.metrics.observeStaleness(entitlements.staleSeconds);
+  ctx.logFields.tenantId = principal.tenantId;
   if (type === 'mutation') {
     if (principal.kind === 'api_key' && principal.scope === 'read') {
       throw new ForbiddenError('scope_insufficient', 'This API key is read-only');

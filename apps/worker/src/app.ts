@@ -11,8 +11,10 @@ import {
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.js';
-import { createLogger } from './logger.js';
+import { createLogger, serveMetrics } from '@tenantry/observability';
 import { ProvisioningInterrupted, compensate, provisionTenant, recordAttemptFailure } from './provisioning/saga.js';
+import { probeActiveTenants } from './health-probes.js';
+import { createWorkerMetrics } from './metrics.js';
 import { purgeDueTenants } from './purge.js';
 import { expireTrials } from './trial-expiry.js';
 import { reconcileSignups } from './reconciler.js';
@@ -44,6 +46,10 @@ export interface WorkerInstance {
   purge(now?: Date): Promise<number>;
   /** One trial-expiry pass now, as if the time were `now` (it also runs on its schedule). */
   expireTrials(now?: Date): Promise<number>;
+  /** One health-probe pass over the active tenants now (it also runs on its schedule). */
+  probeTenants(): Promise<{ probed: number; failed: number }>;
+  /** Where GET /metrics is served. */
+  metricsPort: number;
 }
 
 /**
@@ -60,7 +66,14 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const retry = provisioningRetryPolicy(config.PROVISION_ATTEMPTS, config.PROVISION_BACKOFF_MS);
   const provisioningQueue = createProvisioningQueue(redis, config.REDIS_PREFIX);
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
+  const metrics = createWorkerMetrics(db, { [QUEUES.provisioning]: provisioningQueue, [QUEUES.maintenance]: maintenanceQueue }, config.HEALTH_PROBE_INTERVAL_MS);
   const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
+  const probeTenants = () => probeActiveTenants(db, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc());
+  const purge = async (now: Date) => {
+    const purged = await purgeDueTenants(db, now);
+    if (purged > 0) metrics.lifecycleTransitions.inc({ from: 'pending_deletion', to: 'deleted' }, purged);
+    return purged;
+  };
   const runTrialExpiry = (now: Date) => expireTrials(db, now, (tenantId) => redis.publish(entitlementsChannel(config.REDIS_PREFIX), tenantId));
 
   const provisioningWorker = new Worker<ProvisionTenantPayload>(
@@ -72,7 +85,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       try {
         const outcome = await provisionTenant(db, parsed.data, signal);
         logger.info({ signupId, outcome, attempt: job.attemptsMade + 1 }, 'provisioning finished');
-        return outcome;
+        if (outcome.status === 'ready') {
+          metrics.provisions.inc({ status: 'succeeded', isolation: outcome.isolation });
+          metrics.provisionDuration.observe({ isolation: outcome.isolation }, (Date.now() - job.timestamp) / 1000);
+        }
+        return outcome.status;
       } catch (err) {
         if (err instanceof ProvisioningInterrupted) {
           // Shutdown: put the job back in the queue without spending an attempt.
@@ -83,6 +100,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         logger.warn({ signupId, attempt: job.attemptsMade + 1, finalAttempt, err: (err as Error).message }, 'provisioning attempt failed');
         if (finalAttempt) {
           await compensate(db, parsed.data, err);
+          metrics.provisions.inc({ status: 'failed', isolation: 'schema' });
           throw new UnrecoverableError(`provisioning failed for good: ${(err as Error).message}`);
         }
         await recordAttemptFailure(db, signupId, err);
@@ -113,8 +131,13 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           if (expired > 0) logger.info({ expired }, 'expired trials past their end date');
           return expired;
         }
+        case JOBS.probeTenants: {
+          const { probed, failed } = await probeTenants();
+          if (failed > 0) logger.warn({ probed, failed }, 'tenant health probes failed');
+          return probed;
+        }
         case JOBS.purgeTenants: {
-          const purged = await purgeDueTenants(db, new Date());
+          const purged = await purge(new Date());
           if (purged > 0) logger.info({ purged }, 'purged tenants past their retention');
           return purged;
         }
@@ -137,6 +160,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     { name: JOBS.reconcileSignups, opts: { removeOnComplete: true, removeOnFail: 100 } },
   );
   await maintenanceQueue.upsertJobScheduler(
+    JOBS.probeTenants,
+    { every: config.HEALTH_PROBE_INTERVAL_MS },
+    { name: JOBS.probeTenants, opts: { removeOnComplete: true, removeOnFail: 100 } },
+  );
+  await maintenanceQueue.upsertJobScheduler(
     JOBS.expireTrials,
     { every: config.TRIAL_EXPIRY_INTERVAL_MS },
     { name: JOBS.expireTrials, opts: { removeOnComplete: true, removeOnFail: 100 } },
@@ -146,12 +174,15 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     { every: config.PURGE_INTERVAL_MS },
     { name: JOBS.purgeTenants, opts: { removeOnComplete: true, removeOnFail: 100 } },
   );
+  const metricsServer = await serveMetrics(metrics.registry, config.METRICS_PORT, config.METRICS_HOST);
   // A restarted worker looks for orphans at once instead of waiting a whole interval.
   await reconcile().catch((err: Error) => logger.warn({ err: err.message }, 'initial reconcile failed'));
 
   return {
     reconcile,
-    purge: (now = new Date()) => purgeDueTenants(db, now),
+    purge: (now = new Date()) => purge(now),
+    probeTenants,
+    metricsPort: metricsServer.port,
     expireTrials: (now = new Date()) => runTrialExpiry(now),
     async close() {
       const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close()]);
@@ -168,6 +199,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         Promise.allSettled([provisioningWorker.close(true), maintenanceWorker.close(true), provisioningQueue.close(), maintenanceQueue.close()]),
         HAND_BACK_GRACE_MS,
       );
+      metricsServer.server.close();
       redis.disconnect();
       await db.destroy();
     },

@@ -1,4 +1,4 @@
-import { describeEnvError, envPositiveInt, postgresUrl, redisPrefix, redisUrl } from '@tenantry/domain';
+import { describeEnvError, envPort, envPositiveInt, postgresUrl, redisPrefix, redisUrl } from '@tenantry/domain';
 import { z } from 'zod';
 
 /** The worker's configuration, parsed once at boot; nothing else reads process.env. */
@@ -6,6 +6,9 @@ const WorkerEnv = z.object({
   DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/tenantry'),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: redisPrefix.default('tenantry'),
+  /** Prometheus endpoint (GET /metrics). */
+  METRICS_PORT: envPort.default(9092),
+  METRICS_HOST: z.string().min(1).default('0.0.0.0'),
   WORKER_CONCURRENCY: envPositiveInt.default(4),
   PROVISION_ATTEMPTS: envPositiveInt.default(5),
   PROVISION_BACKOFF_MS: envPositiveInt.default(1_000),
@@ -14,6 +17,9 @@ const WorkerEnv = z.object({
   RECONCILE_INTERVAL_MS: envPositiveInt.default(30_000),
   /** A signup not finished and untouched for this long is re-enqueued by the reconciler. */
   RECONCILE_STALE_AFTER_MS: envPositiveInt.default(60_000),
+  /** How often every active tenant's store is probed, and how many probes run at once. */
+  HEALTH_PROBE_INTERVAL_MS: envPositiveInt.default(30_000),
+  HEALTH_PROBE_CONCURRENCY: envPositiveInt.default(8),
   /** How often trials past their end date are moved to expired. */
   TRIAL_EXPIRY_INTERVAL_MS: envPositiveInt.default(60_000),
   /** How often tenants past their retention are purged. */

@@ -1,6 +1,6 @@
 import { createWorker } from './app.js';
 import { loadWorkerConfigOrExit } from './config.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '@tenantry/observability';
 
 const config = loadWorkerConfigOrExit();
 

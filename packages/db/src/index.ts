@@ -7,3 +7,4 @@ export * from './tenant-store/schema-store.js';
 export * from './tenants.js';
 export * from './audit-verify.js';
 export * from './billing.js';
+export * from './tenant-health.js';

@@ -136,6 +136,15 @@ export interface TenantApiKeysTable {
   revoked_at: Timestamp | null;
 }
 
+export interface TenantHealthTable {
+  tenant_id: string;
+  last_probe_at: Timestamp;
+  last_success_at: Timestamp | null;
+  last_failure_at: Timestamp | null;
+  last_error: string | null;
+  consecutive_failures: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -148,6 +157,7 @@ export interface Database {
   platform_keys: PlatformKeysTable;
   billing_events: BillingEventsTable;
   tenant_api_keys: TenantApiKeysTable;
+  tenant_health: TenantHealthTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

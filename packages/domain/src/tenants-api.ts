@@ -85,3 +85,20 @@ export const TenantActionRequest = z.strictObject({
   id: TenantRef,
   reason: z.string().trim().max(500).optional(),
 });
+
+export const TenantHealth = z.object({
+  tenantId: z.string(),
+  /** Active, and its store answered a real query just now. */
+  healthy: z.boolean(),
+  lifecycle: TenantStatus,
+  provisioning: z.object({
+    status: z.enum(['pending', 'provisioning', 'ready', 'failed']).nullable(),
+    stepsDone: z.array(z.string()),
+    lastError: z.string().nullable(),
+  }),
+  store: z.object({ ok: z.boolean(), latencyMs: z.number(), error: z.string().nullable() }).nullable(),
+  dns: z.object({ status: z.enum(['not_configured', 'ok', 'missing']) }),
+  lastProbe: z
+    .object({ at: z.string(), ok: z.boolean(), consecutiveFailures: z.number().int(), lastError: z.string().nullable() })
+    .nullable(),
+});

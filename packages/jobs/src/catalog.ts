@@ -19,6 +19,7 @@ export const JOBS = {
   reconcileSignups: 'reconcile-signups',
   purgeTenants: 'purge-tenants',
   expireTrials: 'expire-trials',
+  probeTenants: 'probe-tenants',
 } as const;
 
 export const ProvisionTenantPayload = z.object({

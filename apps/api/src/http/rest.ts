@@ -19,8 +19,9 @@ export interface RestHandlerOptions<TRouter extends AnyRouter> {
   router: TRouter;
   /** Mount point, e.g. "/v1": route paths in meta are relative to it. */
   prefix: string;
-  /** A caller for this request; procedures put response headers into `responseHeaders`. */
-  createCaller: (req: IncomingMessage, responseHeaders: Record<string, string>) => Promise<Record<string, unknown>>;
+  createCaller: (req: IncomingMessage) => Promise<Record<string, unknown>>;
+  /** Headers the request's procedures asked for (see RequestContext.responseHeaders). */
+  responseHeaders: (req: IncomingMessage) => Record<string, string>;
   maxBodyBytes: number;
   /** Called with every error that becomes a 5xx, for logging. */
   onServerError: (error: unknown, procedurePath: string) => void;
@@ -88,7 +89,7 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
       return undefined;
     }
     const { route, match } = hit;
-    const responseHeaders: Record<string, string> = {};
+    const responseHeaders = options.responseHeaders(req);
     try {
       let input: Record<string, unknown> | undefined;
       if (route.hasInput) {
@@ -101,7 +102,7 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
           input![name] = decodePathParam(match[i + 1] ?? '');
         });
       }
-      const caller = await options.createCaller(req, responseHeaders);
+      const caller = await options.createCaller(req);
       const procedure = route.procedurePath.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller);
       const output = await (procedure as (input: unknown) => Promise<unknown>)(input);
       sendJson(res, route.successStatus, output, responseHeaders);

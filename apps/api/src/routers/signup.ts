@@ -14,8 +14,28 @@ const SignupInput = SignupRequest.superRefine((input, ctx) => {
   }
 });
 
+/**
+ * Counts every signup attempt by outcome. Declared before .input(), so it also sees the
+ * attempts that validation refuses (tRPC hands middlewares the result, not a throw).
+ */
+const countedSignup = hostedProcedure.use(async ({ ctx, next }) => {
+  const result = await next();
+  const code = result.ok ? null : result.error.code;
+  const outcome = result.ok
+    ? 'accepted'
+    : code === 'BAD_REQUEST'
+      ? 'invalid'
+      : code === 'TOO_MANY_REQUESTS'
+        ? 'rate_limited'
+        : code === 'SERVICE_UNAVAILABLE'
+          ? 'unavailable'
+          : 'error';
+  ctx.deps.metrics.signups.inc({ result: outcome });
+  return result;
+});
+
 export const signupRouter = router({
-  create: hostedProcedure
+  create: countedSignup
     .meta({ rest: { method: 'POST', path: '/signup', successStatus: 202, rateLimited: true } })
     .input(SignupInput)
     .output(SignupAccepted)

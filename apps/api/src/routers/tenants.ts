@@ -6,9 +6,11 @@ import {
   SuspendTenantRequest,
   TenantActionRequest,
   TenantPage,
+  TenantHealth,
   TenantView,
   UpdateTenantRequest,
 } from '@tenantry/domain';
+import { tenantHealth } from '../services/tenant-health.js';
 import { createTenant, getTenant, listTenants, transitionTenant, updateTenant } from '../services/tenants.js';
 import { hostedPlatformProcedure, platformProcedure, router } from '../trpc.js';
 
@@ -46,6 +48,12 @@ export const tenantsRouter = router({
     .input(UpdateTenantRequest)
     .output(TenantView)
     .mutation(({ ctx, input }) => updateTenant(ctx.deps, ctx.principal, input)),
+
+  health: platformProcedure
+    .meta({ rest: { method: 'GET', path: '/tenants/{id}/health', auth: 'platform' } })
+    .input(GetTenantRequest)
+    .output(TenantHealth)
+    .query(({ ctx, input }) => tenantHealth(ctx.deps.db, input.id)),
 
   delete: hostedPlatformProcedure
     .meta({ rest: { method: 'DELETE', path: '/tenants/{id}', auth: 'platform' } })

@@ -19,7 +19,7 @@ export async function login(deps: ApiDeps, input: { email: string; password: str
   const email = normaliseEmail(input.email);
   // Hash the email: no raw addresses in Redis keys.
   const limiterKey = `${createHash('sha256').update(email).digest('hex')}:${clientIp}`;
-  await consumeOrThrow(deps.loginLimiter, limiterKey);
+  await consumeOrThrow(deps.loginLimiter, limiterKey, () => deps.metrics.rateLimited.inc({ limiter: 'login' }));
   const user = await db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
   if (!(await verifyPassword(user?.password_hash ?? null, input.password)) || !user) throw INVALID_CREDENTIALS();
 

@@ -45,11 +45,12 @@ export function createLoginLimiter(redis: Redis, prefix: string): RateLimiterRed
  * Redis outage costs a retry. (rate-limiter-flexible rejects with an Error, not a
  * RateLimiterRes, on store failure; treating both alike would turn a blip into 429s.)
  */
-export async function consumeOrThrow(limiter: RateLimiterRedis, key: string): Promise<void> {
+export async function consumeOrThrow(limiter: RateLimiterRedis, key: string, onLimited: () => void): Promise<void> {
   try {
     await limiter.consume(key);
   } catch (rejection) {
     if (rejection instanceof RateLimiterRes) {
+      onLimited();
       throw new RateLimitedError(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
     }
     throw new DependencyUnavailableError('redis', { cause: rejection });

@@ -17,7 +17,7 @@ export interface SignupAccepted {
  */
 export async function submitSignup(deps: ApiDeps, input: SignupRequest, clientIp: string): Promise<SignupAccepted> {
   // Before hashing: argon2 is deliberately expensive and runs on a small thread pool.
-  await consumeOrThrow(deps.signupLimiter, clientIp);
+  await consumeOrThrow(deps.signupLimiter, clientIp, () => deps.metrics.rateLimited.inc({ limiter: 'signup' }));
 
   const email = normaliseEmail(input.email);
   const passwordHash = await hashPassword(input.password);

@@ -162,7 +162,7 @@ export async function transitionTenant(
   principal: PlatformPrincipal,
   input: { id: string; action: Exclude<LifecycleAction, 'purge'>; reason?: string | undefined },
 ): Promise<TenantView> {
-  return deps.db.transaction().execute(async (trx) => {
+  const { view, from } = await deps.db.transaction().execute(async (trx) => {
     const tenant = await findTenant(trx, input.id, { lock: true });
     const from = tenant.status;
     const to = nextStatus({ status: from, statusBeforeDeletion: tenant.status_before_deletion, isDefault: tenant.is_default }, input.action);
@@ -194,6 +194,8 @@ export async function transitionTenant(
       tenantId: tenant.id,
       data: { from, to, reason: input.reason ?? null, ...(after.delete_after ? { deleteAfter: new Date(after.delete_after).toISOString() } : {}) },
     });
-    return toTenantView(after);
+    return { view: toTenantView(after), from };
   });
+  deps.metrics.lifecycleTransitions.inc({ from, to: view.status });
+  return view;
 }

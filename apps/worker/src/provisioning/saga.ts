@@ -1,9 +1,9 @@
 import { type Db, type Signup, appendAudit, dropTenantSchema } from '@tenantry/db';
-import { tenantSchemaName } from '@tenantry/domain';
+import { type Isolation, tenantSchemaName } from '@tenantry/domain';
 import { sql } from 'kysely';
 import { PROVISIONING_STEPS } from './steps.js';
 
-export type SagaOutcome = 'ready' | 'already_final' | 'superseded';
+export type SagaOutcome = { status: 'ready'; isolation: Isolation } | { status: 'already_final' | 'superseded' };
 
 /** Thrown between steps when the worker is shutting down: the job is handed back, not failed. */
 export class ProvisioningInterrupted extends Error {}
@@ -19,8 +19,8 @@ export async function provisionTenant(db: Db, input: { signupId: string; generat
   const signup = await db.selectFrom('signups').selectAll().where('id', '=', input.signupId).executeTakeFirst();
   if (!signup) throw new Error(`signup ${input.signupId} does not exist`);
   // A job of an earlier attempt of this signup (it failed and was signed up again).
-  if (signup.generation !== input.generation) return 'superseded';
-  if (signup.status === 'ready' || signup.status === 'failed') return 'already_final';
+  if (signup.generation !== input.generation) return { status: 'superseded' };
+  if (signup.status === 'ready' || signup.status === 'failed') return { status: 'already_final' };
 
   await db
     .updateTable('signups')
@@ -51,7 +51,7 @@ export async function provisionTenant(db: Db, input: { signupId: string; generat
       await trx.insertInto('provisioning_steps').values({ tenant_id: signup.tenant_id, step: step.name }).execute();
     }
   });
-  return 'ready';
+  return { status: 'ready', isolation: signup.isolation };
 }
 
 /** Note a failed attempt that will be retried, so operators can see why it is slow. */

@@ -3,6 +3,7 @@ import * as foundation from './2026-11-21T1000_foundation.js';
 import * as controlPlane from './2026-11-21T1200_control_plane.js';
 import * as billingAndAuditChain from './2026-11-21T1400_billing_and_audit_chain.js';
 import * as tenantApiKeys from './2026-11-21T1500_tenant_api_keys.js';
+import * as tenantHealth from './2026-11-21T1600_tenant_health.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-21T1200_control_plane': controlPlane,
   '2026-11-21T1400_billing_and_audit_chain': billingAndAuditChain,
   '2026-11-21T1500_tenant_api_keys': tenantApiKeys,
+  '2026-11-21T1600_tenant_health': tenantHealth,
 };

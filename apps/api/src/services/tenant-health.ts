@@ -1,0 +1,45 @@
+import { type Db, probeTenantStore } from '@tenantry/db';
+import { NotFoundError, fromPublicId, toPublicId } from '@tenantry/domain';
+
+/**
+ * A tenant's health, checked now: a real query in its own store, its DNS record (none is
+ * configured in this version), its provisioning and lifecycle state, and what the worker's
+ * periodic probe last saw.
+ */
+export async function tenantHealth(db: Db, ref: string) {
+  const id = fromPublicId('ten', ref);
+  const tenant = await db
+    .selectFrom('tenants')
+    .select(['id', 'status', 'schema_name'])
+    .where(id ? 'id' : 'slug', '=', id ?? ref)
+    .executeTakeFirst();
+  if (!tenant) throw new NotFoundError('Tenant', 'tenant_not_found');
+
+  const [signup, steps, probe] = await Promise.all([
+    db.selectFrom('signups').select(['status', 'last_error']).where('tenant_id', '=', tenant.id).executeTakeFirst(),
+    db.selectFrom('provisioning_steps').select('step').where('tenant_id', '=', tenant.id).orderBy('completed_at').execute(),
+    db.selectFrom('tenant_health').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirst(),
+  ]);
+  const checkStore = tenant.status === 'active' || tenant.status === 'suspended' || tenant.status === 'pending_deletion';
+  const store = checkStore ? await probeTenantStore(db, { id: tenant.id, schemaName: tenant.schema_name }) : null;
+  return {
+    tenantId: toPublicId('ten', tenant.id),
+    healthy: tenant.status === 'active' && store?.ok === true,
+    lifecycle: tenant.status,
+    provisioning: {
+      status: signup?.status ?? null,
+      stepsDone: steps.map((s) => s.step),
+      lastError: signup?.last_error ?? null,
+    },
+    store: store ? { ok: store.ok, latencyMs: store.latencyMs, error: store.error ?? null } : null,
+    dns: { status: 'not_configured' as const },
+    lastProbe: probe
+      ? {
+          at: new Date(probe.last_probe_at).toISOString(),
+          ok: probe.consecutive_failures === 0,
+          consecutiveFailures: probe.consecutive_failures,
+          lastError: probe.last_error,
+        }
+      : null,
+  };
+}

@@ -1,0 +1,41 @@
+import { type Db, probeTenantStore, recordProbe } from '@tenantry/db';
+
+const PAGE = 500;
+
+/**
+ * Probe every active tenant's store once, at most `concurrency` at a time, and record each
+ * outcome. Walks tenants in pages so a large fleet never loads at once. Returns counts.
+ */
+export async function probeActiveTenants(db: Db, concurrency: number, onFailure: () => void): Promise<{ probed: number; failed: number }> {
+  let probed = 0;
+  let failed = 0;
+  let after = '0';
+  for (;;) {
+    const page = await db
+      .selectFrom('tenants')
+      .select(['id', 'schema_name', 'seq'])
+      .where('status', '=', 'active')
+      .where('is_default', '=', false)
+      .where('seq', '>', after)
+      .orderBy('seq')
+      .limit(PAGE)
+      .execute();
+    if (page.length === 0) break;
+    after = page.at(-1)!.seq;
+    let next = 0;
+    const lane = async () => {
+      while (next < page.length) {
+        const tenant = page[next++]!;
+        const probe = await probeTenantStore(db, { id: tenant.id, schemaName: tenant.schema_name });
+        await recordProbe(db, tenant.id, probe);
+        probed += 1;
+        if (!probe.ok) {
+          failed += 1;
+          onFailure();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, page.length) }, lane));
+  }
+  return { probed, failed };
+}

@@ -1,0 +1,79 @@
+import type { Db } from '@tenantry/db';
+import type { Queue } from 'bullmq';
+import { sql } from 'kysely';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The worker's Prometheus metrics. Gauges that describe the fleet (tenants by status,
+ * queue depth, unhealthy tenants) are computed at scrape time from Postgres and Redis with
+ * one cheap query each, so every worker reports the same truth. No tenant id is a label.
+ */
+export function createWorkerMetrics(db: Db, queues: Record<string, Queue>, unhealthyAfterMs: number) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const provisions = new Counter({
+    name: 'tenantry_provisions_total',
+    help: 'Provisioning sagas finished, by outcome and isolation model',
+    labelNames: ['status', 'isolation'] as const,
+    registers: [registry],
+  });
+  const provisionDuration = new Histogram({
+    name: 'tenantry_provision_duration_seconds',
+    help: 'From the provisioning job being queued to the tenant being active',
+    labelNames: ['isolation'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+  const lifecycleTransitions = new Counter({
+    name: 'tenantry_lifecycle_transitions_total',
+    help: 'Tenant lifecycle transitions made by the worker (purge), by from and to state',
+    labelNames: ['from', 'to'] as const,
+    registers: [registry],
+  });
+  const probeFailures = new Counter({
+    name: 'tenantry_tenant_probe_failures_total',
+    help: 'Tenant health probes that failed',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'tenantry_active_tenants',
+    help: 'Tenants by lifecycle status',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const rows = await db.selectFrom('tenants').select(['status', (eb) => eb.fn.countAll<string>().as('n')]).groupBy('status').execute();
+      this.reset();
+      for (const row of rows) this.set({ status: row.status }, Number(row.n));
+    },
+  });
+  new Gauge({
+    name: 'tenantry_queue_jobs',
+    help: 'Jobs by queue and state',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      for (const [name, queue] of Object.entries(queues)) {
+        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+        for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n);
+      }
+    },
+  });
+  new Gauge({
+    name: 'tenantry_tenants_unhealthy',
+    help: 'Active tenants whose store has failed its health probe for longer than the probe interval',
+    registers: [registry],
+    async collect() {
+      const row = await sql<{ n: number }>`
+        select count(*)::int as n from tenant_health h join tenants t on t.id = h.tenant_id
+        where t.status = 'active' and h.consecutive_failures > 0
+          and h.last_failure_at > coalesce(h.last_success_at, '-infinity')
+          and coalesce(h.last_success_at, '-infinity') < now() - make_interval(secs => ${unhealthyAfterMs / 1000})`.execute(db);
+      this.set(row.rows[0]?.n ?? 0);
+    },
+  });
+
+  return { registry, provisions, provisionDuration, lifecycleTransitions, probeFailures };
+}
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

@@ -1,0 +1,2 @@
+export { createLogger } from './logger.js';
+export { serveMetrics } from './metrics-server.js';
