@@ -153,27 +153,16 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   maintenanceWorker.on('error', logConnectionError);
   provisioningQueue.on('error', logConnectionError);
   maintenanceQueue.on('error', logConnectionError);
-  // Every worker upserts the same scheduler id, so N workers still mean one schedule.
-  await maintenanceQueue.upsertJobScheduler(
-    JOBS.reconcileSignups,
-    { every: config.RECONCILE_INTERVAL_MS },
-    { name: JOBS.reconcileSignups, opts: { removeOnComplete: true, removeOnFail: 100 } },
-  );
-  await maintenanceQueue.upsertJobScheduler(
-    JOBS.probeTenants,
-    { every: config.HEALTH_PROBE_INTERVAL_MS },
-    { name: JOBS.probeTenants, opts: { removeOnComplete: true, removeOnFail: 100 } },
-  );
-  await maintenanceQueue.upsertJobScheduler(
-    JOBS.expireTrials,
-    { every: config.TRIAL_EXPIRY_INTERVAL_MS },
-    { name: JOBS.expireTrials, opts: { removeOnComplete: true, removeOnFail: 100 } },
-  );
-  await maintenanceQueue.upsertJobScheduler(
-    JOBS.purgeTenants,
-    { every: config.PURGE_INTERVAL_MS },
-    { name: JOBS.purgeTenants, opts: { removeOnComplete: true, removeOnFail: 100 } },
-  );
+  // Every worker upserts the same scheduler ids, so N workers still mean one schedule each.
+  const schedules: Array<[job: string, everyMs: number]> = [
+    [JOBS.reconcileSignups, config.RECONCILE_INTERVAL_MS],
+    [JOBS.probeTenants, config.HEALTH_PROBE_INTERVAL_MS],
+    [JOBS.expireTrials, config.TRIAL_EXPIRY_INTERVAL_MS],
+    [JOBS.purgeTenants, config.PURGE_INTERVAL_MS],
+  ];
+  for (const [job, every] of schedules) {
+    await maintenanceQueue.upsertJobScheduler(job, { every }, { name: job, opts: { removeOnComplete: true, removeOnFail: 100 } });
+  }
   const metricsServer = await serveMetrics(metrics.registry, config.METRICS_PORT, config.METRICS_HOST);
   // A restarted worker looks for orphans at once instead of waiting a whole interval.
   await reconcile().catch((err: Error) => logger.warn({ err: err.message }, 'initial reconcile failed'));
