@@ -38,6 +38,11 @@ describe('audit log', () => {
     expect(stdout).toMatch(/audit chain intact: \d+ entries/);
   });
 
+  it('stays intact past ten entries (sequence numbers compare as numbers, not text)', async () => {
+    for (let i = 0; i < 12; i++) await appendAudit(stack.database.db, { actor: 'system:test', action: 'filler.appended', data: { i } });
+    expect(await verifyAuditChain(stack.database.db)).toMatchObject({ intact: true });
+  });
+
   it('the data role can append but not update or delete', async () => {
     await expect(asDataRole(sql`update audit_log set actor = 'forged'`)).rejects.toThrow(/permission denied/);
     await expect(asDataRole(sql`delete from audit_log`)).rejects.toThrow(/permission denied/);

@@ -35,10 +35,10 @@ export async function verifyAuditChain(db: Db): Promise<ChainVerdict> {
   const first = rows[0];
   if (first) return { intact: false, entries, brokenAt: { chainSeq: first.chain_seq, id: first.id, reason: first.problem } };
   const head = await sql<{ seq: string; hash: Buffer }>`select seq::text, hash from audit_chain_head`.execute(db);
-  const last = await sql<{ chain_seq: string; id: string; hash: Buffer }>`select chain_seq::text, id::text, hash from audit_log order by chain_seq desc limit 1`.execute(db);
+  const last = await sql<{ seq_text: string; id: string; hash: Buffer }>`select chain_seq::text as seq_text, id::text, hash from audit_log order by audit_log.chain_seq desc limit 1`.execute(db);
   const headRow = head.rows[0];
   const lastRow = last.rows[0];
-  if (headRow && (headRow.seq !== (lastRow?.chain_seq ?? '0') || (lastRow && !Buffer.from(headRow.hash).equals(Buffer.from(lastRow.hash))))) {
+  if (headRow && (headRow.seq !== (lastRow?.seq_text ?? '0') || (lastRow && !Buffer.from(headRow.hash).equals(Buffer.from(lastRow.hash))))) {
     return {
       intact: false,
       entries,
