@@ -1,3 +1,4 @@
+import { Limits } from '@tenantry/domain';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -40,6 +41,11 @@ export function createApiMetrics() {
     labelNames: ['limit'] as const,
     registers: [registry],
   });
+
+  // Start at 0 so the first refusal after a restart shows as an increase.
+  for (const limit of Object.keys(Limits.shape)) quotaExceeded.inc({ limit }, 0);
+  for (const result of ['accepted', 'invalid', 'rate_limited', 'unavailable']) signups.inc({ result }, 0);
+  for (const limiter of ['signup', 'login']) rateLimited.inc({ limiter }, 0);
 
   // The stalest entitlement answer served since the last scrape (0 when all were fresh):
   // a gauge that remembers the worst case between scrapes instead of the last value.

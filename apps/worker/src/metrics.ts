@@ -1,4 +1,5 @@
 import type { Db } from '@tenantry/db';
+import { Isolation } from '@tenantry/domain';
 import type { Queue } from 'bullmq';
 import { sql } from 'kysely';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -72,6 +73,12 @@ export function createWorkerMetrics(db: Db, queues: Record<string, Queue>, unhea
       this.set(row.rows[0]?.n ?? 0);
     },
   });
+
+  // Start every labelled counter at 0, so the first failure after a restart is an
+  // increase that rate()/increase() can see, not a series appearing from nowhere.
+  for (const isolation of Isolation.options) {
+    for (const status of ['succeeded', 'failed']) provisions.inc({ status, isolation }, 0);
+  }
 
   return { registry, provisions, provisionDuration, lifecycleTransitions, probeFailures };
 }
