@@ -190,6 +190,7 @@ describe('api shutdown', () => {
       PLATFORM_API_KEY: PLATFORM_KEY,
       SIGNUP_RATE_LIMIT_PER_HOUR: '1000',
       SHUTDOWN_TIMEOUT_MS: '5000',
+      SHUTDOWN_DRAIN_DELAY_MS: '1500',
     });
     const port = await waitFor(async () => {
       const match = child.output().match(/"msg":"api listening"/) && child.output().match(/"port":(\d+)/);
@@ -201,11 +202,15 @@ describe('api shutdown', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     const signalled = Date.now();
     child.kill('SIGTERM');
+    // While draining the api still answers, but tells the load balancer it is not ready.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const readyz = await request(base, 'GET', '/readyz');
+    expect([readyz.status, readyz.body.status]).toEqual([503, 'draining']);
     const results = await Promise.all(inFlight);
     expect(results.map((r) => r.status)).toEqual(Array(8).fill(202));
     const code = await new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', resolve)));
     expect(code).toBe(0);
-    expect(Date.now() - signalled).toBeLessThan(5_000 + 3_000);
+    expect(Date.now() - signalled).toBeLessThan(1_500 + 5_000 + 3_000);
     await expect(fetch(`${base}/healthz`)).rejects.toThrow();
   });
 });

@@ -23,6 +23,8 @@ export async function startApi(env: Record<string, string>, options: ApiOptions 
     HOST: '127.0.0.1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SHUTDOWN_TIMEOUT_MS: '2000',
+    // In-process test apis are closed by the test, not by a load balancer.
+    SHUTDOWN_DRAIN_DELAY_MS: '0',
     // The producer decides a job's attempts and backoff: keep failure paths quick.
     PROVISION_ATTEMPTS: '3',
     PROVISION_BACKOFF_MS: '50',

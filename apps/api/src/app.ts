@@ -212,10 +212,13 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       return { port, metricsPort: metricsServer.port };
     },
     close: async () => {
-      // Drain: stop accepting, answer /readyz 503 and close each connection after its
-      // response. Connections that are open but have not sent their request yet get a
-      // short grace — closing them at once resets requests already on their way.
+      // Drain. First answer /readyz 503 while still serving, for SHUTDOWN_DRAIN_DELAY_MS, so
+      // the load balancer stops sending before the listener closes (closing it at once
+      // resets connections the kernel accepted but Node had not yet). Then stop accepting
+      // and close each connection after its response; connections still sending their
+      // request get a short grace.
       draining = true;
+      await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_DELAY_MS).unref());
       metricsServer?.server.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());

@@ -49,6 +49,8 @@ const ApiEnv = z
     PROVISION_BACKOFF_MS: envPositiveInt.default(1_000),
     DB_POOL_SIZE: envPositiveInt.default(10),
     SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(10_000),
+    /** On SIGTERM: how long to keep serving with /readyz at 503 before closing the listener. */
+    SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(2_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {
