@@ -75,7 +75,9 @@ function urlOf(example: Example, path: string, lang: 'sh' | 'py'): string {
 const CREDENTIAL = { tenant: 'TENANTRY_TOKEN', platform: 'TENANTRY_PLATFORM_KEY' } as const;
 
 function curlSnippet(example: Example, { method, path }: Operation): string {
-  const lines = [`curl -sS --fail-with-body -X ${method.toUpperCase()} "${urlOf(example, path, 'sh')}${queryString(example)}"`];
+  const query = queryString(example);
+  // -g: brackets in the query are literal, not curl's URL globbing.
+  const lines = [`curl -sS --fail-with-body${query.includes('[') ? ' -g' : ''} -X ${method.toUpperCase()} "${urlOf(example, path, 'sh')}${query}"`];
   if (example.auth !== 'none') lines.push(`  -H "Authorization: Bearer $${CREDENTIAL[example.auth]}"`);
   if (example.body) {
     lines.push(`  -H 'Content-Type: application/json'`);
@@ -84,9 +86,24 @@ function curlSnippet(example: Example, { method, path }: Operation): string {
   return lines.join(' \\\n');
 }
 
+/** Query parameters as the REST api reads them: one level of maps in brackets, `where[status]=open`. */
+function flatQuery(query: Record<string, ExampleValue>): Record<string, ExampleValue> {
+  const flat: Record<string, ExampleValue> = {};
+  for (const [key, value] of Object.entries(query)) {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value) && !isEnv(value)) {
+      for (const [inner, v] of Object.entries(value)) flat[`${key}[${inner}]`] = v;
+    } else {
+      flat[key] = value;
+    }
+  }
+  return flat;
+}
+
 function queryString(example: Example): string {
   if (!example.query) return '';
-  return `?${new URLSearchParams(Object.fromEntries(Object.entries(example.query).map(([k, v]) => [k, String(v)]))).toString()}`;
+  const params = Object.entries(flatQuery(example.query)).map(([k, v]) => [k, String(v)]);
+  // Brackets stay readable in the docs; curl sends them as they are.
+  return `?${new URLSearchParams(params).toString().replaceAll('%5B', '[').replaceAll('%5D', ']')}`;
 }
 
 function pyLiteral(value: ExampleValue): string {
@@ -102,7 +119,7 @@ function pyLiteral(value: ExampleValue): string {
 
 function pythonSnippet(example: Example, { method, path }: Operation): string {
   const args = [`f"${urlOf(example, path, 'py')}"`];
-  if (example.query) args.push(`params=${pyLiteral(example.query)}`);
+  if (example.query) args.push(`params=${pyLiteral(flatQuery(example.query))}`);
   if (example.body) args.push(`json=${pyLiteral(example.body)}`);
   if (example.auth !== 'none') args.push(`headers={"Authorization": f"Bearer {os.environ['${CREDENTIAL[example.auth]}']}"}`);
   return [
@@ -180,6 +197,7 @@ export function renderApiReference(doc: OpenApiDocument): string {
     'export TENANTRY_TOKEN=tnt_s_…        # from POST /v1/auth/login',
     'export SIGNUP_ID=sgn_…               # from POST /v1/signup',
     'export API_KEY_ID=…                  # from POST /v1/api-keys',
+    'export DOCUMENT_ID=…                 # from POST /v1/collections/notes/documents',
     '```',
     '',
     '## Routes',

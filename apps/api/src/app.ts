@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
+import { SchemaTenantStore, createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
 import { createFailFastRedis, createProducerRedis, createProvisioningQueue } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
@@ -15,6 +15,7 @@ import { createStripeWebhookHandler } from './http/stripe-webhook.js';
 import { createLogger, serveMetrics } from '@tenantry/observability';
 import { createApiMetrics, statusClass } from './metrics.js';
 import { appRouter } from './routers/index.js';
+import { DocumentsService } from './services/documents.js';
 import { createEntitlements } from './services/entitlements.js';
 import { createLoginLimiter, createSignupLimiter } from './services/rate-limit.js';
 import { configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
@@ -79,6 +80,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
     metrics,
+    documents: new DocumentsService(new SchemaTenantStore(db), config.DOCUMENT_MAX_BYTES),
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
     entitlements: entitlements.source,
     onBillingChanged: (tenantId) => entitlements.invalidate(tenantId),

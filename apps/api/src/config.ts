@@ -27,6 +27,8 @@ const ApiEnv = z
     SIGNUP_RATE_LIMIT_PER_HOUR: envPositiveInt.default(5),
     TRUST_PROXY: envBoolean.default(false),
     SESSION_TTL_HOURS: envPositiveInt.default(24 * 7),
+    /** Largest document (its JSON) the data API stores; larger is 413 document_too_large. */
+    DOCUMENT_MAX_BYTES: envPositiveInt.default(1024 * 1024),
     /** Comma-separated platform keys (several during a rotation). Unset: one is generated at first start. */
     PLATFORM_API_KEY: z.string().optional(),
     /**

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { ApiConfig } from './config.js';
 import type { ApiMetrics } from './metrics.js';
+import type { DocumentsService } from './services/documents.js';
 
 /** Long-lived things a request may use, built once at boot (see app.ts). */
 export interface ApiDeps {
@@ -23,6 +24,7 @@ export interface ApiDeps {
   platformKeyHashes: Buffer[];
   logger: Logger;
   metrics: ApiMetrics;
+  documents: DocumentsService;
 }
 
 export interface RequestContext {

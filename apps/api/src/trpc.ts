@@ -84,9 +84,13 @@ export const STALENESS_HEADER = 'tenantry-entitlements-staleness';
  */
 export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, meta }) => {
   const principal = await authenticateTenant(ctx.deps.db, ctx.bearer);
-  const tenant = await ctx.deps.db.selectFrom('tenants').select('status').where('id', '=', principal.tenantId).executeTakeFirst();
+  const tenant = await ctx.deps.db
+    .selectFrom('tenants')
+    .select(['id', 'status', 'isolation', 'schema_name'])
+    .where('id', '=', principal.tenantId)
+    .executeTakeFirst();
   const refusal = tenantAccessRefusal(tenant?.status ?? 'deleted');
-  if (refusal) throw new ForbiddenError(refusal.code, refusal.message);
+  if (!tenant || refusal) throw new ForbiddenError(refusal?.code ?? 'tenant_deleted', refusal?.message ?? 'This tenant has been deleted');
 
   const entitlements = await ctx.deps.entitlements.get(principal.tenantId);
   ctx.responseHeaders[STALENESS_HEADER] = String(Math.round(entitlements.staleSeconds));
@@ -107,7 +111,7 @@ export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, met
   if (required && !entitlements.capabilities.includes(required)) {
     throw new ForbiddenError('capability_missing', `The plan does not include "${required}"`);
   }
-  return next({ ctx: { principal, entitlements } });
+  return next({ ctx: { principal, entitlements, tenant } });
 });
 
 /** An operator or billing system holding a platform API key. */

@@ -8,3 +8,4 @@ export * from './tenants.js';
 export * from './audit-verify.js';
 export * from './billing.js';
 export * from './tenant-health.js';
+export * from './tenant-store/tenant-store.js';

@@ -101,3 +101,14 @@ export class PaymentRequiredError extends DomainError {
     super(message);
   }
 }
+
+/** A body or document over its size limit. */
+export class PayloadTooLargeError extends DomainError {
+  readonly kind = 'payload_too_large';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

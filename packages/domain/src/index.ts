@@ -9,3 +9,4 @@ export * from './env.js';
 export * from './lifecycle.js';
 export * from './tenants-api.js';
 export * from './plans.js';
+export * from './documents.js';

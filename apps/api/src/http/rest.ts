@@ -27,6 +27,26 @@ export interface RestHandlerOptions<TRouter extends AnyRouter> {
   onServerError: (error: unknown, procedurePath: string) => void;
 }
 
+/**
+ * A query string as input: `a=1` → `{a: '1'}`, and one level of brackets for maps,
+ * `where[status]=open` → `{where: {status: 'open'}}`. Anything else is kept as its
+ * literal key, for the schema to refuse.
+ */
+function queryInput(params: URLSearchParams): Record<string, unknown> {
+  const input: Record<string, unknown> = {};
+  for (const [key, value] of params) {
+    const nested = /^([A-Za-z_]\w*)\[([^[\]]*)\]$/.exec(key);
+    if (nested) {
+      const [, outer, inner] = nested as unknown as [string, string, string];
+      const map = (input[outer] ??= Object.create(null)) as Record<string, unknown>;
+      if (typeof map === 'object') map[inner] = value;
+    } else {
+      input[key] = value;
+    }
+  }
+  return input;
+}
+
 function decodePathParam(raw: string): string {
   try {
     return decodeURIComponent(raw);
@@ -93,7 +113,7 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
     try {
       let input: Record<string, unknown> | undefined;
       if (route.hasInput) {
-        const base = req.method === 'GET' || req.method === 'DELETE' ? Object.fromEntries(url.searchParams) : await readJsonBody(req, options.maxBodyBytes);
+        const base = req.method === 'GET' || req.method === 'DELETE' ? queryInput(url.searchParams) : await readJsonBody(req, options.maxBodyBytes);
         if (typeof base !== 'object' || base === null || Array.isArray(base)) {
           throw new BodyError(400, 'validation_failed', 'The body must be a JSON object');
         }

@@ -3,6 +3,7 @@ import { apiKeysRouter } from './api-keys.js';
 import { auditRouter } from './audit.js';
 import { authRouter } from './auth.js';
 import { billingRouter } from './billing.js';
+import { documentsRouter } from './documents.js';
 import { metaRouter } from './meta.js';
 import { signupRouter } from './signup.js';
 import { tenantsRouter } from './tenants.js';
@@ -16,6 +17,7 @@ export const appRouter = router({
   billing: billingRouter,
   audit: auditRouter,
   apiKeys: apiKeysRouter,
+  documents: documentsRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -1,0 +1,111 @@
+import type { TenantRef, TenantStore } from '@tenantry/db';
+import { NotFoundError, PayloadTooLargeError, ValidationError } from '@tenantry/domain';
+import { sql } from 'kysely';
+
+interface DocumentRow {
+  id: string;
+  collection: string;
+  data: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const view = (row: DocumentRow) => ({
+  id: row.id,
+  collection: row.collection,
+  data: row.data,
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString(),
+});
+
+const notFound = () => new NotFoundError('Document', 'document_not_found');
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The tenant data plane: JSON documents in collections. Every statement runs through the
+ * tenant store, i.e. as the data role in the tenant's own context, so another tenant's
+ * document is not "forbidden" but simply absent: 404, exactly like one that never existed.
+ */
+export class DocumentsService {
+  constructor(
+    private readonly store: TenantStore,
+    private readonly maxDocumentBytes: number,
+  ) {}
+
+  private serialise(data: Record<string, unknown>): string {
+    const json = JSON.stringify(data);
+    if (Buffer.byteLength(json) > this.maxDocumentBytes) {
+      throw new PayloadTooLargeError('document_too_large', `A document may be at most ${this.maxDocumentBytes} bytes of JSON`);
+    }
+    return json;
+  }
+
+  async create(tenant: TenantRef, input: { collection: string; data: Record<string, unknown> }) {
+    const json = this.serialise(input.data);
+    const row = await this.store.run(tenant, async (trx) => {
+      const { rows } = await sql<DocumentRow>`
+        insert into documents (collection, data) values (${input.collection}, ${json}::jsonb)
+        returning id, collection, data, created_at, updated_at`.execute(trx);
+      return rows[0]!;
+    });
+    return view(row);
+  }
+
+  async get(tenant: TenantRef, input: { collection: string; id: string }) {
+    const row = await this.store.run(tenant, async (trx) => {
+      const { rows } = await sql<DocumentRow>`
+        select id, collection, data, created_at, updated_at from documents
+        where id = ${input.id} and collection = ${input.collection}`.execute(trx);
+      return rows[0];
+    });
+    if (!row) throw notFound();
+    return view(row);
+  }
+
+  async replace(tenant: TenantRef, input: { collection: string; id: string; data: Record<string, unknown> }) {
+    const json = this.serialise(input.data);
+    const row = await this.store.run(tenant, async (trx) => {
+      const { rows } = await sql<DocumentRow>`
+        update documents set data = ${json}::jsonb, updated_at = now()
+        where id = ${input.id} and collection = ${input.collection}
+        returning id, collection, data, created_at, updated_at`.execute(trx);
+      return rows[0];
+    });
+    if (!row) throw notFound();
+    return view(row);
+  }
+
+  async delete(tenant: TenantRef, input: { collection: string; id: string }) {
+    const row = await this.store.run(tenant, async (trx) => {
+      const { rows } = await sql<DocumentRow>`
+        delete from documents where id = ${input.id} and collection = ${input.collection}
+        returning id, collection, data, created_at, updated_at`.execute(trx);
+      return rows[0];
+    });
+    if (!row) throw notFound();
+    return view(row);
+  }
+
+  /**
+   * Keyset pagination in id order (stable, each page an index range). `where` filters
+   * compare top-level fields as text; names and values are bind parameters.
+   */
+  async list(tenant: TenantRef, input: { collection: string; limit: number; cursor?: string | undefined; where?: Record<string, string> | undefined }) {
+    if (input.cursor !== undefined && !UUID.test(input.cursor)) {
+      throw new ValidationError([{ field: 'cursor', message: 'is not a cursor this api issued' }]);
+    }
+    const filters = Object.entries(input.where ?? {}).map(([field, value]) => sql`and data ->> ${field} = ${value}`);
+    const rows = await this.store.run(tenant, async (trx) => {
+      const { rows } = await sql<DocumentRow>`
+        select id, collection, data, created_at, updated_at from documents
+        where collection = ${input.collection}
+          ${input.cursor ? sql`and id > ${input.cursor}` : sql``}
+          ${sql.join(filters, sql` `)}
+        order by id
+        limit ${input.limit + 1}`.execute(trx);
+      return rows;
+    });
+    const page = rows.slice(0, input.limit);
+    return { items: page.map(view), nextCursor: rows.length > input.limit ? (page.at(-1)?.id ?? null) : null };
+  }
+}
