@@ -101,7 +101,7 @@ function flatQuery(query: Record<string, ExampleValue>): Record<string, ExampleV
 
 function queryString(example: Example): string {
   if (!example.query) return '';
-  const params = Object.entries(flatQuery(example.query)).map(([k, v]) => [k, String(v)]);
+  const params = Object.entries(flatQuery(example.query)).map(([k, v]): [string, string] => [k, String(v)]);
   // Brackets stay readable in the docs; curl sends them as they are.
   return `?${new URLSearchParams(params).toString().replaceAll('%5B', '[').replaceAll('%5D', ']')}`;
 }
