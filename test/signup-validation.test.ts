@@ -47,7 +47,8 @@ const invalid: Array<[string, Record<string, unknown>, string]> = [
   ['orgName with a dot', { orgName: 'acme.inc' }, 'orgName'],
   ['orgName with markup', { orgName: '<script>' }, 'orgName'],
   ['isolation not a model', { isolation: 'vm' }, 'isolation'],
-  ['isolation not available yet', { isolation: 'database' }, 'isolation'],
+  ['database isolation needs a paid plan; signup is trial', { isolation: 'database' }, 'isolation'],
+  ['cluster isolation is not available', { isolation: 'cluster' }, 'isolation'],
   ['unknown field', { admin: true }, '(body)'],
 ];
 

@@ -4,7 +4,7 @@ import { useStack } from '../support/stack.js';
 
 /**
  * Tenant A can never read or write tenant B's data, whatever it sends: ids, collections,
- * filters, credentials. (Schema isolation; the database and cluster drivers are not built.)
+ * filters, credentials. (Schema isolation; database isolation: security/database-isolation.test.ts.)
  */
 const stack = useStack({ api: { DOCUMENT_MAX_BYTES: '2048' } });
 let a: { tenantId: string; token: string };

@@ -12,6 +12,9 @@ export interface RunningApi {
 /** The platform key test apis accept unless a test configures its own. */
 export const PLATFORM_KEY = 'tpk_test-platform-key-for-the-suite';
 
+/** The tenant-secret key (database isolation) of test apis and workers: 32 bytes, base64. */
+export const TENANT_SECRET_KEY = Buffer.from('tenantry-test-key-32-bytes-long!').toString('base64');
+
 /** A real api on a free port, configured like production except where `env` says. */
 export async function startApi(env: Record<string, string>, options: ApiOptions = {}): Promise<RunningApi> {
   const config = parseApiConfig({
@@ -29,6 +32,7 @@ export async function startApi(env: Record<string, string>, options: ApiOptions 
     PROVISION_ATTEMPTS: '3',
     PROVISION_BACKOFF_MS: '50',
     PLATFORM_API_KEY: PLATFORM_KEY,
+    TENANT_SECRET_KEY,
     ...env,
   });
   const api = await createApi(config, options);
@@ -46,6 +50,7 @@ export async function startWorker(env: Record<string, string>): Promise<WorkerIn
     SHUTDOWN_TIMEOUT_MS: '5000',
     METRICS_PORT: '0',
     METRICS_HOST: '127.0.0.1',
+    TENANT_SECRET_KEY,
     ...env,
   });
   return createWorker(config);

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { withAdmin } from './admin.js';
 import { databaseUrl } from './env.js';
+import { dropTenantDatabasesOf } from './tenant-databases.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -24,7 +25,11 @@ function isAlive(pid: number): boolean {
 }
 
 async function dropDatabases(client: pg.Client, names: string[]): Promise<void> {
-  for (const name of names) await client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`);
+  for (const name of names) {
+    // First the tenant databases and roles (cluster-wide) its tenants were given.
+    if (name.startsWith('tenantry_t_')) await dropTenantDatabasesOf(name).catch(() => undefined);
+    await client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`);
+  }
 }
 
 /**

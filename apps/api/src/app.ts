@@ -1,7 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SchemaTenantStore, createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
+import {
+  DatabaseTenantStore,
+  RoutingTenantStore,
+  SchemaTenantStore,
+  type TenantStore,
+  createDb,
+  ensureDatabase,
+  migrateToLatest,
+  parseSecretKey,
+  tenantDbServers,
+} from '@tenantry/db';
 import { createFailFastRedis, createProducerRedis, createProvisioningQueue } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
@@ -72,6 +82,21 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     await db.destroy();
     throw err;
   });
+  // Tenant data: schema tenants in the shared database; database tenants (only with a
+  // TENANT_SECRET_KEY to open their credentials) through a bounded LRU of per-tenant pools.
+  const databaseStore = config.TENANT_SECRET_KEY
+    ? new DatabaseTenantStore(db, {
+        servers: tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL),
+        secretKey: parseSecretKey(config.TENANT_SECRET_KEY),
+        maxPools: config.TENANT_POOL_MAX,
+        connectionsPerPool: config.TENANT_POOL_SIZE,
+        applicationName: 'tenantry-api-tenant',
+        onError: (message) => logger.warn(message),
+      })
+    : undefined;
+  const drivers: Record<string, TenantStore> = { schema: new SchemaTenantStore(db) };
+  if (databaseStore) drivers.database = databaseStore;
+  const tenantStore = new RoutingTenantStore(drivers);
   const deps: ApiDeps = {
     config,
     db,
@@ -80,7 +105,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
     metrics,
-    documents: new DocumentsService(new SchemaTenantStore(db), config.DOCUMENT_MAX_BYTES),
+    documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES),
+    tenantStore,
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
     entitlements: entitlements.source,
     onBillingChanged: (tenantId) => entitlements.invalidate(tenantId),
@@ -235,6 +261,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       await entitlements.close();
       redis.disconnect();
       producerRedis.disconnect();
+      await databaseStore?.close();
       await db.destroy();
     },
   };

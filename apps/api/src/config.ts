@@ -4,8 +4,10 @@ import {
   envPort,
   envPositiveInt,
   postgresUrl,
+  postgresUrlList,
   redisPrefix,
   redisUrl,
+  tenantSecretKey,
 } from '@tenantry/domain';
 import { z } from 'zod';
 
@@ -50,6 +52,16 @@ const ApiEnv = z
     PROVISION_ATTEMPTS: envPositiveInt.default(5),
     PROVISION_BACKOFF_MS: envPositiveInt.default(1_000),
     DB_POOL_SIZE: envPositiveInt.default(10),
+    /**
+     * Database isolation: the key that decrypts tenant role passwords (32 bytes, base64;
+     * the worker's must be the same). Unset: database isolation is refused.
+     */
+    TENANT_SECRET_KEY: tenantSecretKey.optional(),
+    /** The servers tenant databases live on (admin URLs; only host, port and TLS options are used here). */
+    TENANT_DB_SERVERS: postgresUrlList.optional(),
+    /** Most per-tenant database pools kept open (least recently used closed first), and connections in each. */
+    TENANT_POOL_MAX: envPositiveInt.default(50),
+    TENANT_POOL_SIZE: envPositiveInt.default(2),
     SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(10_000),
     /** On SIGTERM: how long to keep serving with /readyz at 503 before closing the listener. */
     SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(2_000),
@@ -62,6 +74,13 @@ const ApiEnv = z
     }
     if (licensed && !env.LICENSE_PUBLIC_KEY) {
       ctx.addIssue({ code: 'custom', path: ['LICENSE_PUBLIC_KEY'], message: 'LICENSE/LICENSE_FILE needs LICENSE_PUBLIC_KEY to verify it' });
+    }
+    if (env.TENANT_DB_SERVERS && !env.TENANT_SECRET_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TENANT_SECRET_KEY'],
+        message: 'database isolation (TENANT_DB_SERVERS) requires TENANT_SECRET_KEY: 32 random bytes, base64-encoded (`openssl rand -base64 32`)',
+      });
     }
     if (env.HOSTED_MODE && !env.MULTI_TENANT_ENABLED) {
       ctx.addIssue({

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Db } from '@tenantry/db';
+import type { Db, TenantStore } from '@tenantry/db';
 import type { EntitlementSource } from '@tenantry/entitlements';
 import type { ProvisioningQueue } from '@tenantry/jobs';
 import type { Redis } from 'ioredis';
@@ -25,6 +25,8 @@ export interface ApiDeps {
   logger: Logger;
   metrics: ApiMetrics;
   documents: DocumentsService;
+  /** Every tenant's data, routed by isolation model (schema / database). */
+  tenantStore: TenantStore;
 }
 
 export interface RequestContext {

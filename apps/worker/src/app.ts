@@ -1,4 +1,15 @@
-import { createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
+import {
+  DatabaseTenantStore,
+  RoutingTenantStore,
+  SchemaTenantStore,
+  TenantDatabaseProvisioner,
+  type TenantStore,
+  createDb,
+  ensureDatabase,
+  migrateToLatest,
+  parseSecretKey,
+  tenantDbServers,
+} from '@tenantry/db';
 import {
   JOBS,
   ProvisionTenantPayload,
@@ -62,15 +73,34 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-worker' });
   await migrateToLatest(db);
 
+  // Database isolation: the provisioner creates/drops tenant databases (dropping needs no
+  // key); probes reach database tenants through their own roles (needs the key).
+  const servers = tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL);
+  const secretKey = config.TENANT_SECRET_KEY ? parseSecretKey(config.TENANT_SECRET_KEY) : undefined;
+  const databases = new TenantDatabaseProvisioner(db, { servers, secretKey, controlPlaneUrl: config.DATABASE_URL });
+  const databaseStore = secretKey
+    ? new DatabaseTenantStore(db, {
+        servers,
+        secretKey,
+        maxPools: config.TENANT_POOL_MAX,
+        connectionsPerPool: 1,
+        applicationName: 'tenantry-worker-probe',
+        onError: (message) => logger.warn(message),
+      })
+    : undefined;
+  const drivers: Record<string, TenantStore> = { schema: new SchemaTenantStore(db) };
+  if (databaseStore) drivers.database = databaseStore;
+  const tenantStore = new RoutingTenantStore(drivers);
+
   const redis = createWorkerRedis(config.REDIS_URL, 'tenantry-worker');
   const retry = provisioningRetryPolicy(config.PROVISION_ATTEMPTS, config.PROVISION_BACKOFF_MS);
   const provisioningQueue = createProvisioningQueue(redis, config.REDIS_PREFIX);
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
   const metrics = createWorkerMetrics(db, { [QUEUES.provisioning]: provisioningQueue, [QUEUES.maintenance]: maintenanceQueue }, config.HEALTH_PROBE_INTERVAL_MS);
   const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
-  const probeTenants = () => probeActiveTenants(db, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc());
+  const probeTenants = () => probeActiveTenants(db, tenantStore, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc());
   const purge = async (now: Date) => {
-    const purged = await purgeDueTenants(db, now);
+    const purged = await purgeDueTenants(db, now, databases);
     if (purged > 0) metrics.lifecycleTransitions.inc({ from: 'pending_deletion', to: 'deleted' }, purged);
     return purged;
   };
@@ -83,7 +113,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       if (!parsed.success) throw new UnrecoverableError(`invalid ${JOBS.provisionTenant} payload: ${parsed.error.message}`);
       const { signupId } = parsed.data;
       try {
-        const outcome = await provisionTenant(db, parsed.data, signal);
+        const outcome = await provisionTenant(db, parsed.data, signal, { databases });
         logger.info({ signupId, outcome, attempt: job.attemptsMade + 1 }, 'provisioning finished');
         if (outcome.status === 'ready') {
           metrics.provisions.inc({ status: 'succeeded', isolation: outcome.isolation });
@@ -99,8 +129,9 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         logger.warn({ signupId, attempt: job.attemptsMade + 1, finalAttempt, err: (err as Error).message }, 'provisioning attempt failed');
         if (finalAttempt) {
-          await compensate(db, parsed.data, err);
-          metrics.provisions.inc({ status: 'failed', isolation: 'schema' });
+          await compensate(db, parsed.data, err, { databases });
+          const failed = await db.selectFrom('signups').select('isolation').where('id', '=', signupId).executeTakeFirst();
+          metrics.provisions.inc({ status: 'failed', isolation: failed?.isolation ?? 'schema' });
           throw new UnrecoverableError(`provisioning failed for good: ${(err as Error).message}`);
         }
         await recordAttemptFailure(db, signupId, err);
@@ -190,6 +221,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       );
       metricsServer.server.close();
       redis.disconnect();
+      await databaseStore?.close();
       await db.destroy();
     },
   };

@@ -1,4 +1,4 @@
-import { describeEnvError, envPort, envPositiveInt, postgresUrl, redisPrefix, redisUrl } from '@tenantry/domain';
+import { describeEnvError, envPort, envPositiveInt, postgresUrl, postgresUrlList, redisPrefix, redisUrl, tenantSecretKey } from '@tenantry/domain';
 import { z } from 'zod';
 
 /** The worker's configuration, parsed once at boot; nothing else reads process.env. */
@@ -26,7 +26,24 @@ const WorkerEnv = z.object({
   PURGE_INTERVAL_MS: envPositiveInt.default(5 * 60_000),
   SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(20_000),
   DB_POOL_SIZE: envPositiveInt.default(10),
+  /**
+   * Database isolation. TENANT_SECRET_KEY (32 bytes, base64) encrypts tenant role passwords
+   * and is required to provision database tenants; TENANT_DB_SERVERS lists the admin URLs
+   * of the servers they are placed on (default: DATABASE_URL's server).
+   */
+  TENANT_SECRET_KEY: tenantSecretKey.optional(),
+  TENANT_DB_SERVERS: postgresUrlList.optional(),
+  /** Most tenant-database pools the worker's health probes keep open (one connection each). */
+  TENANT_POOL_MAX: envPositiveInt.default(50),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).superRefine((env, ctx) => {
+  if (env.TENANT_DB_SERVERS && !env.TENANT_SECRET_KEY) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['TENANT_SECRET_KEY'],
+      message: 'database isolation (TENANT_DB_SERVERS) requires TENANT_SECRET_KEY: 32 random bytes, base64-encoded (`openssl rand -base64 32`)',
+    });
+  }
 });
 
 export type WorkerConfig = z.infer<typeof WorkerEnv>;

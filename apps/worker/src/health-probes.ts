@@ -1,4 +1,4 @@
-import { type Db, probeTenantStore, recordProbe } from '@tenantry/db';
+import { type Db, type TenantStore, probeTenantStore, recordProbe } from '@tenantry/db';
 
 const PAGE = 500;
 
@@ -6,14 +6,14 @@ const PAGE = 500;
  * Probe every active tenant's store once, at most `concurrency` at a time, and record each
  * outcome. Walks tenants in pages so a large fleet never loads at once. Returns counts.
  */
-export async function probeActiveTenants(db: Db, concurrency: number, onFailure: () => void): Promise<{ probed: number; failed: number }> {
+export async function probeActiveTenants(db: Db, store: TenantStore, concurrency: number, onFailure: () => void): Promise<{ probed: number; failed: number }> {
   let probed = 0;
   let failed = 0;
   let after = '0';
   for (;;) {
     const page = await db
       .selectFrom('tenants')
-      .select(['id', 'schema_name', 'seq'])
+      .select(['id', 'isolation', 'schema_name', 'seq'])
       .where('status', '=', 'active')
       .where('is_default', '=', false)
       .where('seq', '>', after)
@@ -26,7 +26,7 @@ export async function probeActiveTenants(db: Db, concurrency: number, onFailure:
     const lane = async () => {
       while (next < page.length) {
         const tenant = page[next++]!;
-        const probe = await probeTenantStore(db, { id: tenant.id, schemaName: tenant.schema_name });
+        const probe = await probeTenantStore(store, { id: tenant.id, isolation: tenant.isolation, schemaName: tenant.schema_name });
         await recordProbe(db, tenant.id, probe);
         probed += 1;
         if (!probe.ok) {

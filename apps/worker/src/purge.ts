@@ -1,4 +1,4 @@
-import { type Db, appendAudit, dropTenantSchema } from '@tenantry/db';
+import { type Db, type TenantDatabaseProvisioner, appendAudit, dropTenantSchema } from '@tenantry/db';
 import { nextStatus } from '@tenantry/domain';
 import { sql } from 'kysely';
 
@@ -9,7 +9,7 @@ const BATCH = 100;
  * Purge every tenant whose retention ended by `now`. `now` is a parameter, not read
  * here, so the retention boundary can be driven from outside (tests, a manual run).
  */
-export async function purgeDueTenants(db: Db, now: Date): Promise<number> {
+export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatabaseProvisioner): Promise<number> {
   const due = await db
     .selectFrom('tenants')
     .select('id')
@@ -20,13 +20,14 @@ export async function purgeDueTenants(db: Db, now: Date): Promise<number> {
     .execute();
   let purged = 0;
   for (const { id } of due) {
-    if (await purgeTenant(db, id, now)) purged += 1;
+    if (await purgeTenant(db, id, now, databases)) purged += 1;
   }
   return purged;
 }
 
 /**
- * Remove everything of one tenant but a tombstone row and its audit trail: its schema,
+ * Remove everything of one tenant but a tombstone row and its audit trail: its schema (or
+ * its database, role and encrypted role password),
  * sessions, memberships, the users who belonged to no other tenant, billing state,
  * provisioning records and signup (which frees the owner's email).
  *
@@ -34,13 +35,20 @@ export async function purgeDueTenants(db: Db, now: Date): Promise<number> {
  * tenant whole and still pending deletion, and the next pass does it all again. Re-checks
  * the state under a row lock: a tenant restored meanwhile is left alone.
  */
-export async function purgeTenant(db: Db, tenantId: string, now: Date): Promise<boolean> {
+export async function purgeTenant(db: Db, tenantId: string, now: Date, databases?: TenantDatabaseProvisioner): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
     const tenant = await trx.selectFrom('tenants').selectAll().where('id', '=', tenantId).forUpdate().executeTakeFirst();
     if (!tenant || tenant.status !== 'pending_deletion' || !tenant.delete_after || new Date(tenant.delete_after) > now) return false;
     const to = nextStatus({ status: tenant.status, statusBeforeDeletion: tenant.status_before_deletion, isDefault: tenant.is_default }, 'purge');
 
     if (tenant.schema_name) await dropTenantSchema(trx, tenant.schema_name);
+    if (tenant.isolation === 'database') {
+      // DROP DATABASE is not transactional and runs on the tenant's server: if this
+      // transaction then fails, the tenant is still pending deletion with its placement,
+      // and the next pass drops again (IF EXISTS) and finishes.
+      if (!databases) throw new Error('this worker cannot drop database tenants');
+      await databases.drop(tenantId, tenant.database_server);
+    }
     const members = await trx.selectFrom('memberships').select('user_id').where('tenant_id', '=', tenantId).execute();
     await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).execute();
     await trx.deleteFrom('memberships').where('tenant_id', '=', tenantId).execute();
@@ -60,7 +68,18 @@ export async function purgeTenant(db: Db, tenantId: string, now: Date): Promise<
     await trx.deleteFrom('signups').where('tenant_id', '=', tenantId).execute();
     await trx
       .updateTable('tenants')
-      .set({ status: to, schema_name: null, status_before_deletion: null, deleted_at: sql`now()`, updated_at: sql`now()` })
+      .set({
+        status: to,
+        schema_name: null,
+        // The encrypted password goes with the database it opened.
+        database_server: null,
+        database_name: null,
+        database_role: null,
+        database_password_enc: null,
+        status_before_deletion: null,
+        deleted_at: sql`now()`,
+        updated_at: sql`now()`,
+      })
       .where('id', '=', tenantId)
       .execute();
     await appendAudit(trx, {

@@ -9,3 +9,5 @@ export * from './audit-verify.js';
 export * from './billing.js';
 export * from './tenant-health.js';
 export * from './tenant-store/tenant-store.js';
+export * from './tenant-store/database-store.js';
+export * from './tenant-store/secrets.js';

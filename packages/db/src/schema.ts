@@ -13,6 +13,13 @@ export interface TenantsTable {
   isolation: Isolation;
   /** The tenant's schema (schema isolation); null once purged. */
   schema_name: string | null;
+  /** Database isolation: the server (host:port) holding the tenant's database; null otherwise and once purged. */
+  database_server: ColumnType<string | null, string | null | undefined, string | null>;
+  database_name: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The tenant's login role (owns nothing; CONNECT on its database only). */
+  database_role: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The role's password, AES-256-GCM: iv (12) ‖ tag (16) ‖ ciphertext. Never stored in clear. */
+  database_password_enc: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
   /** Keyset-pagination key: unique and increasing. */
   seq: Generated<string>;
   is_default: Generated<boolean>;

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from './client.js';
-import { withTenant } from './with-tenant.js';
+import type { TenantRef, TenantStore } from './tenant-store/tenant-store.js';
 
 export interface StoreProbe {
   ok: boolean;
@@ -14,13 +14,14 @@ const PROBE_TIMEOUT_MS = 2_000;
 /**
  * A real query in the tenant's own store, the way tenant requests reach it: as the data
  * role, in the tenant's context, on its documents table. Catches a dropped schema, lost
- * grants or policies, and a store that does not answer in time.
+ * grants or policies, and a store that does not answer in time. Whatever the isolation
+ * model: the store given routes to the tenant's driver.
  */
-export async function probeTenantStore(db: Db, tenant: { id: string; schemaName: string | null }): Promise<StoreProbe> {
+export async function probeTenantStore(store: TenantStore, tenant: TenantRef): Promise<StoreProbe> {
   const started = performance.now();
-  if (!tenant.schemaName) return { ok: false, latencyMs: 0, error: 'the tenant has no store' };
+  if (tenant.isolation === 'schema' && !tenant.schemaName) return { ok: false, latencyMs: 0, error: 'the tenant has no store' };
   try {
-    await withTenant(db, { tenantId: tenant.id, schemaName: tenant.schemaName }, async (trx) => {
+    await store.run(tenant, async (trx) => {
       await sql`set local statement_timeout = ${sql.lit(PROBE_TIMEOUT_MS)}`.execute(trx);
       await sql`select count(*) from (select 1 from documents limit 1) as probe`.execute(trx);
     });

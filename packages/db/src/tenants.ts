@@ -27,7 +27,8 @@ export async function insertProvisioningTenant(
         status: 'provisioning',
         plan: tenant.plan,
         isolation: tenant.isolation,
-        schema_name: tenantSchemaName(tenant.id),
+        // Only schema tenants have a schema; a database tenant's placement is written by the saga.
+        schema_name: tenant.isolation === 'schema' ? tenantSchemaName(tenant.id) : null,
       })
       .onConflict((oc) => oc.doNothing())
       .returning('id')

@@ -32,3 +32,20 @@ export const redisPrefix = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1â
 export function describeEnvError(error: z.ZodError): string {
   return error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`).join('\n');
 }
+
+/**
+ * The key that encrypts tenant database passwords at rest (AES-256-GCM): exactly 32 bytes,
+ * base64-encoded. Generate one with `openssl rand -base64 32`.
+ */
+export const tenantSecretKey = z
+  .string()
+  .trim()
+  .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, {
+    message: 'must be 32 random bytes, base64-encoded (generate one with `openssl rand -base64 32`)',
+  });
+
+/** Comma-separated postgres:// URLs (admin connections of the tenant database servers). */
+export const postgresUrlList = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+  .pipe(z.array(postgresUrl).min(1, 'give at least one postgres:// URL'));

@@ -57,6 +57,13 @@ export const PLAN_CATALOG: Readonly<Record<PlanId, PlanDefinition>> = {
   },
 };
 
+/** Whether a catalog plan may use an isolation model (schema: every plan). */
+export function planHasIsolation(plan: string, isolation: 'schema' | 'database' | 'cluster'): boolean {
+  if (isolation === 'schema') return true;
+  const definition = PLAN_CATALOG[plan as PlanId];
+  return definition !== undefined && definition.capabilities.includes(`isolation.${isolation}`);
+}
+
 /** The entitlements a trial gets; also what is served when billing state cannot be read (fail-open). */
 export const TRIAL_DEFAULTS = PLAN_CATALOG.trial;
 

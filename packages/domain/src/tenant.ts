@@ -32,3 +32,31 @@ export function tenantSchemaName(tenantId: string): string {
 export function assertTenantSchemaName(name: string): void {
   if (!SCHEMA_NAME.test(name)) throw new Error(`not a tenant schema name: ${JSON.stringify(name)}`);
 }
+
+const DATABASE_NAME = /^td_[0-9a-f]{32}$/;
+const ROLE_NAME = /^tr_[0-9a-f]{32}$/;
+
+/**
+ * The database and login role of a database-isolated tenant (`td_<32 hex>`, `tr_<32 hex>`).
+ * Like the schema name: derived from the generated tenant id only, checked, and still
+ * quoted wherever it reaches DDL.
+ */
+export function tenantDatabaseName(tenantId: string): string {
+  const name = `td_${tenantId.replaceAll('-', '').toLowerCase()}`;
+  assertTenantDatabaseName(name);
+  return name;
+}
+
+export function tenantRoleName(tenantId: string): string {
+  const name = `tr_${tenantId.replaceAll('-', '').toLowerCase()}`;
+  assertTenantRoleName(name);
+  return name;
+}
+
+export function assertTenantDatabaseName(name: string): void {
+  if (!DATABASE_NAME.test(name)) throw new Error(`not a tenant database name: ${JSON.stringify(name)}`);
+}
+
+export function assertTenantRoleName(name: string): void {
+  if (!ROLE_NAME.test(name)) throw new Error(`not a tenant role name: ${JSON.stringify(name)}`);
+}

@@ -1,4 +1,4 @@
-import { SignupAccepted, SignupRequest, SignupStatusRequest, SignupStatusResponse } from '@tenantry/domain';
+import { SignupAccepted, SignupRequest, SignupStatusRequest, SignupStatusResponse, TRIAL_PLAN, planHasIsolation } from '@tenantry/domain';
 import { isCommonPassword } from '@tenantry/domain/common-passwords';
 import { getSignupStatus, submitSignup } from '../services/signup.js';
 import { hostedProcedure, router } from '../trpc.js';
@@ -7,10 +7,16 @@ const SignupInput = SignupRequest.superRefine((input, ctx) => {
   if (isCommonPassword(input.password)) {
     ctx.addIssue({ code: 'custom', path: ['password'], message: 'is too common; choose a password that is harder to guess' });
   }
-  // Only the schema driver exists so far; accepting another model would provision the
-  // wrong kind of tenant silently.
-  if (input.isolation !== undefined && input.isolation !== 'schema') {
-    ctx.addIssue({ code: 'custom', path: ['isolation'], message: `"${input.isolation}" isolation is not available; use "schema"` });
+  // Public signup always starts on the trial plan, which lacks isolation.database (and
+  // isolation.cluster): known from the input alone, so a 400 on the field, before the rate
+  // limiter and the password hash. Operators create database tenants on a paid plan
+  // through POST /v1/tenants.
+  if (input.isolation !== undefined && input.isolation !== 'schema' && !planHasIsolation(TRIAL_PLAN, input.isolation)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['isolation'],
+      message: `"${input.isolation}" isolation needs a plan with the "isolation.${input.isolation}" capability; signup starts on the trial plan, so use "schema"`,
+    });
   }
 });
 

@@ -19,8 +19,10 @@ import { hostedPlatformProcedure, platformProcedure, router } from '../trpc.js';
  * creating and renaming tenants is for any deployment with a platform key.
  */
 const CreateTenantInput = CreateTenantRequest.superRefine((input, ctx) => {
-  if (input.isolation !== undefined && input.isolation !== 'schema') {
-    ctx.addIssue({ code: 'custom', path: ['isolation'], message: `"${input.isolation}" isolation is not available; use "schema"` });
+  // The cluster driver is not built: accepting it would provision the wrong kind of tenant.
+  // Database isolation is checked against the plan in createTenant (403 capability_missing).
+  if (input.isolation === 'cluster') {
+    ctx.addIssue({ code: 'custom', path: ['isolation'], message: '"cluster" isolation is not available; use "schema" or "database"' });
   }
 });
 
@@ -53,7 +55,7 @@ export const tenantsRouter = router({
     .meta({ rest: { method: 'GET', path: '/tenants/{id}/health', auth: 'platform' } })
     .input(GetTenantRequest)
     .output(TenantHealth)
-    .query(({ ctx, input }) => tenantHealth(ctx.deps.db, input.id)),
+    .query(({ ctx, input }) => tenantHealth(ctx.deps.db, ctx.deps.tenantStore, input.id)),
 
   delete: hostedPlatformProcedure
     .meta({ rest: { method: 'DELETE', path: '/tenants/{id}', auth: 'platform' } })

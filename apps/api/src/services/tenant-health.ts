@@ -1,4 +1,4 @@
-import { type Db, probeTenantStore } from '@tenantry/db';
+import { type Db, type TenantStore, probeTenantStore } from '@tenantry/db';
 import { NotFoundError, fromPublicId, toPublicId } from '@tenantry/domain';
 
 /**
@@ -6,11 +6,11 @@ import { NotFoundError, fromPublicId, toPublicId } from '@tenantry/domain';
  * configured in this version), its provisioning and lifecycle state, and what the worker's
  * periodic probe last saw.
  */
-export async function tenantHealth(db: Db, ref: string) {
+export async function tenantHealth(db: Db, tenantStore: TenantStore, ref: string) {
   const id = fromPublicId('ten', ref);
   const tenant = await db
     .selectFrom('tenants')
-    .select(['id', 'status', 'schema_name'])
+    .select(['id', 'status', 'isolation', 'schema_name'])
     .where(id ? 'id' : 'slug', '=', id ?? ref)
     .executeTakeFirst();
   if (!tenant) throw new NotFoundError('Tenant', 'tenant_not_found');
@@ -21,7 +21,7 @@ export async function tenantHealth(db: Db, ref: string) {
     db.selectFrom('tenant_health').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirst(),
   ]);
   const checkStore = tenant.status === 'active' || tenant.status === 'suspended' || tenant.status === 'pending_deletion';
-  const store = checkStore ? await probeTenantStore(db, { id: tenant.id, schemaName: tenant.schema_name }) : null;
+  const store = checkStore ? await probeTenantStore(tenantStore, { id: tenant.id, isolation: tenant.isolation, schemaName: tenant.schema_name }) : null;
   return {
     tenantId: toPublicId('ten', tenant.id),
     healthy: tenant.status === 'active' && store?.ok === true,

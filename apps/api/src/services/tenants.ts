@@ -1,5 +1,6 @@
 import { type Db, type Tenant, appendAudit } from '@tenantry/db';
 import {
+  ForbiddenError,
   type LifecycleAction,
   NotFoundError,
   type PlanId,
@@ -8,6 +9,7 @@ import {
   fromPublicId,
   nextStatus,
   normaliseEmail,
+  planHasIsolation,
   toPublicId,
 } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
@@ -106,12 +108,22 @@ export async function createTenant(
   principal: PlatformPrincipal,
   input: { name: string; ownerEmail: string; ownerPassword?: string | undefined; plan?: PlanId | undefined; isolation?: 'schema' | 'database' | 'cluster' | undefined },
 ) {
+  const isolation = input.isolation ?? 'schema';
+  const plan = input.plan ?? 'trial';
+  // Before anything is written: the plan must include the isolation model, and this
+  // installation must be able to open database tenants' credentials.
+  if (!planHasIsolation(plan, isolation)) {
+    throw new ForbiddenError('capability_missing', `The plan "${plan}" does not include "isolation.${isolation}"`);
+  }
+  if (isolation === 'database' && !deps.config.TENANT_SECRET_KEY) {
+    throw new ValidationError([{ field: 'isolation', message: 'database isolation is not enabled on this installation (TENANT_SECRET_KEY is not set)' }]);
+  }
   const email = normaliseEmail(input.ownerEmail);
   const intent = await recordTenantIntent(deps.db, {
     email,
     orgName: input.name,
-    isolation: input.isolation ?? 'schema',
-    plan: input.plan ?? 'trial',
+    isolation,
+    plan,
     passwordHash: input.ownerPassword ? await hashPassword(input.ownerPassword) : null,
     source: 'platform',
     actor: actorOf(principal),

@@ -1,7 +1,7 @@
 import { type Db, type Signup, appendAudit, dropTenantSchema } from '@tenantry/db';
 import { type Isolation, tenantSchemaName } from '@tenantry/domain';
 import { sql } from 'kysely';
-import { PROVISIONING_STEPS } from './steps.js';
+import { PROVISIONING_STEPS, type StepContext } from './steps.js';
 
 export type SagaOutcome = { status: 'ready'; isolation: Isolation } | { status: 'already_final' | 'superseded' };
 
@@ -15,7 +15,12 @@ const MAX_ERROR_LENGTH = 500;
  * the source of truth: running this twice, or concurrently, or after a crash at any point,
  * ends in the same single tenant.
  */
-export async function provisionTenant(db: Db, input: { signupId: string; generation: number }, signal?: AbortSignal): Promise<SagaOutcome> {
+export async function provisionTenant(
+  db: Db,
+  input: { signupId: string; generation: number },
+  signal?: AbortSignal,
+  context: StepContext = {},
+): Promise<SagaOutcome> {
   const signup = await db.selectFrom('signups').selectAll().where('id', '=', input.signupId).executeTakeFirst();
   if (!signup) throw new Error(`signup ${input.signupId} does not exist`);
   // A job of an earlier attempt of this signup (it failed and was signed up again).
@@ -29,7 +34,19 @@ export async function provisionTenant(db: Db, input: { signupId: string; generat
     .where('status', '=', 'pending')
     .execute();
 
-  // Every step so far changes only this database, so they share one transaction: a crash
+  // Effects outside this database (a tenant database on another server, which CREATE
+  // DATABASE cannot make inside a transaction anyway) come first, each idempotent and
+  // resumable; the steps' records are still written below, in the one transaction.
+  const recorded = new Set(
+    (await db.selectFrom('provisioning_steps').select('step').where('tenant_id', '=', signup.tenant_id).execute()).map((r) => r.step),
+  );
+  for (const step of PROVISIONING_STEPS) {
+    if (!step.prepare || recorded.has(step.name)) continue;
+    if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
+    await step.prepare(db, signup, context);
+  }
+
+  // Every step's own changes are in this database, so they share one transaction: a crash
   // anywhere rolls back to the last commit and the retry resumes from the recorded steps.
   // (It also makes provisioning one commit instead of one per step.) A step with effects
   // outside Postgres — another server, DNS — will need a boundary of its own.
@@ -65,12 +82,13 @@ export async function recordAttemptFailure(db: Db, signupId: string, error: unkn
 }
 
 /**
- * The last attempt failed: remove everything the steps made — schema, owner user (unless
+ * The last attempt failed: remove everything the steps made — schema or tenant database
+ * and role, owner user (unless
  * it belongs to another tenant too), billing state, tenant row — and mark the signup
  * failed, all in one transaction (DROP SCHEMA is transactional too). The email is then
  * free to sign up again.
  */
-export async function compensate(db: Db, input: { signupId: string; generation: number }, error: unknown): Promise<void> {
+export async function compensate(db: Db, input: { signupId: string; generation: number }, error: unknown, context: StepContext = {}): Promise<void> {
   await db.transaction().execute(async (trx) => {
     const signup: Signup | undefined = await trx.selectFrom('signups').selectAll().where('id', '=', input.signupId).forUpdate().executeTakeFirst();
     // A stale job of an earlier generation must not undo a newer attempt.
@@ -78,6 +96,13 @@ export async function compensate(db: Db, input: { signupId: string; generation: 
     await sql`select pg_advisory_xact_lock(hashtextextended(${signup.tenant_id}, 0))`.execute(trx);
 
     await dropTenantSchema(trx, tenantSchemaName(signup.tenant_id));
+    if (signup.isolation === 'database') {
+      // Not transactional: dropped before the row that records where it was, so a crash here
+      // leaves the placement for the next compensation (or retry) to find. Idempotent.
+      if (!context.databases) throw new Error('this worker cannot drop database tenants');
+      const placed = await trx.selectFrom('tenants').select('database_server').where('id', '=', signup.tenant_id).executeTakeFirst();
+      await context.databases.drop(signup.tenant_id, placed?.database_server ?? null);
+    }
     const owner = await trx.selectFrom('users').select('id').where('email', '=', signup.email).executeTakeFirst();
     await trx.deleteFrom('memberships').where('tenant_id', '=', signup.tenant_id).execute();
     if (owner) {

@@ -1,12 +1,24 @@
-import { type Signup, appendAudit, insertProvisioningTenant, provisionTenantSchema } from '@tenantry/db';
+import { type Db, type Signup, type TenantDatabaseProvisioner, UnsupportedIsolationError, appendAudit, insertProvisioningTenant, provisionTenantSchema } from '@tenantry/db';
 import { TRIAL_DAYS, TRIAL_PLAN, tenantSchemaName } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
 import type { Database } from '@tenantry/db';
 
 type Trx = Transaction<Database>;
 
+/** What steps may need besides the control-plane database. */
+export interface StepContext {
+  /** Creates tenant databases and roles (database isolation). */
+  databases?: TenantDatabaseProvisioner | undefined;
+}
+
 export interface ProvisioningStep {
   name: string;
+  /**
+   * Effects that cannot run inside the saga's transaction (CREATE DATABASE, another
+   * server): run before it, on every attempt until the step is recorded, so they must be
+   * idempotent on their own and leave something the next attempt can resume from.
+   */
+  prepare?(db: Db, signup: Signup, context: StepContext): Promise<void>;
   run(trx: Trx, signup: Signup): Promise<void>;
 }
 
@@ -25,8 +37,25 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
   },
   {
     name: 'storage',
+    async prepare(db, signup, context) {
+      if (signup.isolation !== 'database') return;
+      if (!context.databases) throw new Error('this worker cannot provision database tenants');
+      await context.databases.provision({ id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
+    },
     async run(trx, signup) {
-      await provisionTenantSchema(trx, tenantSchemaName(signup.tenant_id));
+      switch (signup.isolation) {
+        case 'schema':
+          await provisionTenantSchema(trx, tenantSchemaName(signup.tenant_id));
+          return;
+        case 'database': {
+          // Made by prepare(), outside this transaction; here only check it was recorded.
+          const row = await trx.selectFrom('tenants').select('database_name').where('id', '=', signup.tenant_id).executeTakeFirst();
+          if (!row?.database_name) throw new Error('the tenant database was not placed');
+          return;
+        }
+        default:
+          throw new UnsupportedIsolationError(`no store driver for ${signup.isolation} isolation`);
+      }
     },
   },
   {

@@ -4,6 +4,7 @@ import * as controlPlane from './2026-11-21T1200_control_plane.js';
 import * as billingAndAuditChain from './2026-11-21T1400_billing_and_audit_chain.js';
 import * as tenantApiKeys from './2026-11-21T1500_tenant_api_keys.js';
 import * as tenantHealth from './2026-11-21T1600_tenant_health.js';
+import * as tenantDatabases from './2026-11-22T1000_tenant_databases.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-21T1400_billing_and_audit_chain': billingAndAuditChain,
   '2026-11-21T1500_tenant_api_keys': tenantApiKeys,
   '2026-11-21T1600_tenant_health': tenantHealth,
+  '2026-11-22T1000_tenant_databases': tenantDatabases,
 };

@@ -31,3 +31,14 @@ export class SchemaTenantStore implements TenantStore {
     return withTenant(this.db, { tenantId: tenant.id, schemaName: tenant.schemaName }, fn);
   }
 }
+
+/** Picks the driver by the tenant's isolation model; a model with no driver is refused. */
+export class RoutingTenantStore implements TenantStore {
+  constructor(private readonly drivers: Partial<Record<Isolation, TenantStore>>) {}
+
+  run<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    const driver = this.drivers[tenant.isolation];
+    if (!driver) throw new UnsupportedIsolationError(`no store driver for ${tenant.isolation} isolation`);
+    return driver.run(tenant, fn);
+  }
+}
