@@ -98,7 +98,7 @@ describe('per-tenant health', () => {
     expect(res.body).toMatchObject({
       healthy: true,
       lifecycle: 'active',
-      provisioning: { status: 'ready', stepsDone: ['tenant_row', 'storage', 'owner_user', 'trial_billing', 'activate'] },
+      provisioning: { status: 'ready', stepsDone: ['tenant_row', 'storage', 'owner_user', 'trial_billing', 'dns_record', 'activate'] },
       store: { ok: true, error: null },
       dns: { status: 'not_configured' },
     });

@@ -1,3 +1,4 @@
+import { createDnsProvider } from '@tenantry/dns';
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +17,7 @@ import { createFailFastRedis, createProducerRedis, createProvisioningQueue } fro
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
 import type { ApiConfig } from './config.js';
-import { type ApiDeps, type RequestContext, bearerOf, clientIpOf } from './context.js';
+import { type ApiDeps, type RequestContext, bearerOf, clientIpOf, hostOf } from './context.js';
 import { toWireError } from './errors.js';
 import { checkReadiness } from './http/health.js';
 import { sendJson } from './http/respond.js';
@@ -105,6 +106,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
     metrics,
+    dns: createDnsProvider(config),
     documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES),
     tenantStore,
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
@@ -146,6 +148,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       deps,
       clientIp: clientIpOf(req, config.TRUST_PROXY),
       bearer: bearerOf(req),
+      host: hostOf(req),
       requestId: state.requestId,
       responseHeaders: state.responseHeaders,
       logFields: state.logFields,

@@ -1,5 +1,7 @@
 import {
+  checkDnsEnv,
   describeEnvError,
+  dnsEnv,
   envBoolean,
   envPort,
   envPositiveInt,
@@ -20,6 +22,7 @@ const ApiEnv = z
     DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/tenantry'),
     REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
     REDIS_PREFIX: redisPrefix.default('tenantry'),
+    ...dnsEnv,
     PORT: envPort.default(3000),
     /** Prometheus endpoint (GET /metrics), apart from the public port. */
     METRICS_PORT: envPort.default(9091),
@@ -68,6 +71,7 @@ const ApiEnv = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {
+    checkDnsEnv(env, ctx);
     const licensed = env.LICENSE !== undefined || env.LICENSE_FILE !== undefined;
     if (licensed && env.HOSTED_MODE) {
       ctx.addIssue({ code: 'custom', path: ['LICENSE'], message: 'a license is for self-hosted installations; hosted mode reads billing state' });

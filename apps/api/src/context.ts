@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Db, TenantStore } from '@tenantry/db';
+import type { DnsProvider } from '@tenantry/dns';
 import type { EntitlementSource } from '@tenantry/entitlements';
 import type { ProvisioningQueue } from '@tenantry/jobs';
 import type { Redis } from 'ioredis';
@@ -24,6 +25,7 @@ export interface ApiDeps {
   platformKeyHashes: Buffer[];
   logger: Logger;
   metrics: ApiMetrics;
+  dns: DnsProvider;
   documents: DocumentsService;
   /** Every tenant's data, routed by isolation model (schema / database). */
   tenantStore: TenantStore;
@@ -32,6 +34,8 @@ export interface ApiDeps {
 export interface RequestContext {
   deps: ApiDeps;
   clientIp: string;
+  /** The Host the client asked for (lower-case, no port), to cross-check a tenant's own hostname. */
+  host: string | null;
   /** The bearer credential of the request, if any; which kind it is is decided by the procedure. */
   bearer: string | null;
   requestId: string;
@@ -60,4 +64,9 @@ export function bearerOf(req: IncomingMessage): string | null {
   if (!header) return null;
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   return match?.[1] ?? null;
+}
+
+export function hostOf(req: IncomingMessage): string | null {
+  const host = req.headers.host?.toLowerCase().replace(/:\d+$/, '');
+  return host || null;
 }

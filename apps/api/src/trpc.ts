@@ -86,12 +86,18 @@ export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, met
   const principal = await authenticateTenant(ctx.deps.db, ctx.bearer);
   const tenant = await ctx.deps.db
     .selectFrom('tenants')
-    .select(['id', 'status', 'isolation', 'schema_name'])
+    .select(['id', 'slug', 'status', 'isolation', 'schema_name'])
     .where('id', '=', principal.tenantId)
     .executeTakeFirst();
   const refusal = tenantAccessRefusal(tenant?.status ?? 'deleted');
   if (!tenant || refusal) throw new ForbiddenError(refusal?.code ?? 'tenant_deleted', refusal?.message ?? 'This tenant has been deleted');
 
+  // On a tenant's own hostname (<slug>.<TENANT_DNS_ZONE>) a credential of another tenant
+  // is refused, so a token leaked to or phished by one tenant's site is no key to another's.
+  const zone = ctx.deps.dns.zone;
+  if (zone && ctx.host?.endsWith(`.${zone}`) && ctx.host !== `${tenant.slug}.${zone}`) {
+    throw new ForbiddenError('tenant_host_mismatch', "This credential belongs to another tenant than this hostname's");
+  }
   const entitlements = await ctx.deps.entitlements.get(principal.tenantId);
   ctx.responseHeaders[STALENESS_HEADER] = String(Math.round(entitlements.staleSeconds));
   ctx.deps.metrics.observeStaleness(entitlements.staleSeconds);

@@ -1,3 +1,4 @@
+import { createDnsProvider } from '@tenantry/dns';
 import {
   DatabaseTenantStore,
   RoutingTenantStore,
@@ -78,6 +79,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const servers = tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL);
   const secretKey = config.TENANT_SECRET_KEY ? parseSecretKey(config.TENANT_SECRET_KEY) : undefined;
   const databases = new TenantDatabaseProvisioner(db, { servers, secretKey, controlPlaneUrl: config.DATABASE_URL });
+  const dns = createDnsProvider(config);
   const databaseStore = secretKey
     ? new DatabaseTenantStore(db, {
         servers,
@@ -100,7 +102,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
   const probeTenants = () => probeActiveTenants(db, tenantStore, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc());
   const purge = async (now: Date) => {
-    const purged = await purgeDueTenants(db, now, databases);
+    const purged = await purgeDueTenants(db, now, databases, dns);
     if (purged > 0) metrics.lifecycleTransitions.inc({ from: 'pending_deletion', to: 'deleted' }, purged);
     return purged;
   };
@@ -113,7 +115,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       if (!parsed.success) throw new UnrecoverableError(`invalid ${JOBS.provisionTenant} payload: ${parsed.error.message}`);
       const { signupId } = parsed.data;
       try {
-        const outcome = await provisionTenant(db, parsed.data, signal, { databases });
+        const outcome = await provisionTenant(db, parsed.data, signal, { databases, dns });
         logger.info({ signupId, outcome, attempt: job.attemptsMade + 1 }, 'provisioning finished');
         if (outcome.status === 'ready') {
           metrics.provisions.inc({ status: 'succeeded', isolation: outcome.isolation });
@@ -129,7 +131,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         logger.warn({ signupId, attempt: job.attemptsMade + 1, finalAttempt, err: (err as Error).message }, 'provisioning attempt failed');
         if (finalAttempt) {
-          await compensate(db, parsed.data, err, { databases });
+          await compensate(db, parsed.data, err, { databases, dns });
           const failed = await db.selectFrom('signups').select('isolation').where('id', '=', signupId).executeTakeFirst();
           metrics.provisions.inc({ status: 'failed', isolation: failed?.isolation ?? 'schema' });
           throw new UnrecoverableError(`provisioning failed for good: ${(err as Error).message}`);

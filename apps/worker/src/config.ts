@@ -1,4 +1,4 @@
-import { describeEnvError, envPort, envPositiveInt, postgresUrl, postgresUrlList, redisPrefix, redisUrl, tenantSecretKey } from '@tenantry/domain';
+import { checkDnsEnv, describeEnvError, dnsEnv, envPort, envPositiveInt, postgresUrl, postgresUrlList, redisPrefix, redisUrl, tenantSecretKey } from '@tenantry/domain';
 import { z } from 'zod';
 
 /** The worker's configuration, parsed once at boot; nothing else reads process.env. */
@@ -6,6 +6,7 @@ const WorkerEnv = z.object({
   DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/tenantry'),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: redisPrefix.default('tenantry'),
+  ...dnsEnv,
   /** Prometheus endpoint (GET /metrics). */
   METRICS_PORT: envPort.default(9092),
   METRICS_HOST: z.string().min(1).default('0.0.0.0'),
@@ -37,6 +38,7 @@ const WorkerEnv = z.object({
   TENANT_POOL_MAX: envPositiveInt.default(50),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).superRefine((env, ctx) => {
+  checkDnsEnv(env, ctx);
   if (env.TENANT_DB_SERVERS && !env.TENANT_SECRET_KEY) {
     ctx.addIssue({
       code: 'custom',

@@ -1,3 +1,4 @@
+import type { DnsProvider } from '@tenantry/dns';
 import { type Db, type TenantDatabaseProvisioner, appendAudit, dropTenantSchema } from '@tenantry/db';
 import { nextStatus } from '@tenantry/domain';
 import { sql } from 'kysely';
@@ -9,7 +10,7 @@ const BATCH = 100;
  * Purge every tenant whose retention ended by `now`. `now` is a parameter, not read
  * here, so the retention boundary can be driven from outside (tests, a manual run).
  */
-export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatabaseProvisioner): Promise<number> {
+export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatabaseProvisioner, dns?: DnsProvider): Promise<number> {
   const due = await db
     .selectFrom('tenants')
     .select('id')
@@ -20,7 +21,7 @@ export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatab
     .execute();
   let purged = 0;
   for (const { id } of due) {
-    if (await purgeTenant(db, id, now, databases)) purged += 1;
+    if (await purgeTenant(db, id, now, databases, dns)) purged += 1;
   }
   return purged;
 }
@@ -35,7 +36,19 @@ export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatab
  * tenant whole and still pending deletion, and the next pass does it all again. Re-checks
  * the state under a row lock: a tenant restored meanwhile is left alone.
  */
-export async function purgeTenant(db: Db, tenantId: string, now: Date, databases?: TenantDatabaseProvisioner): Promise<boolean> {
+export async function purgeTenant(db: Db, tenantId: string, now: Date, databases?: TenantDatabaseProvisioner, dns?: DnsProvider): Promise<boolean> {
+  if (dns?.zone) {
+    // Outside this database, so first and idempotently; the tombstone keeps the slug.
+    const due = await db
+      .selectFrom('tenants')
+      .select('slug')
+      .where('id', '=', tenantId)
+      .where('status', '=', 'pending_deletion')
+      .where('delete_after', '<=', now)
+      .executeTakeFirst();
+    if (!due) return false;
+    await dns.removeTenantRecord(due.slug);
+  }
   return db.transaction().execute(async (trx) => {
     const tenant = await trx.selectFrom('tenants').selectAll().where('id', '=', tenantId).forUpdate().executeTakeFirst();
     if (!tenant || tenant.status !== 'pending_deletion' || !tenant.delete_after || new Date(tenant.delete_after) > now) return false;

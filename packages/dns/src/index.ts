@@ -1,2 +1,3 @@
 export * from './provider.js';
 export * from './powerdns.js';
+export { createDnsProvider, type DnsSettings } from './factory.js';

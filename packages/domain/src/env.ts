@@ -49,3 +49,28 @@ export const postgresUrlList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
   .pipe(z.array(postgresUrl).min(1, 'give at least one postgres:// URL'));
+
+/** Per-tenant DNS settings, shared by the api (Host resolution, health) and the worker (records). */
+export const dnsEnv = {
+  TENANT_DNS_PROVIDER: z.enum(['none', 'powerdns']).default('none'),
+  /** Tenants get <slug>.<zone>. */
+  TENANT_DNS_ZONE: z
+    .string()
+    .regex(/^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a DNS zone like tenants.example.com')
+    .optional(),
+  /** What tenant names point at: an IPv4 address (A record) or a hostname (CNAME). */
+  TENANT_DNS_TARGET: z.string().min(1).optional(),
+  PDNS_API_URL: z.url().optional(),
+  PDNS_API_KEY: z.string().min(1).optional(),
+};
+
+/** PowerDNS needs its API, key, zone and target; name each missing one. */
+export function checkDnsEnv(
+  env: { TENANT_DNS_PROVIDER: 'none' | 'powerdns'; TENANT_DNS_ZONE?: string | undefined; TENANT_DNS_TARGET?: string | undefined; PDNS_API_URL?: string | undefined; PDNS_API_KEY?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (env.TENANT_DNS_PROVIDER !== 'powerdns') return;
+  for (const name of ['TENANT_DNS_ZONE', 'TENANT_DNS_TARGET', 'PDNS_API_URL', 'PDNS_API_KEY'] as const) {
+    if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required with TENANT_DNS_PROVIDER=powerdns' });
+  }
+}

@@ -97,7 +97,7 @@ export const TenantHealth = z.object({
     lastError: z.string().nullable(),
   }),
   store: z.object({ ok: z.boolean(), latencyMs: z.number(), error: z.string().nullable() }).nullable(),
-  dns: z.object({ status: z.enum(['not_configured', 'ok', 'missing']) }),
+  dns: z.object({ status: z.enum(['not_configured', 'ok', 'missing', 'unreachable']) }),
   lastProbe: z
     .object({ at: z.string(), ok: z.boolean(), consecutiveFailures: z.number().int(), lastError: z.string().nullable() })
     .nullable(),

@@ -55,7 +55,7 @@ export const tenantsRouter = router({
     .meta({ rest: { method: 'GET', path: '/tenants/{id}/health', auth: 'platform' } })
     .input(GetTenantRequest)
     .output(TenantHealth)
-    .query(({ ctx, input }) => tenantHealth(ctx.deps.db, ctx.deps.tenantStore, input.id)),
+    .query(({ ctx, input }) => tenantHealth(ctx.deps.db, ctx.deps.tenantStore, ctx.deps.dns, input.id)),
 
   delete: hostedPlatformProcedure
     .meta({ rest: { method: 'DELETE', path: '/tenants/{id}', auth: 'platform' } })

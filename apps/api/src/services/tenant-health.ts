@@ -1,3 +1,4 @@
+import type { DnsProvider } from '@tenantry/dns';
 import { type Db, type TenantStore, probeTenantStore } from '@tenantry/db';
 import { NotFoundError, fromPublicId, toPublicId } from '@tenantry/domain';
 
@@ -6,11 +7,11 @@ import { NotFoundError, fromPublicId, toPublicId } from '@tenantry/domain';
  * configured in this version), its provisioning and lifecycle state, and what the worker's
  * periodic probe last saw.
  */
-export async function tenantHealth(db: Db, tenantStore: TenantStore, ref: string) {
+export async function tenantHealth(db: Db, tenantStore: TenantStore, dns: DnsProvider, ref: string) {
   const id = fromPublicId('ten', ref);
   const tenant = await db
     .selectFrom('tenants')
-    .select(['id', 'status', 'isolation', 'schema_name'])
+    .select(['id', 'slug', 'status', 'isolation', 'schema_name'])
     .where(id ? 'id' : 'slug', '=', id ?? ref)
     .executeTakeFirst();
   if (!tenant) throw new NotFoundError('Tenant', 'tenant_not_found');
@@ -32,7 +33,7 @@ export async function tenantHealth(db: Db, tenantStore: TenantStore, ref: string
       lastError: signup?.last_error ?? null,
     },
     store: store ? { ok: store.ok, latencyMs: store.latencyMs, error: store.error ?? null } : null,
-    dns: { status: 'not_configured' as const },
+    dns: await dnsStatus(dns, tenant.slug, tenant.status),
     lastProbe: probe
       ? {
           at: new Date(probe.last_probe_at).toISOString(),
@@ -42,4 +43,14 @@ export async function tenantHealth(db: Db, tenantStore: TenantStore, ref: string
         }
       : null,
   };
+}
+
+/** Whether the tenant's hostname is published: `ok`, `missing`, or DNS not configured. */
+async function dnsStatus(dns: DnsProvider, slug: string, status: string): Promise<{ status: 'not_configured' | 'ok' | 'missing' | 'unreachable' }> {
+  if (!dns.zone || status === 'deleted') return { status: 'not_configured' };
+  try {
+    return { status: (await dns.readTenantRecord(slug)) ? 'ok' : 'missing' };
+  } catch {
+    return { status: 'unreachable' };
+  }
 }

@@ -89,6 +89,18 @@ export async function recordAttemptFailure(db: Db, signupId: string, error: unkn
  * free to sign up again.
  */
 export async function compensate(db: Db, input: { signupId: string; generation: number }, error: unknown, context: StepContext = {}): Promise<void> {
+  // The DNS record lives outside this database: remove it first (idempotent), while the
+  // tenant row still names the slug; a failure here leaves everything for the next try.
+  if (context.dns?.zone) {
+    const tenant = await db
+      .selectFrom('tenants')
+      .innerJoin('signups', 'signups.tenant_id', 'tenants.id')
+      .select('tenants.slug')
+      .where('signups.id', '=', input.signupId)
+      .where('signups.generation', '=', input.generation)
+      .executeTakeFirst();
+    if (tenant) await context.dns.removeTenantRecord(tenant.slug);
+  }
   await db.transaction().execute(async (trx) => {
     const signup: Signup | undefined = await trx.selectFrom('signups').selectAll().where('id', '=', input.signupId).forUpdate().executeTakeFirst();
     // A stale job of an earlier generation must not undo a newer attempt.

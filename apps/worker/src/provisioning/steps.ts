@@ -1,3 +1,4 @@
+import type { DnsProvider } from '@tenantry/dns';
 import { type Db, type Signup, type TenantDatabaseProvisioner, UnsupportedIsolationError, appendAudit, insertProvisioningTenant, provisionTenantSchema } from '@tenantry/db';
 import { TRIAL_DAYS, TRIAL_PLAN, tenantSchemaName } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
@@ -9,6 +10,8 @@ type Trx = Transaction<Database>;
 export interface StepContext {
   /** Creates tenant databases and roles (database isolation). */
   databases?: TenantDatabaseProvisioner | undefined;
+  /** Makes the tenant's <slug>.<zone> record (when DNS is configured). */
+  dns?: DnsProvider | undefined;
 }
 
 export interface ProvisioningStep {
@@ -91,6 +94,18 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
         .onConflict((oc) => oc.column('tenant_id').doNothing())
         .execute();
     },
+  },
+  {
+    // The tenant's <slug>.<zone> record, in the DNS service (outside this database, hence
+    // prepare); skipped when DNS is not configured. Idempotent: a REPLACE of one RRset.
+    name: 'dns_record',
+    async prepare(db, signup, context) {
+      if (!context.dns?.zone) return;
+      await insertProvisioningTenant(db, { id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
+      const { slug } = await db.selectFrom('tenants').select('slug').where('id', '=', signup.tenant_id).executeTakeFirstOrThrow();
+      await context.dns.ensureTenantRecord(slug);
+    },
+    async run() {},
   },
   {
     name: 'activate',
