@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageLimit } from './paging.js';
 
 /** Collection names: lower-case, start with a letter, no path characters. */
 export const CollectionName = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'must be 1–63 of a-z 0-9 _ - starting with a letter');
@@ -22,11 +23,7 @@ export const ReplaceDocumentRequest = DocumentRequest.extend({ data: DocumentDat
 
 export const ListDocumentsRequest = z.strictObject({
   collection: CollectionName,
-  limit: z
-    .union([z.number(), z.string().regex(/^\d{1,3}$/, 'must be a whole number')])
-    .transform(Number)
-    .pipe(z.number().int().min(1).max(100))
-    .default(20),
+  limit: pageLimit(100, 20),
   cursor: z.string().max(64).optional(),
   /** Equality on top-level fields: `where[status]=open`. Values compare as text. */
   where: z

@@ -10,3 +10,4 @@ export * from './lifecycle.js';
 export * from './tenants-api.js';
 export * from './plans.js';
 export * from './documents.js';
+export * from './paging.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageLimit } from './paging.js';
 import { Email, OrgName, Password } from './signup.js';
 import { Isolation, TenantStatus } from './tenant.js';
 
@@ -49,12 +50,7 @@ export const ListTenantsRequest = z.strictObject({
   search: z.string().trim().min(1).max(64).optional(),
   plan: PlanId.optional(),
   status: TenantStatus.optional(),
-  // A number over tRPC, a string in a REST query string: both typed, unlike z.coerce's unknown.
-  limit: z
-    .union([z.number(), z.string().regex(/^\d{1,3}$/, 'must be a whole number')])
-    .transform(Number)
-    .pipe(z.number().int().min(1).max(MAX_PAGE_SIZE))
-    .default(20),
+  limit: pageLimit(MAX_PAGE_SIZE, 20),
   cursor: z.string().max(64).optional(),
 });
 

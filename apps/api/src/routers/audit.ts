@@ -1,3 +1,4 @@
+import { pageLimit } from '@tenantry/domain';
 import { z } from 'zod';
 import { listAudit } from '../services/audit.js';
 import { platformProcedure, router } from '../trpc.js';
@@ -19,11 +20,7 @@ export const auditRouter = router({
     .input(
       z.strictObject({
         tenantId: z.string().max(64).optional(),
-        limit: z
-          .union([z.number(), z.string().regex(/^\d{1,3}$/, 'must be a whole number')])
-          .transform(Number)
-          .pipe(z.number().int().min(1).max(200))
-          .default(50),
+        limit: pageLimit(200, 50),
         cursor: z.string().max(32).optional(),
       }),
     )
