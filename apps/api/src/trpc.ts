@@ -1,4 +1,4 @@
-import { type Capability, DomainError, ForbiddenError, NotFoundError, PaymentRequiredError, isReadOnly, tenantAccessRefusal } from '@tenantry/domain';
+import { type Capability, DomainError, ForbiddenError, NotFoundError, PaymentRequiredError, ValidationError, isReadOnly, tenantAccessRefusal } from '@tenantry/domain';
 import { initTRPC } from '@trpc/server';
 import type { RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
@@ -57,8 +57,26 @@ const mapDomainErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
+/** True if any string (or key) in `value` holds a NUL character. */
+function containsNul(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (depth > 64 || value === null || typeof value !== 'object') return false;
+  return Object.entries(value).some(([key, v]) => key.includes('\u0000') || containsNul(v, depth + 1));
+}
+
+/**
+ * Postgres text and jsonb cannot hold NUL, and would fail the query with a 500: refuse it
+ * at the door as the bad input it is, for every procedure and every field.
+ */
+const rejectNul = t.middleware(async ({ getRawInput, next }) => {
+  if (containsNul(await getRawInput())) {
+    throw new ValidationError([{ field: '(body)', message: 'must not contain NUL characters' }]);
+  }
+  return next();
+});
+
 /** Anyone on the internet. */
-export const publicProcedure = t.procedure.use(mapDomainErrors);
+export const publicProcedure = t.procedure.use(mapDomainErrors).use(rejectNul);
 
 /**
  * Routes that exist only in hosted mode (public signup, and later billing and lifecycle).
