@@ -230,12 +230,13 @@ describe('plan capability and refused models', () => {
     expect(await stack.database.db.selectFrom('signups').select('id').where('email', '=', email).execute()).toHaveLength(0);
   });
 
-  it('public signup (always trial) asking for database isolation → 400 naming isolation; cluster stays refused everywhere', async () => {
+  it('public signup (always trial) asking for database isolation → 400 naming isolation; cluster needs isolation.cluster', async () => {
     const signup = await request(stack.api.baseUrl, 'POST', '/v1/signup', { body: validSignup({ isolation: 'database' }) });
     expect([signup.status, signup.body.code]).toEqual([400, 'validation_failed']);
     expect(signup.body.fields.map((f: { field: string }) => f.field)).toContain('isolation');
-    const cluster = await stack.admin('POST', '/v1/tenants', { body: { name: 'Cluster Co', ownerEmail: `cl-${process.pid}@example.com`, plan: 'enterprise', isolation: 'cluster' } });
-    expect([cluster.status, cluster.body.code]).toEqual([400, 'validation_failed']);
+    // Cluster tenants are covered by cluster-isolation.test.ts; on a plan without it: 403.
+    const cluster = await stack.admin('POST', '/v1/tenants', { body: { name: 'Cluster Co', ownerEmail: `cl-${process.pid}@example.com`, plan: 'pro', isolation: 'cluster' } });
+    expect([cluster.status, cluster.body.code]).toEqual([403, 'capability_missing']);
   });
 
   it('config: a malformed TENANT_SECRET_KEY, or servers without a key, stop both apps with a clear message', () => {

@@ -20,13 +20,13 @@ export interface Stack {
  * The usual fixture of a test file: its own database and Redis prefix, a real api and
  * (unless `worker: false`) a real worker, torn down after the file.
  */
-export function useStack(options: { api?: Record<string, string>; worker?: boolean } = {}): Stack {
+export function useStack(options: { api?: Record<string, string>; worker?: boolean; workerEnv?: Record<string, string> } = {}): Stack {
   const stack = { prefix: redisPrefix() } as Stack;
   beforeAll(async () => {
     stack.database = await createTestDatabase();
     const env = { DATABASE_URL: stack.database.url, REDIS_PREFIX: stack.prefix };
     stack.api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '10000', ...options.api });
-    stack.worker = options.worker === false ? undefined : await startWorker(env);
+    stack.worker = options.worker === false ? undefined : await startWorker({ ...env, ...options.workerEnv });
   });
   afterAll(async () => {
     await stack.worker?.close();

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  ClusterTenantStore,
   DatabaseTenantStore,
   RoutingTenantStore,
   SchemaTenantStore,
@@ -95,8 +96,19 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
         onError: (message) => logger.warn(message),
       })
     : undefined;
+  // Cluster tenants: the same pools, to each tenant's own instance.
+  const clusterStore = config.TENANT_SECRET_KEY
+    ? new ClusterTenantStore(db, {
+        secretKey: parseSecretKey(config.TENANT_SECRET_KEY),
+        maxPools: config.TENANT_POOL_MAX,
+        connectionsPerPool: config.TENANT_POOL_SIZE,
+        applicationName: 'tenantry-api-tenant',
+        onError: (message) => logger.warn(message),
+      })
+    : undefined;
   const drivers: Record<string, TenantStore> = { schema: new SchemaTenantStore(db) };
   if (databaseStore) drivers.database = databaseStore;
+  if (clusterStore) drivers.cluster = clusterStore;
   const tenantStore = new RoutingTenantStore(drivers);
   const deps: ApiDeps = {
     config,
@@ -265,6 +277,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       redis.disconnect();
       producerRedis.disconnect();
       await databaseStore?.close();
+      await clusterStore?.close();
       await db.destroy();
     },
   };

@@ -65,6 +65,12 @@ const ApiEnv = z
     /** Most per-tenant database pools kept open (least recently used closed first), and connections in each. */
     TENANT_POOL_MAX: envPositiveInt.default(50),
     TENANT_POOL_SIZE: envPositiveInt.default(2),
+    /**
+     * Cluster isolation (a dedicated Postgres instance per tenant): `local` runs instances
+     * on the worker's host; `kubernetes` only renders CloudNativePG manifests, so the api
+     * refuses cluster tenants under it.
+     */
+    TENANT_CLUSTER_DRIVER: z.enum(['local', 'kubernetes']).default('local'),
     SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(10_000),
     /** On SIGTERM: how long to keep serving with /readyz at 503 before closing the listener. */
     SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(2_000),

@@ -1,6 +1,8 @@
 import { createDnsProvider } from '@tenantry/dns';
 import {
+  ClusterTenantStore,
   DatabaseTenantStore,
+  LocalClusterProvisioner,
   RoutingTenantStore,
   SchemaTenantStore,
   TenantDatabaseProvisioner,
@@ -90,8 +92,29 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         onError: (message) => logger.warn(message),
       })
     : undefined;
+  // Cluster isolation, driver local: instances on this host (kubernetes only renders manifests).
+  const clusters =
+    config.TENANT_CLUSTER_DRIVER === 'local'
+      ? new LocalClusterProvisioner(db, {
+          dataDir: config.TENANT_CLUSTER_DATA_DIR,
+          binDir: config.TENANT_CLUSTER_PG_BIN,
+          osUser: config.TENANT_CLUSTER_OS_USER,
+          settings: config.TENANT_CLUSTER_SETTINGS,
+          secretKey,
+        })
+      : undefined;
+  const clusterStore = secretKey
+    ? new ClusterTenantStore(db, {
+        secretKey,
+        maxPools: config.TENANT_POOL_MAX,
+        connectionsPerPool: 1,
+        applicationName: 'tenantry-worker-probe',
+        onError: (message) => logger.warn(message),
+      })
+    : undefined;
   const drivers: Record<string, TenantStore> = { schema: new SchemaTenantStore(db) };
   if (databaseStore) drivers.database = databaseStore;
+  if (clusterStore) drivers.cluster = clusterStore;
   const tenantStore = new RoutingTenantStore(drivers);
 
   const redis = createWorkerRedis(config.REDIS_URL, 'tenantry-worker');
@@ -100,9 +123,19 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
   const metrics = createWorkerMetrics(db, { [QUEUES.provisioning]: provisioningQueue, [QUEUES.maintenance]: maintenanceQueue }, config.HEALTH_PROBE_INTERVAL_MS);
   const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
-  const probeTenants = () => probeActiveTenants(db, tenantStore, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc());
+  const probeTenants = () =>
+    probeActiveTenants(db, tenantStore, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc(), {
+      // A cluster tenant whose probe failed and whose postmaster is down is started again.
+      restartCluster: clusters
+        ? async (tenantId) => {
+            const restarted = await clusters.restartIfDown(tenantId);
+            if (restarted) logger.warn({ tenantId }, 'restarted a tenant cluster that was down');
+            return restarted;
+          }
+        : undefined,
+    });
   const purge = async (now: Date) => {
-    const purged = await purgeDueTenants(db, now, databases, dns);
+    const purged = await purgeDueTenants(db, now, databases, dns, clusters);
     if (purged > 0) metrics.lifecycleTransitions.inc({ from: 'pending_deletion', to: 'deleted' }, purged);
     return purged;
   };
@@ -115,7 +148,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       if (!parsed.success) throw new UnrecoverableError(`invalid ${JOBS.provisionTenant} payload: ${parsed.error.message}`);
       const { signupId } = parsed.data;
       try {
-        const outcome = await provisionTenant(db, parsed.data, signal, { databases, dns });
+        const outcome = await provisionTenant(db, parsed.data, signal, { databases, dns, clusters });
         logger.info({ signupId, outcome, attempt: job.attemptsMade + 1 }, 'provisioning finished');
         if (outcome.status === 'ready') {
           metrics.provisions.inc({ status: 'succeeded', isolation: outcome.isolation });
@@ -131,7 +164,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         logger.warn({ signupId, attempt: job.attemptsMade + 1, finalAttempt, err: (err as Error).message }, 'provisioning attempt failed');
         if (finalAttempt) {
-          await compensate(db, parsed.data, err, { databases, dns });
+          await compensate(db, parsed.data, err, { databases, dns, clusters });
           const failed = await db.selectFrom('signups').select('isolation').where('id', '=', signupId).executeTakeFirst();
           metrics.provisions.inc({ status: 'failed', isolation: failed?.isolation ?? 'schema' });
           throw new UnrecoverableError(`provisioning failed for good: ${(err as Error).message}`);
@@ -224,6 +257,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       metricsServer.server.close();
       redis.disconnect();
       await databaseStore?.close();
+      await clusterStore?.close();
       await db.destroy();
     },
   };

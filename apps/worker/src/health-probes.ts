@@ -6,7 +6,13 @@ const PAGE = 500;
  * Probe every active tenant's store once, at most `concurrency` at a time, and record each
  * outcome. Walks tenants in pages so a large fleet never loads at once. Returns counts.
  */
-export async function probeActiveTenants(db: Db, store: TenantStore, concurrency: number, onFailure: () => void): Promise<{ probed: number; failed: number }> {
+export async function probeActiveTenants(
+  db: Db,
+  store: TenantStore,
+  concurrency: number,
+  onFailure: () => void,
+  options: { restartCluster?: ((tenantId: string) => Promise<boolean>) | undefined } = {},
+): Promise<{ probed: number; failed: number }> {
   let probed = 0;
   let failed = 0;
   let after = '0';
@@ -26,7 +32,13 @@ export async function probeActiveTenants(db: Db, store: TenantStore, concurrency
     const lane = async () => {
       while (next < page.length) {
         const tenant = page[next++]!;
-        const probe = await probeTenantStore(store, { id: tenant.id, isolation: tenant.isolation, schemaName: tenant.schema_name });
+        const ref = { id: tenant.id, isolation: tenant.isolation, schemaName: tenant.schema_name };
+        let probe = await probeTenantStore(store, ref);
+        // A cluster tenant's own instance may simply be down: start it and probe again.
+        if (!probe.ok && tenant.isolation === 'cluster' && options.restartCluster) {
+          const restarted = await options.restartCluster(tenant.id).catch(() => false);
+          if (restarted) probe = await probeTenantStore(store, ref);
+        }
         await recordProbe(db, tenant.id, probe);
         probed += 1;
         if (!probe.ok) {

@@ -1,5 +1,5 @@
 import type { DnsProvider } from '@tenantry/dns';
-import { type Db, type TenantDatabaseProvisioner, appendAudit, dropTenantSchema } from '@tenantry/db';
+import { type Db, type LocalClusterProvisioner, type TenantDatabaseProvisioner, appendAudit, dropTenantSchema } from '@tenantry/db';
 import { nextStatus } from '@tenantry/domain';
 import { sql } from 'kysely';
 
@@ -10,7 +10,7 @@ const BATCH = 100;
  * Purge every tenant whose retention ended by `now`. `now` is a parameter, not read
  * here, so the retention boundary can be driven from outside (tests, a manual run).
  */
-export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatabaseProvisioner, dns?: DnsProvider): Promise<number> {
+export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatabaseProvisioner, dns?: DnsProvider, clusters?: LocalClusterProvisioner): Promise<number> {
   const due = await db
     .selectFrom('tenants')
     .select('id')
@@ -21,7 +21,7 @@ export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatab
     .execute();
   let purged = 0;
   for (const { id } of due) {
-    if (await purgeTenant(db, id, now, databases, dns)) purged += 1;
+    if (await purgeTenant(db, id, now, databases, dns, clusters)) purged += 1;
   }
   return purged;
 }
@@ -36,7 +36,14 @@ export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatab
  * tenant whole and still pending deletion, and the next pass does it all again. Re-checks
  * the state under a row lock: a tenant restored meanwhile is left alone.
  */
-export async function purgeTenant(db: Db, tenantId: string, now: Date, databases?: TenantDatabaseProvisioner, dns?: DnsProvider): Promise<boolean> {
+export async function purgeTenant(
+  db: Db,
+  tenantId: string,
+  now: Date,
+  databases?: TenantDatabaseProvisioner,
+  dns?: DnsProvider,
+  clusters?: LocalClusterProvisioner,
+): Promise<boolean> {
   if (dns?.zone) {
     // Outside this database, so first and idempotently; the tombstone keeps the slug.
     const due = await db
@@ -61,6 +68,12 @@ export async function purgeTenant(db: Db, tenantId: string, now: Date, databases
       // and the next pass drops again (IF EXISTS) and finishes.
       if (!databases) throw new Error('this worker cannot drop database tenants');
       await databases.drop(tenantId, tenant.database_server);
+    }
+    if (tenant.isolation === 'cluster') {
+      // Like DROP DATABASE: stop the instance and remove its directory first (idempotent);
+      // a failure after it leaves the tenant pending deletion for the next pass.
+      if (!clusters) throw new Error('this worker cannot drop cluster tenants');
+      await clusters.drop(tenantId, tenant.cluster_data_dir);
     }
     const members = await trx.selectFrom('memberships').select('user_id').where('tenant_id', '=', tenantId).execute();
     await trx.deleteFrom('sessions').where('tenant_id', '=', tenantId).execute();
@@ -89,6 +102,9 @@ export async function purgeTenant(db: Db, tenantId: string, now: Date, databases
         database_name: null,
         database_role: null,
         database_password_enc: null,
+        cluster_data_dir: null,
+        cluster_port: null,
+        cluster_admin_password_enc: null,
         status_before_deletion: null,
         deleted_at: sql`now()`,
         updated_at: sql`now()`,

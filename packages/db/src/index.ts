@@ -11,3 +11,5 @@ export * from './tenant-health.js';
 export * from './tenant-store/tenant-store.js';
 export * from './tenant-store/database-store.js';
 export * from './tenant-store/secrets.js';
+export * from './tenant-store/cluster-store.js';
+export * from './tenant-store/cluster-kubernetes.js';

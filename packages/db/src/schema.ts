@@ -20,6 +20,10 @@ export interface TenantsTable {
   database_role: ColumnType<string | null, string | null | undefined, string | null>;
   /** The role's password, AES-256-GCM: iv (12) ‖ tag (16) ‖ ciphertext. Never stored in clear. */
   database_password_enc: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
+  /** Cluster isolation: the instance's data directory, port and superuser password (encrypted). */
+  cluster_data_dir: ColumnType<string | null, string | null | undefined, string | null>;
+  cluster_port: ColumnType<number | null, number | null | undefined, number | null>;
+  cluster_admin_password_enc: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
   /** Keyset-pagination key: unique and increasing. */
   seq: Generated<string>;
   is_default: Generated<boolean>;

@@ -18,13 +18,9 @@ import { hostedPlatformProcedure, platformProcedure, router } from '../trpc.js';
  * Lifecycle routes are hosted-mode only (404 otherwise), per the contract; reading,
  * creating and renaming tenants is for any deployment with a platform key.
  */
-const CreateTenantInput = CreateTenantRequest.superRefine((input, ctx) => {
-  // The cluster driver is not built: accepting it would provision the wrong kind of tenant.
-  // Database isolation is checked against the plan in createTenant (403 capability_missing).
-  if (input.isolation === 'cluster') {
-    ctx.addIssue({ code: 'custom', path: ['isolation'], message: '"cluster" isolation is not available; use "schema" or "database"' });
-  }
-});
+// Database and cluster isolation are checked against the plan in createTenant (403
+// capability_missing), then against what this installation can provision (400).
+const CreateTenantInput = CreateTenantRequest;
 
 export const tenantsRouter = router({
   create: platformProcedure

@@ -115,8 +115,14 @@ export async function createTenant(
   if (!planHasIsolation(plan, isolation)) {
     throw new ForbiddenError('capability_missing', `The plan "${plan}" does not include "isolation.${isolation}"`);
   }
-  if (isolation === 'database' && !deps.config.TENANT_SECRET_KEY) {
-    throw new ValidationError([{ field: 'isolation', message: 'database isolation is not enabled on this installation (TENANT_SECRET_KEY is not set)' }]);
+  if ((isolation === 'database' || isolation === 'cluster') && !deps.config.TENANT_SECRET_KEY) {
+    throw new ValidationError([{ field: 'isolation', message: `${isolation} isolation is not enabled on this installation (TENANT_SECRET_KEY is not set)` }]);
+  }
+  if (isolation === 'cluster' && deps.config.TENANT_CLUSTER_DRIVER !== 'local') {
+    // The kubernetes driver renders CloudNativePG manifests but does not apply them.
+    throw new ValidationError([
+      { field: 'isolation', message: `cluster isolation is not supported on this installation (TENANT_CLUSTER_DRIVER=${deps.config.TENANT_CLUSTER_DRIVER} does not provision)` },
+    ]);
   }
   const email = normaliseEmail(input.ownerEmail);
   const intent = await recordTenantIntent(deps.db, {

@@ -115,6 +115,12 @@ export async function compensate(db: Db, input: { signupId: string; generation: 
       const placed = await trx.selectFrom('tenants').select('database_server').where('id', '=', signup.tenant_id).executeTakeFirst();
       await context.databases.drop(signup.tenant_id, placed?.database_server ?? null);
     }
+    if (signup.isolation === 'cluster') {
+      // Stop the instance and remove its data directory before the row that names it. Idempotent.
+      if (!context.clusters) throw new Error('this worker cannot drop cluster tenants');
+      const placed = await trx.selectFrom('tenants').select('cluster_data_dir').where('id', '=', signup.tenant_id).executeTakeFirst();
+      await context.clusters.drop(signup.tenant_id, placed?.cluster_data_dir ?? null);
+    }
     const owner = await trx.selectFrom('users').select('id').where('email', '=', signup.email).executeTakeFirst();
     await trx.deleteFrom('memberships').where('tenant_id', '=', signup.tenant_id).execute();
     if (owner) {

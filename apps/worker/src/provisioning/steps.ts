@@ -1,5 +1,5 @@
 import type { DnsProvider } from '@tenantry/dns';
-import { type Db, type Signup, type TenantDatabaseProvisioner, UnsupportedIsolationError, appendAudit, insertProvisioningTenant, provisionTenantSchema } from '@tenantry/db';
+import { type Db, type LocalClusterProvisioner, type Signup, type TenantDatabaseProvisioner, UnsupportedIsolationError, appendAudit, insertProvisioningTenant, provisionTenantSchema } from '@tenantry/db';
 import { TRIAL_DAYS, TRIAL_PLAN, tenantSchemaName } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
 import type { Database } from '@tenantry/db';
@@ -10,6 +10,8 @@ type Trx = Transaction<Database>;
 export interface StepContext {
   /** Creates tenant databases and roles (database isolation). */
   databases?: TenantDatabaseProvisioner | undefined;
+  /** Runs and removes tenant instances (cluster isolation, driver local). */
+  clusters?: LocalClusterProvisioner | undefined;
   /** Makes the tenant's <slug>.<zone> record (when DNS is configured). */
   dns?: DnsProvider | undefined;
 }
@@ -41,6 +43,11 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
   {
     name: 'storage',
     async prepare(db, signup, context) {
+      if (signup.isolation === 'cluster') {
+        if (!context.clusters) throw new Error('this worker cannot provision cluster tenants (TENANT_CLUSTER_DRIVER is not local)');
+        await context.clusters.provision({ id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
+        return;
+      }
       if (signup.isolation !== 'database') return;
       if (!context.databases) throw new Error('this worker cannot provision database tenants');
       await context.databases.provision({ id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
@@ -50,7 +57,8 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
         case 'schema':
           await provisionTenantSchema(trx, tenantSchemaName(signup.tenant_id));
           return;
-        case 'database': {
+        case 'database':
+        case 'cluster': {
           // Made by prepare(), outside this transaction; here only check it was recorded.
           const row = await trx.selectFrom('tenants').select('database_name').where('id', '=', signup.tenant_id).executeTakeFirst();
           if (!row?.database_name) throw new Error('the tenant database was not placed');

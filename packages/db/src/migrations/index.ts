@@ -5,6 +5,7 @@ import * as billingAndAuditChain from './2026-11-21T1400_billing_and_audit_chain
 import * as tenantApiKeys from './2026-11-21T1500_tenant_api_keys.js';
 import * as tenantHealth from './2026-11-21T1600_tenant_health.js';
 import * as tenantDatabases from './2026-11-22T1000_tenant_databases.js';
+import * as tenantClusters from './2026-11-22T1200_tenant_clusters.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-21T1500_tenant_api_keys': tenantApiKeys,
   '2026-11-21T1600_tenant_health': tenantHealth,
   '2026-11-22T1000_tenant_databases': tenantDatabases,
+  '2026-11-22T1200_tenant_clusters': tenantClusters,
 };

@@ -23,6 +23,9 @@ import { type TenantRef, type TenantStore, UnsupportedIsolationError } from './t
  */
 export const TENANT_TEMPLATE_DATABASE = 'tenantry_tenant_template';
 
+/** The tenant database inside a tenant's dedicated instance (cluster isolation). */
+export const CLUSTER_TENANT_DATABASE = 'tenant';
+
 /** A Postgres server tenant databases may be placed on: `key` (host:port) is what tenant rows store. */
 export interface TenantDbServer {
   key: string;
@@ -102,7 +105,7 @@ async function createDatabaseIfMissing(client: pg.Client, name: string, template
 }
 
 /** The tenant tables of every tenant database, idempotent (run on the template only). */
-const TEMPLATE_DDL = `
+export const TEMPLATE_DDL = `
   create table if not exists documents (
     id uuid primary key default gen_random_uuid(),
     tenant_id uuid not null default nullif(current_setting('app.tenant_id', true), '')::uuid,
@@ -274,7 +277,7 @@ export class TenantDatabaseProvisioner {
 }
 
 /** The tenant's login role, created or brought back to the stored password and attributes. */
-async function ensureRole(client: pg.Client, role: string, password: string): Promise<void> {
+export async function ensureRole(client: pg.Client, role: string, password: string): Promise<void> {
   assertTenantRoleName(role);
   // A SCRAM verifier, not the password: the statement may be logged by the server.
   const attributes = `login nosuperuser nocreatedb nocreaterole noinherit noreplication nobypassrls password ${client.escapeLiteral(scramSha256Verifier(password))}`;
@@ -291,7 +294,13 @@ async function ensureRole(client: pg.Client, role: string, password: string): Pr
 }
 
 export interface DatabaseTenantStoreOptions {
+  /** Where database tenants live (unused for cluster tenants, whose row names their instance). */
   servers: TenantDbServer[];
+  /**
+   * Which tenants this store serves: `database` (default), or `cluster` — a dedicated
+   * instance per tenant, reached at the host:port its row records, database `tenant`.
+   */
+  isolation?: 'database' | 'cluster';
   secretKey: Buffer;
   /** Most per-tenant pools kept open; the least recently used beyond it is closed. */
   maxPools?: number;
@@ -315,7 +324,8 @@ interface PoolEntry {
 /** Errors after which a tenant's pool is not worth keeping (its database or role changed or went away). */
 function isConnectionProblem(err: unknown): boolean {
   const code = codeOf(err);
-  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P01');
+  // ECONNREFUSED: a tenant instance that is down, or came back on another port.
+  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P01' || code === 'ECONNREFUSED');
 }
 
 /**
@@ -342,7 +352,7 @@ export class DatabaseTenantStore implements TenantStore {
   }
 
   async run<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-    if (tenant.isolation !== 'database') throw new UnsupportedIsolationError(`no store driver for ${tenant.isolation} isolation`);
+    if (tenant.isolation !== (this.options.isolation ?? 'database')) throw new UnsupportedIsolationError(`no store driver for ${tenant.isolation} isolation`);
     const entry = await this.acquire(tenant.id);
     try {
       return await entry.db.transaction().execute(async (trx) => {
@@ -415,12 +425,19 @@ export class DatabaseTenantStore implements TenantStore {
       .select(['isolation', 'database_server', 'database_name', 'database_role', 'database_password_enc'])
       .where('id', '=', tenantId)
       .executeTakeFirst();
-    if (!row || row.isolation !== 'database' || !row.database_server || !row.database_name || !row.database_role || !row.database_password_enc) {
-      throw new Error('the tenant has no database');
+    const isolation = this.options.isolation ?? 'database';
+    if (!row || row.isolation !== isolation || !row.database_server || !row.database_name || !row.database_role || !row.database_password_enc) {
+      throw new Error(`the tenant has no ${isolation}`);
     }
-    assertTenantDatabaseName(row.database_name);
     assertTenantRoleName(row.database_role);
-    const server = serverOf(this.options.servers, row.database_server);
+    let server: TenantDbServer;
+    if (isolation === 'cluster') {
+      if (row.database_name !== CLUSTER_TENANT_DATABASE || !/^127\.0\.0\.1:\d{1,5}$/.test(row.database_server)) throw new Error('the tenant cluster placement is invalid');
+      server = { key: row.database_server, adminUrl: `postgres://${row.database_server}/postgres` };
+    } else {
+      assertTenantDatabaseName(row.database_name);
+      server = serverOf(this.options.servers, row.database_server);
+    }
     const password = decryptSecret(this.options.secretKey, row.database_password_enc, tenantId);
     const pool = new pg.Pool({
       connectionString: urlOf(server, row.database_name, { user: row.database_role, password }),
