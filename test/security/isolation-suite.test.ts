@@ -139,20 +139,31 @@ const PAYLOADS = [
 
 describe('injection corpus', () => {
   /**
-   * Checksums of everything that existed before the corpus ran. (A payload that happens to
-   * be valid input — an org named "undefined" — may legitimately create a new tenant; what
-   * must never happen is a change to data that was already there.)
+   * Checksums of the rows that existed before the corpus ran, picked by id (not by time:
+   * a transaction that started earlier may commit later). A payload that happens to be
+   * valid input — an org named "undefined" — may legitimately add rows; what must never
+   * happen is a change to rows that were already there.
    */
-  async function checksums(before: Date) {
-    const { rows } = await sql<{ name: string; sum: string }>`
-      select 'tenants' as name, md5(coalesce(string_agg(t::text, ',' order by t.id), '')) as sum from tenants t where t.created_at < ${before}
-      union all select 'users', md5(coalesce(string_agg(u::text, ',' order by u.id), '')) from users u where u.created_at < ${before}
-      union all select 'billing_states', md5(coalesce(string_agg(b::text, ',' order by b.tenant_id), ''))
-        from billing_states b join tenants t on t.id = b.tenant_id where t.created_at < ${before}
-      union all select 'memberships', md5(coalesce(string_agg(m::text, ',' order by m.user_id, m.tenant_id), '')) from memberships m where m.created_at < ${before}
-      union all select 'audit_log', md5(coalesce(string_agg(a::text, ',' order by a.chain_seq), '')) from audit_log a where a.at < ${before}`.execute(stack.database.db);
+  async function existingRows() {
+    const db = stack.database.db;
     return {
-      control: rows,
+      tenants: (await db.selectFrom('tenants').select('id').execute()).map((r) => r.id),
+      users: (await db.selectFrom('users').select('id').execute()).map((r) => r.id),
+      auditUpTo: (await sql<{ seq: string }>`select coalesce(max(chain_seq), 0)::text as seq from audit_log`.execute(db)).rows[0]!.seq,
+    };
+  }
+
+  async function checksums(rows: Awaited<ReturnType<typeof existingRows>>) {
+    const { rows: sums } = await sql<{ name: string; sum: string }>`
+      select 'tenants' as name, md5(coalesce(string_agg(t::text, ',' order by t.id), '')) as sum from tenants t where t.id = any(${rows.tenants}::uuid[])
+      union all select 'users', md5(coalesce(string_agg(u::text, ',' order by u.id), '')) from users u where u.id = any(${rows.users}::uuid[])
+      union all select 'billing_states', md5(coalesce(string_agg(b::text, ',' order by b.tenant_id), '')) from billing_states b where b.tenant_id = any(${rows.tenants}::uuid[])
+      union all select 'memberships', md5(coalesce(string_agg(m::text, ',' order by m.user_id, m.tenant_id), '')) from memberships m where m.tenant_id = any(${rows.tenants}::uuid[])
+      union all select 'audit_log', md5(coalesce(string_agg(a::text, ',' order by a.chain_seq), '')) from audit_log a where a.chain_seq <= ${rows.auditUpTo}::bigint`.execute(
+      stack.database.db,
+    );
+    return {
+      control: sums,
       docsA: (await docs(a.token, 'GET', '/notes/documents?limit=100')).body,
       docsB: (await docs(b.token, 'GET', '/notes/documents?limit=100')).body,
     };
@@ -160,9 +171,8 @@ describe('injection corpus', () => {
 
   it(`${PAYLOADS.length} payloads into every string input of the tenant and admin read paths: no 500, no foreign data, nothing changes`, async () => {
     expect(PAYLOADS.length).toBeGreaterThanOrEqual(50);
-    const start = new Date();
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    const before = await checksums(start);
+    const existing = await existingRows();
+    const before = await checksums(existing);
     const e = encodeURIComponent;
     for (const p of PAYLOADS) {
       const calls = [
@@ -190,7 +200,7 @@ describe('injection corpus', () => {
         expect(JSON.stringify(res.body ?? '')).not.toContain('"owner":"B"');
       }
     }
-    const after = await checksums(start);
+    const after = await checksums(existing);
     expect(after).toEqual(before);
   });
 });

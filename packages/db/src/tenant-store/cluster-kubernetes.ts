@@ -1,0 +1,77 @@
+/**
+ * Cluster isolation, driver `kubernetes`: what a tenant's dedicated instance is as
+ * CloudNativePG objects. Pure — rendering only; nothing here talks to a cluster, and this
+ * installation does not apply them (the api refuses cluster tenants under this driver).
+ *
+ * Two objects: the `kubernetes.io/basic-auth` Secret holding the generated credentials of
+ * the `tenant` owner (base64 in `data`, nowhere else), and the `postgresql.cnpg.io/v1`
+ * Cluster bootstrapping database `tenant` owned by `tenant` from that Secret.
+ */
+export interface CnpgRenderOptions {
+  namespace: string;
+  instances?: number;
+  storageSize?: string;
+  storageClass?: string | undefined;
+  imageName?: string | undefined;
+}
+
+export interface CnpgSecret {
+  apiVersion: 'v1';
+  kind: 'Secret';
+  type: 'kubernetes.io/basic-auth';
+  metadata: { name: string; namespace: string; labels: Record<string, string> };
+  data: { username: string; password: string };
+}
+
+export interface CnpgCluster {
+  apiVersion: 'postgresql.cnpg.io/v1';
+  kind: 'Cluster';
+  metadata: { name: string; namespace: string; labels: Record<string, string> };
+  spec: {
+    instances: number;
+    imageName?: string;
+    storage: { size: string; storageClass?: string };
+    bootstrap: { initdb: { database: string; owner: string; secret: { name: string } } };
+  };
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function isDns1123Label(name: string): boolean {
+  return name.length <= 63 && DNS1123_LABEL.test(name);
+}
+
+/** `tc-<32 hex>`: the Cluster's name for a tenant id (a DNS-1123 label). */
+export function cnpgClusterName(tenantId: string): string {
+  const name = `tc-${tenantId.replaceAll('-', '').toLowerCase()}`;
+  if (!/^tc-[0-9a-f]{32}$/.test(name)) throw new Error(`not a tenant id: ${JSON.stringify(tenantId)}`);
+  return name;
+}
+
+export function renderCnpgCluster(tenantId: string, credentials: { password: string }, options: CnpgRenderOptions): { secret: CnpgSecret; cluster: CnpgCluster } {
+  if (!isDns1123Label(options.namespace)) throw new Error(`namespace ${JSON.stringify(options.namespace)} is not a DNS-1123 label`);
+  const name = cnpgClusterName(tenantId);
+  const labels = { 'app.kubernetes.io/managed-by': 'tenantry', 'tenantry.io/tenant-id': tenantId };
+  const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+  const secret: CnpgSecret = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/basic-auth',
+    metadata: { name: `${name}-app`, namespace: options.namespace, labels },
+    data: { username: b64('tenant'), password: b64(credentials.password) },
+  };
+  const storage: CnpgCluster['spec']['storage'] = { size: options.storageSize ?? '10Gi' };
+  if (options.storageClass) storage.storageClass = options.storageClass;
+  const cluster: CnpgCluster = {
+    apiVersion: 'postgresql.cnpg.io/v1',
+    kind: 'Cluster',
+    metadata: { name, namespace: options.namespace, labels },
+    spec: {
+      instances: options.instances ?? 1,
+      ...(options.imageName ? { imageName: options.imageName } : {}),
+      storage,
+      bootstrap: { initdb: { database: 'tenant', owner: 'tenant', secret: { name: secret.metadata.name } } },
+    },
+  };
+  return { secret, cluster };
+}
