@@ -3,12 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  ClusterTenantStore,
-  DatabaseTenantStore,
-  RoutingTenantStore,
-  SchemaTenantStore,
-  type TenantStore,
   createDb,
+  createTenantStores,
   ensureDatabase,
   migrateToLatest,
   parseSecretKey,
@@ -86,30 +82,15 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   });
   // Tenant data: schema tenants in the shared database; database tenants (only with a
   // TENANT_SECRET_KEY to open their credentials) through a bounded LRU of per-tenant pools.
-  const databaseStore = config.TENANT_SECRET_KEY
-    ? new DatabaseTenantStore(db, {
-        servers: tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL),
-        secretKey: parseSecretKey(config.TENANT_SECRET_KEY),
-        maxPools: config.TENANT_POOL_MAX,
-        connectionsPerPool: config.TENANT_POOL_SIZE,
-        applicationName: 'tenantry-api-tenant',
-        onError: (message) => logger.warn(message),
-      })
-    : undefined;
-  // Cluster tenants: the same pools, to each tenant's own instance.
-  const clusterStore = config.TENANT_SECRET_KEY
-    ? new ClusterTenantStore(db, {
-        secretKey: parseSecretKey(config.TENANT_SECRET_KEY),
-        maxPools: config.TENANT_POOL_MAX,
-        connectionsPerPool: config.TENANT_POOL_SIZE,
-        applicationName: 'tenantry-api-tenant',
-        onError: (message) => logger.warn(message),
-      })
-    : undefined;
-  const drivers: Record<string, TenantStore> = { schema: new SchemaTenantStore(db) };
-  if (databaseStore) drivers.database = databaseStore;
-  if (clusterStore) drivers.cluster = clusterStore;
-  const tenantStore = new RoutingTenantStore(drivers);
+  const tenantStores = createTenantStores(db, {
+    servers: tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL),
+    secretKey: config.TENANT_SECRET_KEY ? parseSecretKey(config.TENANT_SECRET_KEY) : undefined,
+    maxPools: config.TENANT_POOL_MAX,
+    connectionsPerPool: config.TENANT_POOL_SIZE,
+    applicationName: 'tenantry-api-tenant',
+    onError: (message) => logger.warn(message),
+  });
+  const tenantStore = tenantStores.store;
   const deps: ApiDeps = {
     config,
     db,
@@ -276,8 +257,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       await entitlements.close();
       redis.disconnect();
       producerRedis.disconnect();
-      await databaseStore?.close();
-      await clusterStore?.close();
+      await tenantStores.close();
       await db.destroy();
     },
   };

@@ -1,16 +1,12 @@
 import { createDnsProvider } from '@tenantry/dns';
 import {
-  ClusterTenantStore,
-  DatabaseTenantStore,
-  LocalClusterProvisioner,
-  RoutingTenantStore,
-  SchemaTenantStore,
-  TenantDatabaseProvisioner,
-  type TenantStore,
   createDb,
+  createTenantStores,
   ensureDatabase,
+  LocalClusterProvisioner,
   migrateToLatest,
   parseSecretKey,
+  TenantDatabaseProvisioner,
   tenantDbServers,
 } from '@tenantry/db';
 import {
@@ -82,16 +78,6 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const secretKey = config.TENANT_SECRET_KEY ? parseSecretKey(config.TENANT_SECRET_KEY) : undefined;
   const databases = new TenantDatabaseProvisioner(db, { servers, secretKey, controlPlaneUrl: config.DATABASE_URL });
   const dns = createDnsProvider(config);
-  const databaseStore = secretKey
-    ? new DatabaseTenantStore(db, {
-        servers,
-        secretKey,
-        maxPools: config.TENANT_POOL_MAX,
-        connectionsPerPool: 1,
-        applicationName: 'tenantry-worker-probe',
-        onError: (message) => logger.warn(message),
-      })
-    : undefined;
   // Cluster isolation, driver local: instances on this host (kubernetes only renders manifests).
   const clusters =
     config.TENANT_CLUSTER_DRIVER === 'local'
@@ -103,19 +89,16 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           secretKey,
         })
       : undefined;
-  const clusterStore = secretKey
-    ? new ClusterTenantStore(db, {
-        secretKey,
-        maxPools: config.TENANT_POOL_MAX,
-        connectionsPerPool: 1,
-        applicationName: 'tenantry-worker-probe',
-        onError: (message) => logger.warn(message),
-      })
-    : undefined;
-  const drivers: Record<string, TenantStore> = { schema: new SchemaTenantStore(db) };
-  if (databaseStore) drivers.database = databaseStore;
-  if (clusterStore) drivers.cluster = clusterStore;
-  const tenantStore = new RoutingTenantStore(drivers);
+  // Probes reach database and cluster tenants through their own roles (needs the key).
+  const tenantStores = createTenantStores(db, {
+    servers,
+    secretKey,
+    maxPools: config.TENANT_POOL_MAX,
+    connectionsPerPool: 1,
+    applicationName: 'tenantry-worker-probe',
+    onError: (message) => logger.warn(message),
+  });
+  const tenantStore = tenantStores.store;
 
   const redis = createWorkerRedis(config.REDIS_URL, 'tenantry-worker');
   const retry = provisioningRetryPolicy(config.PROVISION_ATTEMPTS, config.PROVISION_BACKOFF_MS);
@@ -256,8 +239,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       );
       metricsServer.server.close();
       redis.disconnect();
-      await databaseStore?.close();
-      await clusterStore?.close();
+      await tenantStores.close();
       await db.destroy();
     },
   };

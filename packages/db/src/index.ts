@@ -13,3 +13,4 @@ export * from './tenant-store/database-store.js';
 export * from './tenant-store/secrets.js';
 export * from './tenant-store/cluster-store.js';
 export * from './tenant-store/cluster-kubernetes.js';
+export * from './tenant-store/tenant-stores.js';
