@@ -23,19 +23,32 @@
  * Env: TEST_DATABASE_URL / TEST_REDIS_URL (as the tests), BENCH_SIGNUPS, BENCH_WARMUP,
  * BENCH_CONCURRENCY, TEST_LOG_LEVEL.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { availableParallelism, loadavg } from 'node:os';
-import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
-import { type Db, appendAudit, createDb, ensureDatabase, migrateToLatest, provisionTenantSchema } from '@tenantry/db';
+import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { type Db, appendAudit, provisionTenantSchema } from '@tenantry/db';
 import { TRIAL_DAYS, TRIAL_PLAN, fromPublicId, slugify, tenantSchemaName } from '@tenantry/domain';
-import type { WorkerInstance } from '@tenantry/worker';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { hashPassword } from '../../apps/api/src/services/passwords.js';
-import { type RunningApi, startApi, startWorker } from '../support/apps.js';
-import { TEST_PG_URL, databaseUrl } from '../support/env.js';
+import { startApi, startWorker } from '../support/apps.js';
 import { request } from '../support/http.js';
 import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
+import {
+  Teardown,
+  benchDatabase,
+  epochMs,
+  header,
+  loopLine,
+  machineLine,
+  newRunId,
+  pool,
+  positiveInt,
+  row,
+  runBenchmark,
+  sleep,
+  summarise,
+  verdict,
+  withLoopDelay,
+} from './support.js';
 
 const SIGNUPS = positiveInt('BENCH_SIGNUPS', 200);
 const WARMUP = positiveInt('BENCH_WARMUP', 10);
@@ -47,69 +60,6 @@ const PASSWORD = 'violet-otter-stapler-42';
 
 const TARGET_P95_MS = 250;
 const TARGET_RATIO = 5;
-
-function positiveInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-/** Event-loop delay while `fn` runs: api, worker and client share this one loop. */
-async function withLoopDelay<T>(fn: () => Promise<T>): Promise<{ result: T; loop: IntervalHistogram }> {
-  const loop = monitorEventLoopDelay({ resolution: 10 });
-  loop.enable();
-  try {
-    return { result: await fn(), loop };
-  } finally {
-    loop.disable();
-  }
-}
-
-function loopLine(loop: IntervalHistogram): string {
-  const f = (ns: number) => `${(ns / 1e6).toFixed(1)}`;
-  return `  event-loop delay (this process): p50 ${f(loop.percentile(50))}  p99 ${f(loop.percentile(99))}  max ${f(loop.max)} ms`;
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-/** Wall-clock ms with sub-ms precision, comparable with Postgres timestamps on this host. */
-const epochMs = () => performance.timeOrigin + performance.now();
-
-/** Run `task(i)` for i in [0, count) with at most `concurrency` in flight. */
-async function pool<T>(count: number, concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
-  const results = new Array<T>(count);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(concurrency, count) }, async () => {
-    while (next < count) {
-      const i = next++;
-      results[i] = await task(i);
-    }
-  });
-  await Promise.all(lanes);
-  return results;
-}
-
-interface Summary {
-  n: number;
-  p50: number;
-  p95: number;
-  max: number;
-  mean: number;
-}
-
-/** Nearest-rank percentiles. */
-function summarise(values: number[]): Summary {
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
-  return {
-    n: sorted.length,
-    p50: rank(50),
-    p95: rank(95),
-    max: sorted[sorted.length - 1] ?? NaN,
-    mean: sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1),
-  };
-}
 
 // ---------------------------------------------------------------------------------------
 // End to end
@@ -240,80 +190,33 @@ async function floorOnce(db: Db, email: string, orgName: string): Promise<FloorS
 }
 
 // ---------------------------------------------------------------------------------------
-// Output
-// ---------------------------------------------------------------------------------------
-
-const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : '—').padStart(8);
-
-function row(label: string, s: Summary, extra = ''): string {
-  return `  ${label.padEnd(34)}${ms(s.p50)}${ms(s.p95)}${ms(s.max)}${ms(s.mean)}${extra ? `   ${extra}` : ''}`;
-}
-
-function header(title: string): string {
-  return `\n${title}\n  ${''.padEnd(34)}${'p50'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}${'mean'.padStart(8)}   (ms)`;
-}
-
-// ---------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------
 
-async function dropDatabase(name: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  try {
-    await admin.query(`drop database if exists ${admin.escapeIdentifier(name)} with (force)`);
-  } finally {
-    await admin.end();
-  }
-}
-
 async function main(): Promise<void> {
-  const runId = randomBytes(5).toString('hex');
-  const dbName = `tenantry_bench_${runId}`;
-  const dbUrl = databaseUrl(dbName);
+  const runId = newRunId();
+  const bench = benchDatabase(undefined, runId);
   const prefix = redisPrefix();
-
-  let db: Db | undefined;
-  let api: RunningApi | undefined;
-  let worker: WorkerInstance | undefined;
-  let dbCreated = false;
-
-  const cleanup = async () => {
-    const errors: unknown[] = [];
-    const attempt = async (fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        errors.push(err);
-      }
-    };
-    if (worker) await attempt(() => worker!.close());
-    if (api) await attempt(() => api!.close());
-    if (db) await attempt(() => db!.destroy());
-    if (dbCreated) await attempt(() => dropDatabase(dbName));
-    await attempt(() => deleteRedisKeys(prefix));
-    for (const err of errors) console.error('cleanup:', err instanceof Error ? err.message : err);
-  };
+  // Last added, first run: worker and api stop before their database is dropped.
+  const teardown = new Teardown();
+  teardown.add('redis keys', () => deleteRedisKeys(prefix));
+  teardown.add('bench database', () => bench.drop());
 
   try {
     const setupStarted = performance.now();
-    dbCreated = true; // from here on, drop it whatever happens (drop … if exists)
-    await ensureDatabase(dbUrl);
-    db = createDb(dbUrl, { maxConnections: CONCURRENCY, applicationName: 'tenantry-bench' });
-    await migrateToLatest(db);
+    const db = await bench.create({ maxConnections: CONCURRENCY });
 
-    const env = { DATABASE_URL: dbUrl, REDIS_PREFIX: prefix };
-    api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '100000' });
-    worker = await startWorker({ ...env, WORKER_CONCURRENCY: String(CONCURRENCY) });
+    const env = { DATABASE_URL: bench.url, REDIS_PREFIX: prefix };
+    const api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '100000' });
+    teardown.add('api', () => api.close());
+    const worker = await startWorker({ ...env, WORKER_CONCURRENCY: String(CONCURRENCY) });
+    teardown.add('worker', () => worker.close());
     const baseUrl = api.baseUrl;
     const setupMs = performance.now() - setupStarted;
 
     console.log(`signup → ready benchmark   (run ${runId})`);
-    console.log(
-      `  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, ` +
-        `cpus ${availableParallelism()}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
-    );
-    console.log(`  database ${dbName}, redis prefix ${prefix}, setup ${setupMs.toFixed(0)} ms`);
+    console.log(`  ${machineLine()}`);
+    console.log(`  database ${bench.name}, redis prefix ${prefix}, setup ${setupMs.toFixed(0)} ms`);
     console.log(`  ${SIGNUPS} signups at concurrency ${CONCURRENCY} (+${WARMUP} warm-up), polling every ${POLL_MS} ms; worker concurrency ${CONCURRENCY}`);
 
     const email = (phase: string, i: number) => `bench-${runId}-${phase}${i}@example.com`;
@@ -340,10 +243,10 @@ async function main(): Promise<void> {
     const phases = await phaseBreakdown(db, samples);
 
     // Floor: same process, same database, same concurrency. A short warm-up of its own.
-    await pool(Math.min(WARMUP, CONCURRENCY), CONCURRENCY, (i) => floorOnce(db!, email('fw', i), org('fw', i)));
+    await pool(Math.min(WARMUP, CONCURRENCY), CONCURRENCY, (i) => floorOnce(db, email('fw', i), org('fw', i)));
     const floorStarted = performance.now();
     const { result: floor, loop: floorLoop } = await withLoopDelay(() =>
-      pool(SIGNUPS, CONCURRENCY, (i) => floorOnce(db!, email('f', i), org('f', i))),
+      pool(SIGNUPS, CONCURRENCY, (i) => floorOnce(db, email('f', i), org('f', i))),
     );
     const floorWallMs = performance.now() - floorStarted;
 
@@ -377,19 +280,12 @@ async function main(): Promise<void> {
     console.log('\nRatios, end to end / floor (same run)');
     console.log(`  p50 ${ratio50.toFixed(2)}×   p95 ${ratio95.toFixed(2)}×   max ${(e2e.max / fl.max).toFixed(2)}×   throughput ${(floorRate / e2eRate).toFixed(2)}× lower`);
 
-    const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
     console.log('\nTargets');
     console.log(`  ${verdict(e2e.p95 < TARGET_P95_MS)}  p95 < ${TARGET_P95_MS} ms            (p95 ${e2e.p95.toFixed(1)} ms)`);
     console.log(`  ${verdict(ratio95 <= TARGET_RATIO)}  p95 ≤ ${TARGET_RATIO}× floor p95      (${ratio95.toFixed(2)}×)`);
   } finally {
-    await cleanup();
+    await teardown.run();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error('benchmark failed:', err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runBenchmark(main);
