@@ -10,22 +10,19 @@
  *
  * Figures, not a test: `npx -y pnpm@10.34.8 bench:entitlements`.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { createDb, ensureDatabase, insertProvisioningTenant, migrateToLatest } from '@tenantry/db';
+import { randomUUID } from 'node:crypto';
+import { insertProvisioningTenant } from '@tenantry/db';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { type DatabaseSource, PostgresBillingStore, createDatabaseSource } from '../../packages/entitlements/src/index.js';
-import { TEST_PG_URL, TEST_REDIS_URL, databaseUrl } from '../support/env.js';
+import { TEST_REDIS_URL } from '../support/env.js';
 import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
+import { benchDatabase, median, positiveInt, summarise } from './support.js';
 
-const OPS = Number(process.env.BENCH_OPS ?? 2_000_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-const CHANGES = Number(process.env.BENCH_CHANGES ?? 100);
+const OPS = positiveInt('BENCH_OPS', 2_000_000);
+const ROUNDS = positiveInt('BENCH_ROUNDS', 7);
+const CHANGES = positiveInt('BENCH_CHANGES', 100);
 const TENANTS = 1_000;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 /** Short timeouts like the api's connections; the offline queue lets setup subscribe before the socket is up. */
 function connect(name: string): Redis {
@@ -61,16 +58,13 @@ async function interleaved(ops: number, loops: Loop[]): Promise<Array<{ median: 
   return rounds.map((rs) => ({ median: median(rs), rounds: rs, ratio: median(rs.map((x, r) => x / rounds[0]![r]!)) }));
 }
 
-const name = `tenantry_bench_ent_${randomBytes(4).toString('hex')}`;
-const url = databaseUrl(name);
+const bench = benchDatabase('ent');
 const prefix = redisPrefix();
 const channel = `${prefix}:entitlements:invalidate`;
-await ensureDatabase(url);
-const db = createDb(url, { maxConnections: 4, applicationName: 'tenantry-bench-entitlements' });
 const connections: Redis[] = [];
 const sources: DatabaseSource[] = [];
 try {
-  await migrateToLatest(db);
+  const db = await bench.create({ maxConnections: 4, applicationName: 'tenantry-bench-entitlements' });
   const ids: string[] = [];
   for (let i = 0; i < TENANTS; i++) ids.push(randomUUID());
   for (const id of ids) await insertProvisioningTenant(db, { id, name: `Bench ${id.slice(0, 8)}`, plan: 'pro', isolation: 'schema' });
@@ -168,8 +162,8 @@ try {
     fromUpdate.push(t2 - t0);
   }
   const line = (label: string, ms: number[]) => {
-    const sorted = [...ms].sort((x, y) => x - y);
-    console.log(`  ${label.padEnd(44)} p50 ${pct(sorted, 50).toFixed(2).padStart(6)} ms   p95 ${pct(sorted, 95).toFixed(2).padStart(6)} ms   max ${sorted.at(-1)!.toFixed(2).padStart(6)} ms`);
+    const s = summarise(ms);
+    console.log(`  ${label.padEnd(44)} p50 ${s.p50.toFixed(2).padStart(6)} ms   p95 ${s.p95.toFixed(2).padStart(6)} ms   max ${s.max.toFixed(2).padStart(6)} ms`);
   };
   console.log(`\n(b) propagation of ${CHANGES} billing changes, instance A → instance B (separate Redis connections, one channel)\n`);
   line('invalidate on A → B.get() returns new value', fromInvalidate);
@@ -178,10 +172,6 @@ try {
 } finally {
   for (const s of sources) await s.close();
   for (const c of connections) c.disconnect();
-  await db.destroy();
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  await admin.query(`drop database if exists ${admin.escapeIdentifier(name)} with (force)`);
-  await admin.end();
+  await bench.drop();
   await deleteRedisKeys(prefix);
 }

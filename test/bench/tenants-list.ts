@@ -7,24 +7,15 @@
  * It prints p50/p95 of both and their ratio. Figures, not a test:
  * `npx -y pnpm@10.34.8 bench:tenants`.
  */
-import { randomBytes } from 'node:crypto';
-import { createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
 import { sql } from 'kysely';
 import { listTenants } from '../../apps/api/src/services/tenants.js';
-import pg from 'pg';
 import { PLATFORM_KEY, startApi } from '../support/apps.js';
-import { TEST_PG_URL, databaseUrl } from '../support/env.js';
 import { request } from '../support/http.js';
 import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
+import { benchDatabase, positiveInt, summarise as summary } from './support.js';
 
-const TENANTS = Number(process.env.BENCH_TENANTS ?? 10_000);
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
-
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-const summary = (ms: number[]) => {
-  const sorted = [...ms].sort((a, b) => a - b);
-  return { p50: pct(sorted, 50), p95: pct(sorted, 95) };
-};
+const TENANTS = positiveInt('BENCH_TENANTS', 10_000);
+const SAMPLES = positiveInt('BENCH_SAMPLES', 200);
 
 async function time(n: number, fn: () => Promise<unknown>): Promise<number[]> {
   const out: number[] = [];
@@ -36,13 +27,11 @@ async function time(n: number, fn: () => Promise<unknown>): Promise<number[]> {
   return out;
 }
 
-const name = `tenantry_bench_list_${randomBytes(4).toString('hex')}`;
-const url = databaseUrl(name);
+const bench = benchDatabase('list');
+const url = bench.url;
 const prefix = redisPrefix();
-await ensureDatabase(url);
-const db = createDb(url, { maxConnections: 2 });
 try {
-  await migrateToLatest(db);
+  const db = await bench.create({ maxConnections: 2 });
   // Realistic-looking names: a word pair and a number, spread over plans and statuses.
   await sql`
     insert into tenants (id, slug, name, status, plan, isolation, schema_name)
@@ -89,10 +78,6 @@ try {
     await api.close();
   }
 } finally {
-  await db.destroy();
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  await admin.query(`drop database if exists ${admin.escapeIdentifier(name)} with (force)`);
-  await admin.end();
+  await bench.drop();
   await deleteRedisKeys(prefix);
 }
