@@ -1,10 +1,9 @@
 import { Resolver } from 'node:dns/promises';
-import { request as httpRequest } from 'node:http';
 import type { WorkerInstance } from '@tenantry/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORM_KEY, type RunningApi, startApi, startWorker } from './support/apps.js';
 import { type TestDatabase, createTestDatabase } from './support/database.js';
-import { request, validSignup, waitForSignup } from './support/http.js';
+import { request, requestOnHost, validSignup, waitForSignup } from './support/http.js';
 import { PrivatePowerDns } from './support/powerdns.js';
 import { deleteRedisKeys, redisPrefix } from './support/redis.js';
 
@@ -58,18 +57,7 @@ describe('per-tenant DNS', () => {
   it("a token is refused on another tenant's hostname, accepted on its own and on the api's", async () => {
     const a = await signUp('Host Alpha');
     await signUp('Host Beta');
-    // fetch() drops a Host header (forbidden name): send it with node:http.
-    const on = (host: string) =>
-      new Promise<{ status: number; body: { code?: string } }>((resolve, reject) => {
-        const url = new URL('/v1/me', api.baseUrl);
-        const req = httpRequest(url, { headers: { host, authorization: `Bearer ${a.token}` } }, (res) => {
-          let text = '';
-          res.on('data', (chunk) => (text += chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const on = (host: string) => requestOnHost(api.baseUrl, host, 'GET', '/v1/me', { token: a.token });
     expect((await on('host-alpha.tenants.test')).status).toBe(200);
     const other = await on('host-beta.tenants.test');
     expect([other.status, other.body.code]).toEqual([403, 'tenant_host_mismatch']);

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 export interface JsonResponse<T = any> {
   status: number;
   headers: Headers;
@@ -23,6 +24,30 @@ export async function request<T = any>(
   });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined, ms: performance.now() - started };
+}
+
+/**
+ * Like `request`, over node:http so that a Host header can be sent (fetch drops it: a
+ * forbidden header name). For the tenant-hostname checks.
+ */
+export function requestOnHost<T = any>(baseUrl: string, host: string, method: string, path: string, options: { token?: string } = {}): Promise<JsonResponse<T>> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const headers: Record<string, string> = { host };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    const req = httpRequest(new URL(path, baseUrl), { method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        const responseHeaders = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) if (typeof value === 'string') responseHeaders.set(name, value);
+        resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: text ? JSON.parse(text) : undefined, ms: performance.now() - started });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Poll until `check` returns a value (not undefined), or fail after `timeoutMs`. */

@@ -16,15 +16,30 @@ export interface Stack {
   signUpTenant(overrides?: Record<string, unknown>): Promise<{ tenantId: string; token: string; email: string; password: string }>;
 }
 
+export interface StackOptions {
+  /** Extra env of the api only. */
+  api?: Record<string, string>;
+  worker?: boolean;
+  /** Extra env of the worker only. */
+  workerEnv?: Record<string, string>;
+  /**
+   * A service both apps use that must be started first (e.g. a private PowerDNS): its env
+   * goes to the api and the worker; it is stopped after them.
+   */
+  service?: () => Promise<{ env: Record<string, string>; stop(): Promise<void> }>;
+}
+
 /**
  * The usual fixture of a test file: its own database and Redis prefix, a real api and
  * (unless `worker: false`) a real worker, torn down after the file.
  */
-export function useStack(options: { api?: Record<string, string>; worker?: boolean; workerEnv?: Record<string, string> } = {}): Stack {
+export function useStack(options: StackOptions = {}): Stack {
   const stack = { prefix: redisPrefix() } as Stack;
+  let service: { env: Record<string, string>; stop(): Promise<void> } | undefined;
   beforeAll(async () => {
+    service = await options.service?.();
     stack.database = await createTestDatabase();
-    const env = { DATABASE_URL: stack.database.url, REDIS_PREFIX: stack.prefix };
+    const env = { DATABASE_URL: stack.database.url, REDIS_PREFIX: stack.prefix, ...service?.env };
     stack.api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '10000', ...options.api });
     stack.worker = options.worker === false ? undefined : await startWorker({ ...env, ...options.workerEnv });
   });
@@ -33,6 +48,7 @@ export function useStack(options: { api?: Record<string, string>; worker?: boole
     await stack.api?.close();
     await stack.database?.drop();
     await deleteRedisKeys(stack.prefix);
+    await service?.stop();
   });
   stack.admin = (method, path, opts = {}) => request(stack.api.baseUrl, method, path, { body: opts.body, token: opts.token ?? PLATFORM_KEY });
   stack.signUpTenant = async (overrides = {}) => {
