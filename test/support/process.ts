@@ -3,8 +3,12 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Start an app's real entry point (apps/<app>/src/main.ts) as its own process. */
-export function spawnApp(app: 'api' | 'worker', env: Record<string, string>): ChildProcess & { output: () => string } {
+/**
+ * Start an app's real entry point (apps/<app>/src/main.ts) as its own process. With
+ * `processGroup`, it leads a process group of its own, so that a test can kill it together
+ * with every child it started (initdb, pg_ctl) — as a container runtime or systemd does.
+ */
+export function spawnApp(app: 'api' | 'worker', env: Record<string, string>, options: { processGroup?: boolean } = {}): ChildProcess & { output: () => string } {
   // node --import tsx, not the tsx CLI: the CLI runs the app in a child process, and a
   // SIGKILL sent to the CLI would leave that child running.
   const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/src/main.ts`], {
@@ -12,6 +16,7 @@ export function spawnApp(app: 'api' | 'worker', env: Record<string, string>): Ch
     // Only what the test gives, plus PATH: the app must not depend on the developer's env.
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.processGroup ?? false,
   });
   let output = '';
   child.stdout?.on('data', (chunk) => (output += chunk));
