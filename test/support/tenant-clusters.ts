@@ -2,11 +2,17 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
-export const PG_BIN = '/usr/lib/postgresql/15/bin';
+/** The newest Debian-layout Postgres (what the worker picks for new instances by default). */
+export const PG_BIN = (() => {
+  const root = '/usr/lib/postgresql';
+  const newest = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v) && existsSync(path.join(root, v, 'bin', 'pg_ctl'))).sort((a, b) => Number(b) - Number(a))[0] : undefined;
+  return newest ? path.join(root, newest, 'bin') : '';
+})();
 
 /** As the postgres OS user when we are root (pg_ctl refuses root). */
 export function pgCtl(args: string[]): { code: number; out: string } {
-  const [file, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, ...args]] : [`${PG_BIN}/pg_ctl`, args];
+  const pgCtlBin = PG_BIN ? path.join(PG_BIN, 'pg_ctl') : 'pg_ctl';
+  const [file, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', pgCtlBin, ...args]] : [pgCtlBin, args];
   try {
     return { code: 0, out: execFileSync(file, argv, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] }).toString() };
   } catch (err) {

@@ -38,14 +38,15 @@ const WorkerEnv = z.object({
   TENANT_POOL_MAX: envPositiveInt.default(50),
   /**
    * Cluster isolation: `local` initdb's and runs a Postgres instance per tenant on this
-   * host, under TENANT_CLUSTER_DATA_DIR, with TENANT_CLUSTER_PG_BIN's initdb/pg_ctl, as
+   * host, under TENANT_CLUSTER_DATA_DIR, with TENANT_CLUSTER_PG_BIN's initdb/pg_ctl (empty:
+   * each instance's own major under /usr/lib/postgresql, the newest for new ones), as
    * TENANT_CLUSTER_OS_USER when the worker is root; TENANT_CLUSTER_SETTINGS are extra
    * `name=value` server settings (space-separated). `kubernetes` renders CloudNativePG
    * manifests only (TENANT_CLUSTER_NAMESPACE) and does not provision.
    */
   TENANT_CLUSTER_DRIVER: z.enum(['local', 'kubernetes']).default('local'),
   TENANT_CLUSTER_DATA_DIR: z.string().regex(/^\/[A-Za-z0-9_./-]*$/, 'must be an absolute plain path').default('/var/lib/tenantry/clusters'),
-  TENANT_CLUSTER_PG_BIN: z.string().default('/usr/lib/postgresql/15/bin'),
+  TENANT_CLUSTER_PG_BIN: z.string().regex(/^(\/[A-Za-z0-9_./-]*)?$/, 'must be an absolute plain path, or empty').default(''),
   TENANT_CLUSTER_OS_USER: z.string().min(1).default('postgres'),
   TENANT_CLUSTER_SETTINGS: z.string().default('').transform((s) => s.split(/\s+/).filter(Boolean)),
   TENANT_CLUSTER_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).max(63).default('tenantry'),

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, chown, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, chown, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { type Isolation, tenantRoleName } from '@tenantry/domain';
@@ -29,7 +29,10 @@ import { decryptSecret, encryptSecret, generateRolePassword } from './secrets.js
 export interface LocalClusterOptions {
   /** Parent of the tenants' data directories (created if missing). */
   dataDir: string;
-  /** Directory of initdb/pg_ctl; empty: found on PATH. */
+  /**
+   * Directory of initdb/pg_ctl. Empty: chosen per call by `postgresBinDir` — each
+   * instance's own major version, the newest installed for new ones, else PATH.
+   */
   binDir: string;
   /** When this process is root: the OS user the instances run as (initdb refuses root). */
   osUser: string;
@@ -91,6 +94,27 @@ const exists = (file: string) =>
     () => true,
     () => false,
   );
+
+/** Debian's and Ubuntu's layout: one `<root>/<major>/bin` per installed Postgres version. */
+export const VERSIONED_PG_ROOT = '/usr/lib/postgresql';
+
+/**
+ * Where initdb/pg_ctl are for an instance of major version `dataDirVersion` (its
+ * PG_VERSION; undefined for a new instance): that version's bin directory under `root` if
+ * installed — a data directory can only be run by its own major version, so installing a
+ * newer Postgres must not switch existing tenants to it — else the newest installed, else
+ * '' (PATH).
+ */
+export async function postgresBinDir(dataDirVersion: string | undefined, root = VERSIONED_PG_ROOT): Promise<string> {
+  const entries = await readdir(root).catch(() => [] as string[]);
+  const installed: string[] = [];
+  for (const entry of entries) {
+    if (/^\d+(\.\d+)?$/.test(entry) && (await exists(path.join(root, entry, 'bin', 'initdb')))) installed.push(entry);
+  }
+  if (dataDirVersion && installed.includes(dataDirVersion)) return path.join(root, dataDirVersion, 'bin');
+  const newest = installed.sort((a, b) => Number(b) - Number(a))[0];
+  return newest ? path.join(root, newest, 'bin') : '';
+}
 
 interface Run {
   code: number;
@@ -154,7 +178,7 @@ export class LocalClusterProvisioner {
   async status(dataDir: string): Promise<'running' | 'stopped' | 'missing'> {
     assertClusterDir(dataDir);
     if (!(await exists(path.join(dataDir, 'PG_VERSION')))) return 'missing';
-    const { code } = await this.pg('pg_ctl', ['status', '-D', dataDir]);
+    const { code } = await this.pg('pg_ctl', ['status', '-D', dataDir], dataDir);
     return code === 0 ? 'running' : 'stopped';
   }
 
@@ -167,7 +191,7 @@ export class LocalClusterProvisioner {
     for (const dir of dirs) {
       assertClusterDir(dir);
       if ((await this.status(dir)) === 'running') {
-        const stopped = await this.pg('pg_ctl', ['stop', '-D', dir, '-m', 'fast', '-w', '-t', '60']);
+        const stopped = await this.pg('pg_ctl', ['stop', '-D', dir, '-m', 'fast', '-w', '-t', '60'], dir);
         if ((await this.status(dir)) === 'running') throw new Error(`could not stop the tenant cluster in ${dir}: ${stopped.stderr.trim()}`);
       }
       await rm(dir, { recursive: true, force: true });
@@ -271,7 +295,7 @@ export class LocalClusterProvisioner {
         .execute();
     }
     const options = [`-p ${port}`, `-k ${dataDir}`, '-c listen_addresses=127.0.0.1', ...this.options.settings.map((s) => `-c ${s}`)].join(' ');
-    const started = await this.pg('pg_ctl', ['start', '-w', '-t', '60', '-D', dataDir, '-l', path.join(dataDir, 'server.log'), '-o', options]);
+    const started = await this.pg('pg_ctl', ['start', '-w', '-t', '60', '-D', dataDir, '-l', path.join(dataDir, 'server.log'), '-o', options], dataDir);
     if (started.code !== 0 || (await this.status(dataDir)) !== 'running') {
       throw new Error(`could not start the tenant cluster in ${dataDir}: ${(started.stderr || started.stdout).trim().slice(-500)}`);
     }
@@ -332,9 +356,14 @@ export class LocalClusterProvisioner {
     return this.owner;
   }
 
-  /** Run initdb/pg_ctl (as osUser when root); never throws on a non-zero exit. */
-  private async pg(binary: 'initdb' | 'pg_ctl', args: string[]): Promise<Run> {
-    const bin = this.options.binDir ? path.join(this.options.binDir, binary) : binary;
+  /**
+   * Run initdb/pg_ctl (as osUser when root); never throws on a non-zero exit. `dataDir`:
+   * the instance it acts on, whose major version picks the binaries (unless configured).
+   */
+  private async pg(binary: 'initdb' | 'pg_ctl', args: string[], dataDir?: string): Promise<Run> {
+    const version = dataDir ? (await readFile(path.join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')).trim() : '';
+    const binDir = this.options.binDir || (await postgresBinDir(version || undefined));
+    const bin = binDir ? path.join(binDir, binary) : binary;
     const asRoot = (await this.ownerIds()) !== undefined;
     const [file, argv] = asRoot ? ['runuser', ['-u', this.options.osUser, '--', bin, ...args]] : [bin, args];
     return new Promise((resolve, reject) => {
