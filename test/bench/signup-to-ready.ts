@@ -33,7 +33,7 @@ import { startApi, startWorker } from '../support/apps.js';
 import { request } from '../support/http.js';
 import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
 import {
-  Teardown,
+  type Teardown,
   benchDatabase,
   epochMs,
   header,
@@ -193,99 +193,94 @@ async function floorOnce(db: Db, email: string, orgName: string): Promise<FloorS
 // Main
 // ---------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
+async function main(teardown: Teardown): Promise<void> {
   const runId = newRunId();
   const bench = benchDatabase(undefined, runId);
   const prefix = redisPrefix();
   // Last added, first run: worker and api stop before their database is dropped.
-  const teardown = new Teardown();
   teardown.add('redis keys', () => deleteRedisKeys(prefix));
   teardown.add('bench database', () => bench.drop());
 
-  try {
-    const setupStarted = performance.now();
-    const db = await bench.create({ maxConnections: CONCURRENCY });
+  const setupStarted = performance.now();
+  const db = await bench.create({ maxConnections: CONCURRENCY });
 
-    const env = { DATABASE_URL: bench.url, REDIS_PREFIX: prefix };
-    const api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '100000' });
-    teardown.add('api', () => api.close());
-    const worker = await startWorker({ ...env, WORKER_CONCURRENCY: String(CONCURRENCY) });
-    teardown.add('worker', () => worker.close());
-    const baseUrl = api.baseUrl;
-    const setupMs = performance.now() - setupStarted;
+  const env = { DATABASE_URL: bench.url, REDIS_PREFIX: prefix };
+  const api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '100000' });
+  teardown.add('api', () => api.close());
+  const worker = await startWorker({ ...env, WORKER_CONCURRENCY: String(CONCURRENCY) });
+  teardown.add('worker', () => worker.close());
+  const baseUrl = api.baseUrl;
+  const setupMs = performance.now() - setupStarted;
 
-    console.log(`signup → ready benchmark   (run ${runId})`);
-    console.log(`  ${machineLine()}`);
-    console.log(`  database ${bench.name}, redis prefix ${prefix}, setup ${setupMs.toFixed(0)} ms`);
-    console.log(`  ${SIGNUPS} signups at concurrency ${CONCURRENCY} (+${WARMUP} warm-up), polling every ${POLL_MS} ms; worker concurrency ${CONCURRENCY}`);
+  console.log(`signup → ready benchmark   (run ${runId})`);
+  console.log(`  ${machineLine()}`);
+  console.log(`  database ${bench.name}, redis prefix ${prefix}, setup ${setupMs.toFixed(0)} ms`);
+  console.log(`  ${SIGNUPS} signups at concurrency ${CONCURRENCY} (+${WARMUP} warm-up), polling every ${POLL_MS} ms; worker concurrency ${CONCURRENCY}`);
 
-    const email = (phase: string, i: number) => `bench-${runId}-${phase}${i}@example.com`;
-    const org = (phase: string, i: number) => `Bench ${runId} ${phase} ${i}`;
+  const email = (phase: string, i: number) => `bench-${runId}-${phase}${i}@example.com`;
+  const org = (phase: string, i: number) => `Bench ${runId} ${phase} ${i}`;
 
-    // Warm-up: JIT, connection pools, BullMQ scripts, the argon2 binding.
-    await pool(WARMUP, CONCURRENCY, (i) => signUpAndWait(baseUrl, email('w', i), org('w', i)));
+  // Warm-up: JIT, connection pools, BullMQ scripts, the argon2 binding.
+  await pool(WARMUP, CONCURRENCY, (i) => signUpAndWait(baseUrl, email('w', i), org('w', i)));
 
-    // For reference: one hash at a time, nothing else running. CPUs / this bounds throughput.
-    const single: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t = performance.now();
-      await hashPassword(PASSWORD);
-      single.push(performance.now() - t);
-    }
-
-    // End to end.
-    const e2eStarted = performance.now();
-    const { result: samples, loop: e2eLoop } = await withLoopDelay(() =>
-      pool(SIGNUPS, CONCURRENCY, (i) => signUpAndWait(baseUrl, email('e', i), org('e', i))),
-    );
-    const e2eWallMs = performance.now() - e2eStarted;
-
-    const phases = await phaseBreakdown(db, samples);
-
-    // Floor: same process, same database, same concurrency. A short warm-up of its own.
-    await pool(Math.min(WARMUP, CONCURRENCY), CONCURRENCY, (i) => floorOnce(db, email('fw', i), org('fw', i)));
-    const floorStarted = performance.now();
-    const { result: floor, loop: floorLoop } = await withLoopDelay(() =>
-      pool(SIGNUPS, CONCURRENCY, (i) => floorOnce(db, email('f', i), org('f', i))),
-    );
-    const floorWallMs = performance.now() - floorStarted;
-
-    const e2e = summarise(samples.map((s) => s.totalMs));
-    const fl = summarise(floor.map((f) => f.totalMs));
-    const e2eRate = SIGNUPS / (e2eWallMs / 1000);
-    const floorRate = SIGNUPS / (floorWallMs / 1000);
-
-    console.log(header(`End to end: POST /v1/signup → GET reports ready (n=${e2e.n})`));
-    console.log(row('signup → ready', e2e, `${e2eRate.toFixed(1)} signups/s`));
-    console.log(row('  POST /v1/signup → 202', summarise(phases.accept)));
-    console.log(row('  intent row → saga transaction', summarise(phases.toSaga)));
-    console.log(row('  saga transaction → client sees ready', summarise(phases.toSeen)));
-    console.log(row('  (intent row → 202 received)', summarise(phases.afterInsert)));
-    console.log(`  status polls per signup: mean ${(samples.reduce((a, s) => a + s.polls, 0) / samples.length).toFixed(1)}`);
-    console.log(loopLine(e2eLoop));
-
-    console.log(header(`Floor: argon2id hash + one transaction (rows + schema DDL), direct (n=${fl.n})`));
-    console.log(row('hash + transaction', fl, `${floorRate.toFixed(1)} signups/s`));
-    console.log(row('  argon2id hash', summarise(floor.map((f) => f.hashMs))));
-    console.log(row('  transaction', summarise(floor.map((f) => f.trxMs))));
-    console.log(loopLine(floorLoop));
-    const singleHash = summarise(single);
-    console.log(
-      `  reference: one argon2id hash alone ${singleHash.p50.toFixed(1)} ms (median of 5) → at most ` +
-        `~${((availableParallelism() * 1000) / singleHash.p50).toFixed(0)} hashes/s on ${availableParallelism()} cpus`,
-    );
-
-    const ratio50 = e2e.p50 / fl.p50;
-    const ratio95 = e2e.p95 / fl.p95;
-    console.log('\nRatios, end to end / floor (same run)');
-    console.log(`  p50 ${ratio50.toFixed(2)}×   p95 ${ratio95.toFixed(2)}×   max ${(e2e.max / fl.max).toFixed(2)}×   throughput ${(floorRate / e2eRate).toFixed(2)}× lower`);
-
-    console.log('\nTargets');
-    console.log(`  ${verdict(e2e.p95 < TARGET_P95_MS)}  p95 < ${TARGET_P95_MS} ms            (p95 ${e2e.p95.toFixed(1)} ms)`);
-    console.log(`  ${verdict(ratio95 <= TARGET_RATIO)}  p95 ≤ ${TARGET_RATIO}× floor p95      (${ratio95.toFixed(2)}×)`);
-  } finally {
-    await teardown.run();
+  // For reference: one hash at a time, nothing else running. CPUs / this bounds throughput.
+  const single: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    await hashPassword(PASSWORD);
+    single.push(performance.now() - t);
   }
+
+  // End to end.
+  const e2eStarted = performance.now();
+  const { result: samples, loop: e2eLoop } = await withLoopDelay(() =>
+    pool(SIGNUPS, CONCURRENCY, (i) => signUpAndWait(baseUrl, email('e', i), org('e', i))),
+  );
+  const e2eWallMs = performance.now() - e2eStarted;
+
+  const phases = await phaseBreakdown(db, samples);
+
+  // Floor: same process, same database, same concurrency. A short warm-up of its own.
+  await pool(Math.min(WARMUP, CONCURRENCY), CONCURRENCY, (i) => floorOnce(db, email('fw', i), org('fw', i)));
+  const floorStarted = performance.now();
+  const { result: floor, loop: floorLoop } = await withLoopDelay(() =>
+    pool(SIGNUPS, CONCURRENCY, (i) => floorOnce(db, email('f', i), org('f', i))),
+  );
+  const floorWallMs = performance.now() - floorStarted;
+
+  const e2e = summarise(samples.map((s) => s.totalMs));
+  const fl = summarise(floor.map((f) => f.totalMs));
+  const e2eRate = SIGNUPS / (e2eWallMs / 1000);
+  const floorRate = SIGNUPS / (floorWallMs / 1000);
+
+  console.log(header(`End to end: POST /v1/signup → GET reports ready (n=${e2e.n})`));
+  console.log(row('signup → ready', e2e, `${e2eRate.toFixed(1)} signups/s`));
+  console.log(row('  POST /v1/signup → 202', summarise(phases.accept)));
+  console.log(row('  intent row → saga transaction', summarise(phases.toSaga)));
+  console.log(row('  saga transaction → client sees ready', summarise(phases.toSeen)));
+  console.log(row('  (intent row → 202 received)', summarise(phases.afterInsert)));
+  console.log(`  status polls per signup: mean ${(samples.reduce((a, s) => a + s.polls, 0) / samples.length).toFixed(1)}`);
+  console.log(loopLine(e2eLoop));
+
+  console.log(header(`Floor: argon2id hash + one transaction (rows + schema DDL), direct (n=${fl.n})`));
+  console.log(row('hash + transaction', fl, `${floorRate.toFixed(1)} signups/s`));
+  console.log(row('  argon2id hash', summarise(floor.map((f) => f.hashMs))));
+  console.log(row('  transaction', summarise(floor.map((f) => f.trxMs))));
+  console.log(loopLine(floorLoop));
+  const singleHash = summarise(single);
+  console.log(
+    `  reference: one argon2id hash alone ${singleHash.p50.toFixed(1)} ms (median of 5) → at most ` +
+      `~${((availableParallelism() * 1000) / singleHash.p50).toFixed(0)} hashes/s on ${availableParallelism()} cpus`,
+  );
+
+  const ratio50 = e2e.p50 / fl.p50;
+  const ratio95 = e2e.p95 / fl.p95;
+  console.log('\nRatios, end to end / floor (same run)');
+  console.log(`  p50 ${ratio50.toFixed(2)}×   p95 ${ratio95.toFixed(2)}×   max ${(e2e.max / fl.max).toFixed(2)}×   throughput ${(floorRate / e2eRate).toFixed(2)}× lower`);
+
+  console.log('\nTargets');
+  console.log(`  ${verdict(e2e.p95 < TARGET_P95_MS)}  p95 < ${TARGET_P95_MS} ms            (p95 ${e2e.p95.toFixed(1)} ms)`);
+  console.log(`  ${verdict(ratio95 <= TARGET_RATIO)}  p95 ≤ ${TARGET_RATIO}× floor p95      (${ratio95.toFixed(2)}×)`);
 }
 
 runBenchmark(main);

@@ -35,6 +35,12 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** Wall-clock ms with sub-ms precision, comparable with Postgres timestamps on this host. */
 export const epochMs = () => performance.timeOrigin + performance.now();
 
+/** `fn` at its first call only; later calls get the same promise (a close used by both the run and its teardown). */
+export function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => (result ??= fn());
+}
+
 /** Run `task(i)` for i in [0, count) with at most `concurrency` in flight. */
 export async function pool<T>(count: number, concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
   const results = new Array<T>(count);
@@ -201,13 +207,33 @@ export class Teardown {
   }
 }
 
-/** The usual ending of a benchmark script: exit 0 when it ran, 1 when it broke. */
-export function runBenchmark(main: () => Promise<void>): void {
-  main().then(
-    () => process.exit(0),
-    (err) => {
-      console.error('benchmark failed:', err instanceof Error ? (err.stack ?? err.message) : err);
-      process.exit(1);
-    },
-  );
+/**
+ * Run a benchmark's `main` and end the process: exit 0 when it ran (whatever the figures),
+ * 1 when it broke. `teardown` runs after `main` either way, and on SIGINT/SIGTERM too, so
+ * an interrupted run still drops what it made.
+ */
+export function runBenchmark(main: (teardown: Teardown) => Promise<void>): void {
+  const teardown = new Teardown();
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`\n${signal}: cleaning up`);
+    void teardown.run().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  main(teardown)
+    .then(
+      () => 0,
+      (err) => {
+        console.error('benchmark failed:', err instanceof Error ? (err.stack ?? err.message) : err);
+        return 1;
+      },
+    )
+    .then(async (code) => {
+      stopping = true;
+      await teardown.run();
+      process.exit(code);
+    });
 }
