@@ -185,6 +185,19 @@ describe('provisioning a cluster tenant through the api', () => {
   });
 });
 
+describe('instances of tenants that are not served', () => {
+  it('a suspended tenant whose instance went down has it started by the next health pass; unsuspending gives access at once', async () => {
+    expect((await stack.admin('POST', `/v1/tenants/${a.tenantId}/suspend`, { body: { reason: 'maintenance window' } })).status).toBe(200);
+    expect(pgCtl(['stop', '-D', a.dataDir, '-m', 'fast', '-w']).code).toBe(0);
+    await stack.worker!.probeTenants();
+    expect(running(a.dataDir)).toBe(true);
+    expect((await stack.admin('POST', `/v1/tenants/${a.tenantId}/unsuspend`, { body: {} })).status).toBe(200);
+    const list = await docs(a.token, 'GET', '/notes/documents?limit=100');
+    expect(list.status, JSON.stringify(list.body)).toBe(200);
+    expect(list.body.items).toHaveLength(2);
+  });
+});
+
 describe('plan capability and refused paths', () => {
   it('cluster on a plan without isolation.cluster → 403 capability_missing; public signup → 400', async () => {
     for (const plan of ['pro', 'trial']) {

@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.js';
 import { createLogger, serveMetrics } from '@tenantry/observability';
 import { ProvisioningInterrupted, compensate, provisionTenant, recordAttemptFailure } from './provisioning/saga.js';
-import { probeActiveTenants } from './health-probes.js';
+import { keepIdleClustersRunning, probeActiveTenants } from './health-probes.js';
 import { createWorkerMetrics } from './metrics.js';
 import { purgeDueTenants } from './purge.js';
 import { expireTrials } from './trial-expiry.js';
@@ -56,7 +56,10 @@ export interface WorkerInstance {
   purge(now?: Date): Promise<number>;
   /** One trial-expiry pass now, as if the time were `now` (it also runs on its schedule). */
   expireTrials(now?: Date): Promise<number>;
-  /** One health-probe pass over the active tenants now (it also runs on its schedule). */
+  /**
+   * One health-probe pass now (it also runs on its schedule): probes the active tenants, and
+   * starts any cluster instance that is down, of suspended and pending-deletion tenants too.
+   */
   probeTenants(): Promise<{ probed: number; failed: number }>;
   /** Where GET /metrics is served. */
   metricsPort: number;
@@ -106,17 +109,19 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
   const metrics = createWorkerMetrics(db, { [QUEUES.provisioning]: provisioningQueue, [QUEUES.maintenance]: maintenanceQueue }, config.HEALTH_PROBE_INTERVAL_MS);
   const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
-  const probeTenants = () =>
-    probeActiveTenants(db, tenantStore, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc(), {
-      // A cluster tenant whose probe failed and whose postmaster is down is started again.
-      restartCluster: clusters
-        ? async (tenantId) => {
-            const restarted = await clusters.restartIfDown(tenantId);
-            if (restarted) logger.warn({ tenantId }, 'restarted a tenant cluster that was down');
-            return restarted;
-          }
-        : undefined,
-    });
+  const restartCluster = clusters
+    ? async (tenantId: string) => {
+        const restarted = await clusters.restartIfDown(tenantId);
+        if (restarted) logger.warn({ tenantId }, 'restarted a tenant cluster that was down');
+        return restarted;
+      }
+    : undefined;
+  const probeTenants = async () => {
+    // A cluster tenant whose probe failed and whose postmaster is down is started again.
+    const result = await probeActiveTenants(db, tenantStore, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc(), { restartCluster });
+    if (restartCluster) await keepIdleClustersRunning(db, restartCluster);
+    return result;
+  };
   const purge = async (now: Date) => {
     const purged = await purgeDueTenants(db, now, databases, dns, clusters);
     if (purged > 0) metrics.lifecycleTransitions.inc({ from: 'pending_deletion', to: 'deleted' }, purged);

@@ -51,3 +51,28 @@ export async function probeActiveTenants(
   }
   return { probed, failed };
 }
+
+/**
+ * Keep the instances of cluster tenants that are not served right now — suspended or
+ * pending deletion — running too: an operator may need them (backup, inspection), and
+ * unsuspending or restoring must give access back at once, not after the next failed
+ * probe. Returns how many were started.
+ */
+export async function keepIdleClustersRunning(db: Db, restartIfDown: (tenantId: string) => Promise<boolean>): Promise<number> {
+  let restarted = 0;
+  let after = '0';
+  for (;;) {
+    const page = await db
+      .selectFrom('tenants')
+      .select(['id', 'seq'])
+      .where('isolation', '=', 'cluster')
+      .where('status', 'in', ['suspended', 'pending_deletion'])
+      .where('seq', '>', after)
+      .orderBy('seq')
+      .limit(PAGE)
+      .execute();
+    if (page.length === 0) return restarted;
+    after = page.at(-1)!.seq;
+    for (const tenant of page) if (await restartIfDown(tenant.id).catch(() => false)) restarted += 1;
+  }
+}
