@@ -20,8 +20,9 @@
  *                DATABASE … TEMPLATE tenantry_tenant_template, REVOKE/GRANT CONNECT, and in
  *                the new database (a fresh connection: there is no other way in) the grants on
  *                documents;
- *     cluster  — initdb + pg_ctl start -w with the local driver's flags and the same server
- *                settings (TENANT_CLUSTER_SETTINGS below); stop and rm afterwards, not timed.
+ *     cluster  — initdb + pg_ctl start -w with the local driver's flags, binaries (its
+ *                postgresBinDir: the newest installed major) and the same server settings
+ *                (TENANT_CLUSTER_SETTINGS below); stop and rm afterwards, not timed.
  *                The end to end path also makes database `tenant`, its table and role inside
  *                the new instance, and runs the saga transaction: not in this floor.
  *
@@ -49,7 +50,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chown, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type Db, CLUSTER_SUPERUSER, TENANT_TEMPLATE_DATABASE, appendAudit, ensureRole, freePort, generateRolePassword, insertProvisioningTenant, provisionTenantSchema } from '@tenantry/db';
+import { type Db, CLUSTER_SUPERUSER, TENANT_TEMPLATE_DATABASE, appendAudit, ensureRole, freePort, generateRolePassword, insertProvisioningTenant, postgresBinDir, provisionTenantSchema } from '@tenantry/db';
 import { type Isolation, tenantDatabaseName, tenantRoleName, tenantSchemaName } from '@tenantry/domain';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -57,7 +58,7 @@ import { PLATFORM_KEY, startApi, startWorker } from '../support/apps.js';
 import { TEST_PG_URL, databaseUrl } from '../support/env.js';
 import { request } from '../support/http.js';
 import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
-import { PG_BIN, destroyClusterRoot, makeClusterRoot } from '../support/tenant-clusters.js';
+import { destroyClusterRoot, makeClusterRoot } from '../support/tenant-clusters.js';
 import { dropTenantDatabasesOf } from '../support/tenant-databases.js';
 import {
   type Summary,
@@ -219,9 +220,10 @@ interface Run {
   out: string;
 }
 
-/** initdb/pg_ctl, as the postgres OS user when we are root (both refuse root), like the driver. */
-function pgBinary(binary: 'initdb' | 'pg_ctl', args: string[]): Promise<Run> {
-  const bin = path.join(PG_BIN, binary);
+/** initdb/pg_ctl of the version the driver picks for a new instance (postgresBinDir), as the postgres OS user when we are root (both refuse root). */
+async function pgBinary(binary: 'initdb' | 'pg_ctl', args: string[]): Promise<Run> {
+  const binDir = await postgresBinDir(undefined);
+  const bin = binDir ? path.join(binDir, binary) : binary;
   const [file, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
   return new Promise((resolve) => {
     execFile(file, argv, { cwd: '/', timeout: 120_000, env: { ...process.env, LC_ALL: 'C.UTF-8' } }, (err, stdout, stderr) => {
