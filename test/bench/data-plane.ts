@@ -1,0 +1,648 @@
+/**
+ * The tenant data plane over HTTP — a document read and a document write — against a bare
+ * node:http + pg server doing the same queries, measured in the same run.
+ *
+ *   pnpm bench:data-plane      (or: npx tsx test/bench/data-plane.ts)
+ *
+ * Setup (not measured), against a database of its own (`tenantry_bench_dp_<random>`,
+ * migrated from scratch, dropped at the end) and a Redis key prefix of its own:
+ *   1. BENCH_SCHEMA_TENANTS schema tenants and BENCH_DATABASE_TENANTS database tenants
+ *      (plan pro), provisioned through the real saga: POST /v1/tenants with the platform key,
+ *      no ownerPassword, 8 at a time, each waited for until `active` — by an api and worker
+ *      started in-process for this and closed afterwards.
+ *   2. Credentials: a session per tenant for its owner, minted directly in the sessions table
+ *      with the api's own token format and hash (newSessionToken: `tnt_s_…`, SHA-256 stored).
+ *      Fixture setup only: it spares 1,100 argon2 password hashes and logins, which are not
+ *      what is measured (and the owners have no password anyway).
+ *   3. BENCH_DOCS_PER_TENANT documents per tenant in collection `notes`, through the api.
+ *
+ * Measured: GET /v1/collections/notes/documents/{id} (reads) and POST
+ * /v1/collections/notes/documents (writes), measured separately, BENCH_REQUESTS each (or for
+ * BENCH_SECONDS each), BENCH_CONCURRENCY in flight, every request for a tenant drawn
+ * uniformly from all of them — so about one in eleven goes to a database tenant, whose
+ * per-tenant pools the api keeps in an LRU of TENANT_POOL_MAX (printed; 100 database
+ * tenants against the default 50 means pools are evicted and reopened as the load moves).
+ * Two servers take the same load from the same client:
+ *   api  — the real api (tRPC REST adapter, session auth, tenant lookup, entitlements,
+ *          tenant store), configured like the tests;
+ *   bare — node:http + pg with the same SQL in the same kind of transaction (begin;
+ *          set_config('app.tenant_id', …, true) and, for schema tenants, search_path and
+ *          SET LOCAL ROLE tenantry_data; the query; commit) on pools of the same sizes
+ *          (DB_POOL_SIZE for the shared database; for database tenants a pg.Pool per tenant
+ *          as its own role, under the same TENANT_POOL_MAX × TENANT_POOL_SIZE bound: the
+ *          server's max_connections could not hold 100 unbounded pools). It looks every
+ *          tenant's placement and credentials up once at startup, which the api cannot;
+ *          no auth, no tRPC, no entitlements. That gap is what the ratio shows.
+ * Both servers run in child processes of their own (test/bench/data-plane-server.ts), one at
+ * a time, so neither shares the load generator's event loop; the client is node:http with
+ * keep-alive sockets (one per lane). Client, server and Postgres share this machine's cores
+ * alike for both. BENCH_ROUNDS rounds, alternating which server goes first (api, bare |
+ * bare, api, …), each server session starting with BENCH_WARMUP requests not counted; the
+ * figures pool the rounds. The same pseudo-random tenant/document sequence is used for both.
+ *
+ * It prints p50/p95/max and requests/s of api and bare for reads and writes, their ratios, and
+ * PASS/MISS per target; exits 0 either way, 1 only when something goes wrong. Per server it
+ * also prints where the CPU went per request (the server process, everything else — mostly
+ * Postgres — and the load generator; from /proc) and how busy the machine was: the client
+ * is closed-loop, so once the cores are saturated mean latency is concurrency ÷ throughput,
+ * and the latency and throughput figures are one finding, not two. Whatever
+ * happens (an error, Ctrl-C) it stops its servers, drops every tenant database and role
+ * it made, its database, and its Redis keys.
+ *
+ * Env: TEST_DATABASE_URL / TEST_REDIS_URL (as the tests), BENCH_SCHEMA_TENANTS (1000),
+ * BENCH_DATABASE_TENANTS (100), BENCH_CONCURRENCY (32), BENCH_REQUESTS (5000 per phase,
+ * server and round), BENCH_SECONDS (instead of BENCH_REQUESTS), BENCH_ROUNDS (2), BENCH_WARMUP
+ * (1000), BENCH_DOCS_PER_TENANT (3), BENCH_PROVISION_CONCURRENCY (8), BENCH_TENANT_POOL_MAX
+ * (unset: the api's default), TEST_LOG_LEVEL.
+ */
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import type { Db } from '@tenantry/db';
+import { parseApiConfig } from '@tenantry/api';
+import { fromPublicId } from '@tenantry/domain';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { newSessionToken } from '../../apps/api/src/services/sessions.js';
+import { PLATFORM_KEY, type RunningApi, TENANT_SECRET_KEY, startApi, startWorker } from '../support/apps.js';
+import { TEST_PG_URL } from '../support/env.js';
+import { request } from '../support/http.js';
+import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
+import { dropTenantDatabasesOf } from '../support/tenant-databases.js';
+import type { ServerReady } from './data-plane-server.js';
+import {
+  type Summary,
+  type Teardown,
+  benchDatabase,
+  header,
+  machineLine,
+  newRunId,
+  once,
+  pool,
+  positiveInt,
+  ratio,
+  row,
+  runBenchmark,
+  sleep,
+  summarise,
+  verdict,
+} from './support.js';
+
+const SCHEMA_TENANTS = positiveInt('BENCH_SCHEMA_TENANTS', 1_000);
+const DATABASE_TENANTS = positiveInt('BENCH_DATABASE_TENANTS', 100);
+const CONCURRENCY = positiveInt('BENCH_CONCURRENCY', 32);
+const REQUESTS = positiveInt('BENCH_REQUESTS', 5_000);
+const SECONDS = process.env.BENCH_SECONDS ? positiveInt('BENCH_SECONDS', 1) : undefined;
+const ROUNDS = positiveInt('BENCH_ROUNDS', 2);
+const WARMUP = positiveInt('BENCH_WARMUP', 1_000);
+const DOCS_PER_TENANT = positiveInt('BENCH_DOCS_PER_TENANT', 3);
+const PROVISION_CONCURRENCY = positiveInt('BENCH_PROVISION_CONCURRENCY', 8);
+const TENANT_POOL_MAX = process.env.BENCH_TENANT_POOL_MAX ? String(positiveInt('BENCH_TENANT_POOL_MAX', 50)) : undefined;
+const COLLECTION = 'notes';
+const POLL_MS = 10;
+const PROVISION_TIMEOUT_MS = 120_000;
+
+const TARGET_P95_MS = 20;
+const SEED_TARGET_P95_MS = 100;
+const TARGET_THROUGHPUT_SHARE = 0.5;
+
+type Kind = 'api' | 'bare';
+type Op = 'read' | 'write';
+
+interface BenchTenant {
+  /** Raw uuid. */
+  id: string;
+  isolation: 'schema' | 'database';
+  token: string;
+  docs: string[];
+}
+
+// ---------------------------------------------------------------------------------------
+// Setup: provision, mint sessions, seed
+// ---------------------------------------------------------------------------------------
+
+async function provision(api: RunningApi, runId: string): Promise<Array<{ id: string; isolation: 'schema' | 'database' }>> {
+  const total = SCHEMA_TENANTS + DATABASE_TENANTS;
+  // Database tenants spread evenly through the sequence, not bunched at one end.
+  const isolationOf = (i: number) => (Math.floor(((i + 1) * DATABASE_TENANTS) / total) > Math.floor((i * DATABASE_TENANTS) / total) ? 'database' : 'schema');
+  let done = 0;
+  const progress = setInterval(() => console.log(`  … ${done}/${total} tenants active`), 15_000);
+  try {
+    return await pool(total, PROVISION_CONCURRENCY, async (i) => {
+      const isolation = isolationOf(i);
+      const accepted = await request(api.baseUrl, 'POST', '/v1/tenants', {
+        token: PLATFORM_KEY,
+        body: { name: `Bench ${runId} ${i}`, ownerEmail: `dp-${runId}-${i}@example.com`, plan: 'pro', isolation },
+      });
+      if (accepted.status !== 202) throw new Error(`POST /v1/tenants → ${accepted.status} ${JSON.stringify(accepted.body)}`);
+      const publicId: string = accepted.body.tenantId;
+      const started = performance.now();
+      for (;;) {
+        const res = await request(api.baseUrl, 'GET', `/v1/tenants/${publicId}`, { token: PLATFORM_KEY });
+        if (res.status === 200 && res.body.status === 'active') break;
+        if (res.status !== 200 || res.body.status !== 'provisioning') throw new Error(`tenant ${publicId}: GET → ${res.status} ${JSON.stringify(res.body)}`);
+        if (performance.now() - started > PROVISION_TIMEOUT_MS) throw new Error(`tenant ${publicId} not active after ${PROVISION_TIMEOUT_MS} ms`);
+        await sleep(POLL_MS);
+      }
+      done += 1;
+      return { id: fromPublicId('ten', publicId)!, isolation };
+    });
+  } finally {
+    clearInterval(progress);
+  }
+}
+
+/**
+ * A session per tenant for its owner, written straight into the sessions table with the
+ * api's token format and hash — what POST /v1/auth/login would store, minus the argon2
+ * verification (fixture setup, not what is measured).
+ */
+async function mintSessions(db: Db, tenants: Array<{ id: string; isolation: 'schema' | 'database' }>): Promise<BenchTenant[]> {
+  const owners = await db
+    .selectFrom('memberships')
+    .select(['tenant_id', 'user_id'])
+    .where('role', '=', 'owner')
+    .where(
+      'tenant_id',
+      'in',
+      tenants.map((t) => t.id),
+    )
+    .execute();
+  const ownerOf = new Map(owners.map((o) => [o.tenant_id, o.user_id]));
+  const out: BenchTenant[] = [];
+  const rows = tenants.map((t) => {
+    const userId = ownerOf.get(t.id);
+    if (!userId) throw new Error(`tenant ${t.id} has no owner`);
+    const { token, tokenHash } = newSessionToken();
+    out.push({ ...t, token, docs: [] });
+    return { token_hash: tokenHash, user_id: userId, tenant_id: t.id, expires_at: sql<Date>`now() + interval '1 day'` };
+  });
+  for (let i = 0; i < rows.length; i += 500) await db.insertInto('sessions').values(rows.slice(i, i + 500)).execute();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+function send(agent: Agent, port: number, method: string, path: string, tenant: BenchTenant, body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    // The same headers to both servers: the api reads the bearer, bare the tenant id.
+    const headers: Record<string, string | number> = { authorization: `Bearer ${tenant.token}`, 'x-tenant-id': tenant.id };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = Buffer.byteLength(body);
+    }
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** mulberry32: a seeded sequence, so both servers get the same tenants and documents in the same order. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Where the CPU went (Linux /proc; figures are left out elsewhere)
+// ---------------------------------------------------------------------------------------
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system, all threads) of a process so far, in ms. */
+function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** The machine's busy and total CPU time so far (all cores), in ms. */
+function machineCpuMs(): { busy: number; total: number } {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const n = ticks.map(Number);
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = n[3]! + n[4]!;
+  return { busy: ((total - idle) * 1000) / CLOCK_TICKS, total: (total * 1000) / CLOCK_TICKS };
+}
+
+interface CpuSnapshot {
+  client: number;
+  server: number;
+  machine: { busy: number; total: number };
+}
+
+function cpuSnapshot(serverPid: number): CpuSnapshot | undefined {
+  try {
+    const usage = process.cpuUsage();
+    return { client: (usage.user + usage.system) / 1000, server: processCpuMs(serverPid), machine: machineCpuMs() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU ms spent by the load generator, by the server process, and by everything else (Postgres, …), and how busy the machine was. */
+interface CpuUse {
+  client: number;
+  server: number;
+  other: number;
+  busyShare: number;
+}
+
+function cpuBetween(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined): CpuUse | undefined {
+  if (!a || !b) return undefined;
+  const client = b.client - a.client;
+  const server = b.server - a.server;
+  const busy = b.machine.busy - a.machine.busy;
+  return { client, server, other: Math.max(0, busy - client - server), busyShare: busy / (b.machine.total - a.machine.total) };
+}
+
+interface PhaseResult {
+  latencies: number[];
+  /** Per request: was it a database tenant's. */
+  database: boolean[];
+  wallMs: number;
+  errors: number;
+  firstErrors: string[];
+  /** Tenant-database connections opened during the phase (pg_stat_database.sessions). */
+  tenantConnections: number;
+  /** Most backends seen at once (sampled) on the control-plane database / the tenant databases. */
+  peakBackends: { controlPlane: number; tenantDatabases: number };
+  cpu: CpuUse | undefined;
+}
+
+interface Monitor {
+  sessions(): Promise<number>;
+  backends(): Promise<{ controlPlane: number; tenantDatabases: number }>;
+}
+
+async function runPhase(
+  agent: Agent,
+  server: { port: number; pid: number },
+  tenants: BenchTenant[],
+  op: Op | 'mixed',
+  count: number,
+  seed: number,
+  monitor?: Monitor,
+  seconds?: number,
+): Promise<PhaseResult> {
+  const random = prng(seed);
+  const latencies: number[] = [];
+  const database: boolean[] = [];
+  const firstErrors: string[] = [];
+  let errors = 0;
+  let issued = 0;
+  const deadline = seconds ? performance.now() + seconds * 1000 : Infinity;
+  const more = () => (seconds ? performance.now() < deadline : issued < count);
+
+  const peak = { controlPlane: 0, tenantDatabases: 0 };
+  let sampling = true;
+  const sampler = monitor
+    ? (async () => {
+        while (sampling) {
+          const b = await monitor.backends();
+          peak.controlPlane = Math.max(peak.controlPlane, b.controlPlane);
+          peak.tenantDatabases = Math.max(peak.tenantDatabases, b.tenantDatabases);
+          await sleep(250);
+        }
+      })()
+    : undefined;
+  const sessionsBefore = monitor ? await monitor.sessions() : 0;
+
+  const { port } = server;
+  const cpuBefore = cpuSnapshot(server.pid);
+  const started = performance.now();
+  const lanes = Array.from({ length: CONCURRENCY }, async () => {
+    while (more()) {
+      issued += 1;
+      const tenant = tenants[Math.floor(random() * tenants.length)]!;
+      const doc = tenant.docs[Math.floor(random() * tenant.docs.length)]!;
+      const kind = op === 'mixed' ? (random() < 0.5 ? 'read' : 'write') : op;
+      const t0 = performance.now();
+      let reply: Reply;
+      try {
+        reply =
+          kind === 'read'
+            ? await send(agent, port, 'GET', `/v1/collections/${COLLECTION}/documents/${doc}`, tenant)
+            : await send(agent, port, 'POST', `/v1/collections/${COLLECTION}/documents`, tenant, JSON.stringify({ data: { title: `note ${issued}`, n: issued } }));
+      } catch (err) {
+        reply = { status: 0, body: (err as Error).message };
+      }
+      latencies.push(performance.now() - t0);
+      database.push(tenant.isolation === 'database');
+      if (reply.status !== (kind === 'read' ? 200 : 201)) {
+        errors += 1;
+        if (firstErrors.length < 3) firstErrors.push(`${reply.status} ${reply.body.slice(0, 200)}`);
+      }
+    }
+  });
+  await Promise.all(lanes);
+  const wallMs = performance.now() - started;
+  const cpu = cpuBetween(cpuBefore, cpuSnapshot(server.pid));
+  sampling = false;
+  await sampler;
+  // Backends report their session counts with their stats, at most about once a second.
+  let tenantConnections = 0;
+  if (monitor) {
+    await sleep(1_100);
+    tenantConnections = (await monitor.sessions()) - sessionsBefore;
+  }
+  return { latencies, database, wallMs, errors, firstErrors, tenantConnections, peakBackends: peak, cpu };
+}
+
+// ---------------------------------------------------------------------------------------
+// The servers
+// ---------------------------------------------------------------------------------------
+
+interface RunningServer {
+  ready: ServerReady;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+const SERVER_SCRIPT = fileURLToPath(new URL('./data-plane-server.ts', import.meta.url));
+/** Where `--import tsx` resolves (the repository root). */
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function startServer(kind: Kind, env: Record<string, string>): Promise<RunningServer> {
+  const child = fork(SERVER_SCRIPT, [kind], {
+    execArgv: ['--import', 'tsx'],
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${kind} server not ready after 60 s`)), 60_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${kind} server exited (${code}) before it was ready`));
+    });
+    child.on('message', (message) => {
+      if (!(message as ServerReady).ready) return;
+      clearTimeout(timer);
+      resolve({
+        ready: message as ServerReady,
+        child,
+        async stop() {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          child.send('close');
+          const timeout = setTimeout(() => child.kill('SIGKILL'), 15_000);
+          await exited;
+          clearTimeout(timeout);
+        },
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------
+
+async function main(teardown: Teardown): Promise<void> {
+  const runId = newRunId();
+  const bench = benchDatabase('dp', runId);
+  const prefix = redisPrefix();
+  teardown.add('redis keys', () => deleteRedisKeys(prefix));
+  teardown.add('bench database', () => bench.drop());
+
+  const setupStarted = performance.now();
+  const db = await bench.create({ maxConnections: 4 });
+  teardown.add('tenant databases and roles', async () => {
+    const dropped = await dropTenantDatabasesOf(bench.name);
+    if (dropped.length > 0) console.log(`cleanup: dropped ${dropped.length} tenant databases and roles`);
+  });
+  const env = { DATABASE_URL: bench.url, REDIS_PREFIX: prefix };
+  // What the api child will run with (it reports its own config too, checked below).
+  const apiConfig = parseApiConfig({ ...env, TENANT_SECRET_KEY, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) });
+
+  console.log(`data-plane benchmark   (run ${runId})`);
+  console.log(`  ${machineLine()}`);
+  console.log(
+    `  database ${bench.name}, redis prefix ${prefix}; ${SCHEMA_TENANTS} schema + ${DATABASE_TENANTS} database tenants, ` +
+      `${DOCS_PER_TENANT} documents each`,
+  );
+  console.log(
+    `  api pools: DB_POOL_SIZE ${apiConfig.DB_POOL_SIZE}, TENANT_POOL_MAX ${apiConfig.TENANT_POOL_MAX}${TENANT_POOL_MAX ? ' (BENCH_TENANT_POOL_MAX)' : ' (default)'} ` +
+      `× TENANT_POOL_SIZE ${apiConfig.TENANT_POOL_SIZE} for ${DATABASE_TENANTS} database tenants; bare uses the same bounds`,
+  );
+
+  // 1–3: provision, sessions, seed — with an in-process api and worker, closed afterwards.
+  let tenants: BenchTenant[];
+  {
+    const api = await startApi(env);
+    const closeApi = once(() => api.close());
+    teardown.add('setup api', closeApi);
+    const worker = await startWorker({ ...env, WORKER_CONCURRENCY: String(PROVISION_CONCURRENCY), HEALTH_PROBE_INTERVAL_MS: '3600000' });
+    const closeWorker = once(() => worker.close());
+    teardown.add('setup worker', closeWorker);
+    const provisionStarted = performance.now();
+    const made = await provision(api, runId);
+    const provisionMs = performance.now() - provisionStarted;
+    await closeWorker();
+    tenants = await mintSessions(db, made);
+    const seedStarted = performance.now();
+    const seedLatencies: number[] = [];
+    await pool(tenants.length * DOCS_PER_TENANT, CONCURRENCY, async (i) => {
+      const tenant = tenants[i % tenants.length]!;
+      const res = await request(api.baseUrl, 'POST', `/v1/collections/${COLLECTION}/documents`, {
+        token: tenant.token,
+        body: { data: { title: `seed ${Math.floor(i / tenants.length)}`, n: i } },
+      });
+      if (res.status !== 201) throw new Error(`seeding tenant ${tenant.id}: ${res.status} ${JSON.stringify(res.body)}`);
+      seedLatencies.push(res.ms);
+      tenant.docs.push(res.body.id);
+    });
+    const seedMs = performance.now() - seedStarted;
+    await closeApi();
+    const seed = summarise(seedLatencies);
+    console.log(
+      `  setup ${((performance.now() - setupStarted) / 1000).toFixed(1)} s: provisioned ${made.length} tenants in ${(provisionMs / 1000).toFixed(1)} s ` +
+        `(${(made.length / (provisionMs / 1000)).toFixed(1)}/s at ${PROVISION_CONCURRENCY}); seeded ${seedLatencies.length} documents in ${(seedMs / 1000).toFixed(1)} s ` +
+        `(in-process api, p50 ${seed.p50.toFixed(1)} p95 ${seed.p95.toFixed(1)} ms)`,
+    );
+  }
+
+  // The monitor: backends and sessions of this run's databases only (others may be busy on this server).
+  const tenantDatabases = (
+    await db.selectFrom('tenants').select('database_name').where('isolation', '=', 'database').where('database_name', 'is not', null).execute()
+  ).map((r) => r.database_name!);
+  const admin = new pg.Client({ connectionString: TEST_PG_URL, application_name: 'tenantry-bench-monitor' });
+  await admin.connect();
+  teardown.add('monitor connection', () => admin.end());
+  const monitor: Monitor = {
+    async sessions() {
+      const { rows } = await admin.query<{ n: string }>('select coalesce(sum(sessions), 0)::text as n from pg_stat_database where datname = any($1)', [tenantDatabases]);
+      return Number(rows[0]!.n);
+    },
+    async backends() {
+      const { rows } = await admin.query<{ cp: string; td: string }>(
+        `select count(*) filter (where datname = $1)::text as cp, count(*) filter (where datname = any($2))::text as td
+         from pg_stat_activity where backend_type = 'client backend' and application_name <> 'tenantry-bench-monitor'`,
+        [bench.name, tenantDatabases],
+      );
+      return { controlPlane: Number(rows[0]!.cp), tenantDatabases: Number(rows[0]!.td) };
+    },
+  };
+
+  const bareEnv = {
+    ...env,
+    DB_POOL_SIZE: String(apiConfig.DB_POOL_SIZE),
+    TENANT_POOL_MAX: String(apiConfig.TENANT_POOL_MAX),
+    TENANT_POOL_SIZE: String(apiConfig.TENANT_POOL_SIZE),
+  };
+  const apiEnv = { ...env, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) };
+
+  const results: Record<Kind, Record<Op, PhaseResult[]>> = { api: { read: [], write: [] }, bare: { read: [], write: [] } };
+  const perRound: string[] = [];
+  const perPhase = SECONDS ? `${SECONDS} s` : `${REQUESTS} requests`;
+  console.log(
+    `  measured: reads and writes separately, ${perPhase} each per server and round, concurrency ${CONCURRENCY}, ` +
+      `${ROUNDS} rounds (alternating order), ${WARMUP} warm-up requests per server start`,
+  );
+
+  for (let round = 0; round < ROUNDS; round++) {
+    const order: Kind[] = round % 2 === 0 ? ['api', 'bare'] : ['bare', 'api'];
+    const line: string[] = [];
+    for (const kind of order) {
+      const server = await startServer(kind, kind === 'api' ? apiEnv : bareEnv);
+      teardown.add(`${kind} server`, () => server.stop());
+      const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+      try {
+        const target = { port: server.ready.port, pid: server.child.pid! };
+        if (kind === 'api' && (server.ready.tenantPoolMax !== apiConfig.TENANT_POOL_MAX || server.ready.dbPoolSize !== apiConfig.DB_POOL_SIZE)) {
+          throw new Error(`the api runs with other pool sizes than printed: ${JSON.stringify(server.ready)}`);
+        }
+        // Warm-up, not counted; its errors are.
+        const warm = await runPhase(agent, target, tenants, 'mixed', WARMUP, 7 + round);
+        if (warm.errors > 0) throw new Error(`${kind} warm-up: ${warm.errors} errors, e.g. ${warm.firstErrors.join(' | ')}`);
+        for (const op of ['read', 'write'] as const) {
+          // Same seed for both servers within a round: the same tenants and documents in the same order.
+          const result = await runPhase(agent, target, tenants, op, REQUESTS, 1_000 * (round + 1) + (op === 'read' ? 1 : 2), monitor, SECONDS);
+          results[kind][op].push(result);
+          line.push(`${kind} ${op} ${(result.latencies.length / (result.wallMs / 1000)).toFixed(0)}/s`);
+        }
+      } finally {
+        agent.destroy();
+        await server.stop();
+      }
+    }
+    perRound.push(`  round ${round + 1}: ${line.join(', ')}`);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Report
+  // ---------------------------------------------------------------------------------------
+  interface Pooled {
+    all: Summary;
+    schema: Summary;
+    database: Summary;
+    rate: number;
+    errors: number;
+    firstErrors: string[];
+    tenantConnections: number;
+    peak: { controlPlane: number; tenantDatabases: number };
+    /** CPU ms per request: load generator, server process, everything else; machine busy share. */
+    cpu: CpuUse | undefined;
+  }
+  const pooled = (phases: PhaseResult[]): Pooled => {
+    const all = phases.flatMap((p) => p.latencies);
+    const isDb = phases.flatMap((p) => p.database);
+    return {
+      all: summarise(all),
+      schema: summarise(all.filter((_, i) => !isDb[i])),
+      database: summarise(all.filter((_, i) => isDb[i])),
+      rate: all.length / (phases.reduce((a, p) => a + p.wallMs, 0) / 1000),
+      errors: phases.reduce((a, p) => a + p.errors, 0),
+      firstErrors: phases.flatMap((p) => p.firstErrors).slice(0, 3),
+      tenantConnections: phases.reduce((a, p) => a + p.tenantConnections, 0),
+      peak: {
+        controlPlane: Math.max(...phases.map((p) => p.peakBackends.controlPlane)),
+        tenantDatabases: Math.max(...phases.map((p) => p.peakBackends.tenantDatabases)),
+      },
+      cpu: phases.every((p) => p.cpu)
+        ? {
+            client: phases.reduce((a, p) => a + p.cpu!.client, 0) / all.length,
+            server: phases.reduce((a, p) => a + p.cpu!.server, 0) / all.length,
+            other: phases.reduce((a, p) => a + p.cpu!.other, 0) / all.length,
+            busyShare: phases.reduce((a, p) => a + p.cpu!.busyShare * p.wallMs, 0) / phases.reduce((a, p) => a + p.wallMs, 0),
+          }
+        : undefined,
+    };
+  };
+  const figures = {
+    read: { api: pooled(results.api.read), bare: pooled(results.bare.read) },
+    write: { api: pooled(results.api.write), bare: pooled(results.bare.write) },
+  };
+  const title: Record<Op, string> = {
+    read: `Reads: GET /v1/collections/${COLLECTION}/documents/{id}`,
+    write: `Writes: POST /v1/collections/${COLLECTION}/documents`,
+  };
+  for (const op of ['read', 'write'] as const) {
+    const { api, bare } = figures[op];
+    console.log(header(`${title[op]}   (n=${api.all.n} api, ${bare.all.n} bare; concurrency ${CONCURRENCY})`));
+    for (const [label, f] of [
+      ['api', api],
+      ['bare node:http + pg', bare],
+    ] as const) {
+      console.log(row(label, f.all, `${f.rate.toFixed(0)} req/s${f.errors ? `, ${f.errors} errors` : ''}`));
+      console.log(row('  schema tenants', f.schema));
+      console.log(row('  database tenants', f.database, `${f.tenantConnections} tenant connections opened, peak backends ${f.peak.controlPlane} + ${f.peak.tenantDatabases}`));
+      if (f.cpu) {
+        console.log(
+          `    cpu per request: server ${f.cpu.server.toFixed(2)} ms, other (Postgres, …) ${f.cpu.other.toFixed(2)} ms, ` +
+            `load generator ${f.cpu.client.toFixed(2)} ms; machine ${(100 * f.cpu.busyShare).toFixed(0)}% busy`,
+        );
+      }
+    }
+    console.log(
+      `  api / bare:  p50 ${ratio(api.all.p50, bare.all.p50)}   p95 ${ratio(api.all.p95, bare.all.p95)}   max ${ratio(api.all.max, bare.all.max)}   ` +
+        `throughput ${((100 * api.rate) / bare.rate).toFixed(0)}% of bare`,
+    );
+    for (const e of [...api.firstErrors.map((m) => `api: ${m}`), ...bare.firstErrors.map((m) => `bare: ${m}`)]) console.log(`  error: ${e}`);
+  }
+  console.log('\nThroughput per round (req/s)');
+  for (const l of perRound) console.log(l);
+  console.log('  (peak backends = most connections seen at once on the control-plane database + on the tenant databases, sampled every 250 ms)');
+
+  console.log('\nTargets');
+  for (const op of ['read', 'write'] as const) {
+    const { api, bare } = figures[op];
+    console.log(`  ${verdict(api.all.p95 < TARGET_P95_MS)}  api ${op} p95 < ${TARGET_P95_MS} ms              (p95 ${api.all.p95.toFixed(1)} ms; bare ${bare.all.p95.toFixed(1)} ms)`);
+    console.log(
+      `  ${verdict(api.rate >= TARGET_THROUGHPUT_SHARE * bare.rate)}  api ${op} throughput ≥ ${TARGET_THROUGHPUT_SHARE * 100}% of bare   ` +
+        `(${api.rate.toFixed(0)} vs ${bare.rate.toFixed(0)} req/s: ${((100 * api.rate) / bare.rate).toFixed(0)}%)`,
+    );
+    console.log(`  ${verdict(api.all.p95 < SEED_TARGET_P95_MS)}  api ${op} p95 < ${SEED_TARGET_P95_MS} ms (seed target)  (p95 ${api.all.p95.toFixed(1)} ms)`);
+  }
+  const errors = figures.read.api.errors + figures.write.api.errors + figures.read.bare.errors + figures.write.bare.errors;
+  console.log(`  ${verdict(errors === 0)}  no failed requests                (${errors})`);
+}
+
+runBenchmark(main);
