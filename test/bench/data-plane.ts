@@ -75,6 +75,7 @@ import {
   type Summary,
   type Teardown,
   benchDatabase,
+  describeDropped,
   header,
   machineLine,
   newRunId,
@@ -436,7 +437,7 @@ async function main(teardown: Teardown): Promise<void> {
   const db = await bench.create({ maxConnections: 4 });
   teardown.add('tenant databases and roles', async () => {
     const dropped = await dropTenantDatabasesOf(bench.name);
-    if (dropped.length > 0) console.log(`cleanup: dropped ${dropped.length} tenant databases and roles`);
+    if (dropped.length > 0) console.log(`cleanup: dropped the tenant ${describeDropped(dropped)}`);
   });
   const env = { DATABASE_URL: bench.url, REDIS_PREFIX: prefix };
   // What the api child will run with (it reports its own config too, checked below).

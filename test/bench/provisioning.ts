@@ -64,6 +64,7 @@ import {
   type Summary,
   type Teardown,
   benchDatabase,
+  describeDropped,
   header,
   machineLine,
   newRunId,
@@ -335,7 +336,7 @@ async function main(teardown: Teardown): Promise<void> {
         await admin.query(`drop database if exists ${admin.escapeIdentifier(database)} with (force)`);
         await admin.query(`drop role if exists ${admin.escapeIdentifier(role)}`);
       }
-      if (floorDatabases.length > 0) console.log(`cleanup: dropped the floor's ${floorDatabases.length} databases and roles`);
+      if (floorDatabases.length > 0) console.log(`cleanup: dropped the floor's ${floorDatabases.length} databases and ${floorDatabases.length} roles`);
     } finally {
       await admin.end();
     }
@@ -352,7 +353,7 @@ async function main(teardown: Teardown): Promise<void> {
   // The saga's tenant databases and roles, named by the tenant ids recorded in the bench database.
   teardown.add('tenant databases and roles', async () => {
     const dropped = await dropTenantDatabasesOf(bench.name);
-    if (dropped.length > 0) console.log(`cleanup: dropped the saga's ${dropped.length} tenant databases and roles`);
+    if (dropped.length > 0) console.log(`cleanup: dropped the saga's tenant ${describeDropped(dropped)}`);
   });
   const env = { DATABASE_URL: bench.url, REDIS_PREFIX: prefix };
   const api = await startApi(env);
