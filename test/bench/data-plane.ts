@@ -326,7 +326,9 @@ async function runPhase(
   const sampler = monitor
     ? (async () => {
         while (sampling) {
-          const b = await monitor.backends();
+          // A failed sample (the monitor connection closed by an interrupted run) ends sampling, not the run.
+          const b = await monitor.backends().catch(() => undefined);
+          if (!b) break;
           peak.controlPlane = Math.max(peak.controlPlane, b.controlPlane);
           peak.tenantDatabases = Math.max(peak.tenantDatabases, b.tenantDatabases);
           await sleep(250);

@@ -187,15 +187,22 @@ export function benchDatabase(label?: string, id = newRunId()): BenchDatabase {
 /**
  * Cleanup steps, run last-added first, every one of them whatever the others do; errors
  * are printed, not thrown, so the benchmark's own outcome is what decides the exit code.
+ * `run` is one run however often it is called (the end of main and a signal may both ask).
  */
 export class Teardown {
   private readonly steps: Array<{ label: string; fn: () => unknown }> = [];
+  private running: Promise<void> | undefined;
 
   add(label: string, fn: () => unknown): void {
     this.steps.push({ label, fn });
   }
 
-  async run(): Promise<void> {
+  run(): Promise<void> {
+    this.running ??= this.drain();
+    return this.running;
+  }
+
+  private async drain(): Promise<void> {
     while (this.steps.length > 0) {
       const { label, fn } = this.steps.pop()!;
       try {
@@ -209,35 +216,40 @@ export class Teardown {
 
 /**
  * Run a benchmark's `main` and end the process: exit 0 when it ran (whatever the figures),
- * 1 when it broke. `teardown` runs after `main` either way, and on SIGINT/SIGTERM too, so
- * an interrupted run still drops what it made.
+ * 1 when it broke. `teardown` runs after `main` either way — and on SIGINT/SIGTERM, and on
+ * an error nothing caught — so an interrupted or crashed run still drops what it made.
  */
 export function runBenchmark(main: (teardown: Teardown) => Promise<void>): void {
   const teardown = new Teardown();
-  let stopping = false;
+  let exiting = false;
+  const finish = (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    void teardown.run().finally(() => process.exit(code));
+  };
   // `on`, not `once`: a second signal (a wrapper relaying Ctrl-C, say) must not kill the
-  // process halfway through its cleanup.
+  // process halfway through its cleanup. Likewise an error thrown by work still in flight
+  // while the teardown closes what it uses: printed, and the cleanup carries on.
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
+    if (exiting) return;
     console.error(`\n${signal}: cleaning up`);
-    void teardown.run().finally(() => process.exit(130));
+    finish(130);
+  };
+  const onStray = (err: unknown) => {
+    console.error(exiting ? 'while cleaning up:' : 'benchmark failed (uncaught):', err instanceof Error ? (err.stack ?? err.message) : err);
+    finish(1);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  main(teardown)
-    .then(
-      () => 0,
-      (err) => {
-        console.error('benchmark failed:', err instanceof Error ? (err.stack ?? err.message) : err);
-        return 1;
-      },
-    )
-    .then(async (code) => {
-      stopping = true;
-      await teardown.run();
-      process.exit(code);
-    });
+  process.on('unhandledRejection', onStray);
+  process.on('uncaughtException', onStray);
+  main(teardown).then(
+    () => finish(0),
+    (err) => {
+      if (!exiting) console.error('benchmark failed:', err instanceof Error ? (err.stack ?? err.message) : err);
+      finish(1);
+    },
+  );
 }
 
 /** What dropTenantDatabasesOf dropped, counted: "33 databases and 33 roles". */
