@@ -44,7 +44,7 @@
  * Env: TEST_DATABASE_URL / TEST_REDIS_URL (as the tests), BENCH_DRIVERS (comma-separated,
  * default schema,database,cluster), BENCH_SCHEMA_TENANTS (100), BENCH_SCHEMA_CONCURRENCY (4),
  * BENCH_DATABASE_TENANTS (30), BENCH_DATABASE_CONCURRENCY (2), BENCH_CLUSTER_TENANTS (5,
- * sequential), BENCH_WARMUP (3; cluster: 1), TEST_LOG_LEVEL.
+ * sequential), BENCH_WARMUP (10; cluster: 1), TEST_LOG_LEVEL.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -84,7 +84,7 @@ const SCHEMA_CONCURRENCY = positiveInt('BENCH_SCHEMA_CONCURRENCY', 4);
 const DATABASE_TENANTS = positiveInt('BENCH_DATABASE_TENANTS', 30);
 const DATABASE_CONCURRENCY = positiveInt('BENCH_DATABASE_CONCURRENCY', 2);
 const CLUSTER_TENANTS = positiveInt('BENCH_CLUSTER_TENANTS', 5);
-const WARMUP = positiveInt('BENCH_WARMUP', 3);
+const WARMUP = positiveInt('BENCH_WARMUP', 10);
 const CLUSTER_WARMUP = 1;
 const POLL_MS = 5;
 /** The local driver's server settings in the cluster isolation suite; the floor uses the same. */
@@ -160,13 +160,17 @@ async function schemaFloorOnce(db: Db, label: string): Promise<FloorSample> {
   return { totalMs: performance.now() - started, parts: [] };
 }
 
-/** CREATE DATABASE from the template, retrying while someone is connected to it (as the provisioner does). */
+/** Retries of CREATE DATABASE because the template was in use (someone connected to it). */
+let templateBusyRetries = 0;
+
+/** CREATE DATABASE from the template, retrying every 100 ms while someone is connected to it (as the provisioner does). */
 async function createFromTemplate(client: pg.ClientBase, database: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await client.query(`create database ${client.escapeIdentifier(database)} template ${client.escapeIdentifier(TENANT_TEMPLATE_DATABASE)}`);
       return;
     } catch (err) {
+      templateBusyRetries += (err as { code?: string }).code === '55006' ? 1 : 0;
       if ((err as { code?: string }).code !== '55006' || attempt >= 100) throw err;
       await sleep(100);
     }
@@ -309,6 +313,7 @@ function report(r: DriverResult): { e2e: Summary; floor: Summary } {
   console.log(row('floor', floor, rate(r.floor.length, r.floorWallMs)));
   const names = r.floor[0]?.parts.map(([name]) => name) ?? [];
   for (const [i, name] of names.entries()) console.log(row(`  ${name}`, summarise(r.floor.map((s) => s.parts[i]![1]))));
+  if (r.isolation === 'database') console.log(`  template in use (55006), retried after 100 ms: ${templateBusyRetries} times in the measured floor`);
   console.log(`  end to end / floor:  p50 ${ratio(e2e.p50, floor.p50)}   p95 ${ratio(e2e.p95, floor.p95)}   max ${ratio(e2e.max, floor.max)}`);
   console.log(`  status polls per tenant: mean ${(r.e2e.reduce((a, s) => a + s.polls, 0) / (r.e2e.length || 1)).toFixed(1)}`);
   return { e2e, floor };
@@ -426,6 +431,7 @@ async function main(teardown: Teardown): Promise<void> {
       const admin = new pg.Pool({ connectionString: TEST_PG_URL, max: lanes, application_name: 'tenantry-bench-floor' });
       try {
         await pool(WARMUP, lanes, () => databaseFloorOnce(admin));
+        templateBusyRetries = 0;
         const started = performance.now();
         floor = await pool(count, lanes, () => databaseFloorOnce(admin));
         floorWallMs = performance.now() - started;
