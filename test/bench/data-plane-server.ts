@@ -161,8 +161,7 @@ async function serveBare(): Promise<void> {
       try {
         await client.query('begin');
         if (tenant.isolation === 'schema') {
-          await client.query(`select set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)`, [tenant.id, tenant.searchPath]);
-          await client.query(`set local role "${DATA_ROLE}"`);
+          await client.query(`select set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), set_config('role', $3, true)`, [tenant.id, tenant.searchPath, DATA_ROLE]);
         } else {
           await client.query(`select set_config('app.tenant_id', $1, true)`, [tenant.id]);
         }

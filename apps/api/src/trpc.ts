@@ -101,14 +101,9 @@ export const STALENESS_HEADER = 'tenantry-entitlements-staleness';
  * - answers with how stale the entitlements were (header), so fail-open is visible.
  */
 export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, meta }) => {
-  const principal = await authenticateTenant(ctx.deps.db, ctx.bearer);
-  const tenant = await ctx.deps.db
-    .selectFrom('tenants')
-    .select(['id', 'slug', 'status', 'isolation', 'schema_name'])
-    .where('id', '=', principal.tenantId)
-    .executeTakeFirst();
-  const refusal = tenantAccessRefusal(tenant?.status ?? 'deleted');
-  if (!tenant || refusal) throw new ForbiddenError(refusal?.code ?? 'tenant_deleted', refusal?.message ?? 'This tenant has been deleted');
+  const { principal, tenant } = await authenticateTenant(ctx.deps.db, ctx.bearer);
+  const refusal = tenantAccessRefusal(tenant.status);
+  if (refusal) throw new ForbiddenError(refusal.code, refusal.message);
 
   // On a tenant's own hostname (<slug>.<TENANT_DNS_ZONE>) a credential of another tenant
   // is refused, so a token leaked to or phished by one tenant's site is no key to another's.

@@ -19,8 +19,9 @@ export interface TenantContext {
 export async function withTenant<T>(db: Db, tenant: TenantContext, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
   assertTenantSchemaName(tenant.schemaName);
   return db.transaction().execute(async (trx) => {
-    await sql`select set_config('app.tenant_id', ${tenant.tenantId}, true), set_config('search_path', ${`"${tenant.schemaName}"`}, true)`.execute(trx);
-    await sql`set local role ${sql.id(DATA_ROLE)}`.execute(trx);
+    // One statement (one round trip on every tenant request): set_config(…, true) is SET
+    // LOCAL, so the tenant, the schema and the role all end with the transaction.
+    await sql`select set_config('app.tenant_id', ${tenant.tenantId}, true), set_config('search_path', ${`"${tenant.schemaName}"`}, true), set_config('role', ${DATA_ROLE}, true)`.execute(trx);
     return fn(trx);
   });
 }

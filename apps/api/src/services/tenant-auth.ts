@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Db } from '@tenantry/db';
+import type { Db, Tenant } from '@tenantry/db';
 import { type MemberRole, UnauthorizedError } from '@tenantry/domain';
 import { hashToken } from './sessions.js';
 
@@ -18,27 +18,44 @@ export function newTenantApiKey(): { key: string; keyHash: Buffer } {
   return { key, keyHash: hashToken(key) };
 }
 
-/** Resolve a bearer credential to a tenant principal; 401 when it is missing, unknown, expired or revoked. */
-export async function authenticateTenant(db: Db, bearer: string | null): Promise<TenantPrincipal> {
+/** The tenant a credential acts for, as every tenant call needs it (status, routing, hostname). */
+export type CredentialTenant = Pick<Tenant, 'id' | 'slug' | 'status' | 'isolation' | 'schema_name'>;
+
+const TENANT_COLUMNS = ['tenants.slug', 'tenants.status', 'tenants.isolation', 'tenants.schema_name'] as const;
+
+/**
+ * Resolve a bearer credential to a tenant principal and its tenant, in one query (this runs
+ * on every tenant call: one round trip, not two); 401 when it is missing, unknown, expired
+ * or revoked.
+ */
+export async function authenticateTenant(db: Db, bearer: string | null): Promise<{ principal: TenantPrincipal; tenant: CredentialTenant }> {
   if (!bearer) throw new UnauthorizedError('unauthenticated', 'A bearer token is required');
   const tokenHash = hashToken(bearer);
   if (bearer.startsWith(API_KEY_PREFIX)) {
     const key = await db
       .selectFrom('tenant_api_keys')
-      .select(['id', 'tenant_id', 'scope'])
-      .where('key_hash', '=', tokenHash)
-      .where('revoked_at', 'is', null)
+      .innerJoin('tenants', 'tenants.id', 'tenant_api_keys.tenant_id')
+      .select(['tenant_api_keys.id', 'tenant_api_keys.tenant_id', 'tenant_api_keys.scope', ...TENANT_COLUMNS])
+      .where('tenant_api_keys.key_hash', '=', tokenHash)
+      .where('tenant_api_keys.revoked_at', 'is', null)
       .executeTakeFirst();
     if (!key) throw new UnauthorizedError('invalid_token', 'The API key is invalid or revoked');
-    return { kind: 'api_key', tenantId: key.tenant_id, apiKeyId: key.id, scope: key.scope };
+    return {
+      principal: { kind: 'api_key', tenantId: key.tenant_id, apiKeyId: key.id, scope: key.scope },
+      tenant: { id: key.tenant_id, slug: key.slug, status: key.status, isolation: key.isolation, schema_name: key.schema_name },
+    };
   }
   const session = await db
     .selectFrom('sessions')
     .innerJoin('memberships', (join) => join.onRef('memberships.user_id', '=', 'sessions.user_id').onRef('memberships.tenant_id', '=', 'sessions.tenant_id'))
-    .select(['sessions.id', 'sessions.user_id', 'sessions.tenant_id', 'memberships.role'])
+    .innerJoin('tenants', 'tenants.id', 'sessions.tenant_id')
+    .select(['sessions.id', 'sessions.user_id', 'sessions.tenant_id', 'memberships.role', ...TENANT_COLUMNS])
     .where('sessions.token_hash', '=', tokenHash)
     .where('sessions.expires_at', '>', new Date())
     .executeTakeFirst();
   if (!session) throw new UnauthorizedError('invalid_token', 'The token is invalid or has expired');
-  return { kind: 'session', tenantId: session.tenant_id, userId: session.user_id, sessionId: session.id, role: session.role };
+  return {
+    principal: { kind: 'session', tenantId: session.tenant_id, userId: session.user_id, sessionId: session.id, role: session.role },
+    tenant: { id: session.tenant_id, slug: session.slug, status: session.status, isolation: session.isolation, schema_name: session.schema_name },
+  };
 }
