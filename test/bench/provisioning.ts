@@ -50,7 +50,19 @@ import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chown, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type Db, CLUSTER_SUPERUSER, TENANT_TEMPLATE_DATABASE, appendAudit, ensureRole, freePort, generateRolePassword, insertProvisioningTenant, postgresBinDir, provisionTenantSchema } from '@tenantry/db';
+import {
+  type Db,
+  TENANT_TEMPLATE_DATABASE,
+  appendAudit,
+  ensureRole,
+  freePort,
+  generateRolePassword,
+  initdbArgs,
+  insertProvisioningTenant,
+  pgCtlStartArgs,
+  postgresBinDir,
+  provisionTenantSchema,
+} from '@tenantry/db';
 import { type Isolation, tenantDatabaseName, tenantRoleName, tenantSchemaName } from '@tenantry/domain';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -255,21 +267,11 @@ async function clusterFloorOnce(root: string, owner: { uid: number; gid: number 
   const port = await freePort();
   try {
     const t0 = performance.now();
-    const init = await pgBinary('initdb', [
-      '-D',
-      dir,
-      '-U',
-      CLUSTER_SUPERUSER,
-      `--pwfile=${pwfile}`,
-      '--auth-host=scram-sha-256',
-      '--auth-local=scram-sha-256',
-      '--encoding=UTF8',
-      '--no-instructions',
-    ]);
+    // The driver's own arguments (the floor is what it runs, without the bookkeeping).
+    const init = await pgBinary('initdb', initdbArgs(dir, pwfile));
     if (init.code !== 0) throw new Error(`initdb failed: ${init.out.slice(-500)}`);
     const t1 = performance.now();
-    const options = [`-p ${port}`, `-k ${dir}`, '-c listen_addresses=127.0.0.1', ...CLUSTER_SETTINGS.map((s) => `-c ${s}`)].join(' ');
-    const started = await pgBinary('pg_ctl', ['start', '-w', '-t', '60', '-D', dir, '-l', path.join(dir, 'server.log'), '-o', options]);
+    const started = await pgBinary('pg_ctl', pgCtlStartArgs(dir, port, CLUSTER_SETTINGS));
     if (started.code !== 0) throw new Error(`pg_ctl start failed: ${started.out.slice(-500)}`);
     const t2 = performance.now();
     return { totalMs: t2 - t0, parts: [['initdb', t1 - t0], ['pg_ctl start -w', t2 - t1]] };

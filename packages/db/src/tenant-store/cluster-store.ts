@@ -116,6 +116,17 @@ export async function postgresBinDir(dataDirVersion: string | undefined, root = 
   return newest ? path.join(root, newest, 'bin') : '';
 }
 
+/** initdb's arguments for a tenant instance: SCRAM for every connection, the superuser's password from a file. */
+export function initdbArgs(dataDir: string, pwfile: string): string[] {
+  return ['-D', dataDir, '-U', CLUSTER_SUPERUSER, `--pwfile=${pwfile}`, '--auth-host=scram-sha-256', '--auth-local=scram-sha-256', '--encoding=UTF8', '--no-instructions'];
+}
+
+/** `pg_ctl start` of a tenant instance: on 127.0.0.1:`port` only, its socket in its own directory, with `settings`. */
+export function pgCtlStartArgs(dataDir: string, port: number, settings: readonly string[]): string[] {
+  const options = [`-p ${port}`, `-k ${dataDir}`, '-c listen_addresses=127.0.0.1', ...settings.map((s) => `-c ${s}`)].join(' ');
+  return ['start', '-w', '-t', '60', '-D', dataDir, '-l', path.join(dataDir, 'server.log'), '-o', options];
+}
+
 interface Run {
   code: number;
   stdout: string;
@@ -263,17 +274,7 @@ export class LocalClusterProvisioner {
     await writeFile(pwfile, adminPassword, { mode: 0o600 });
     try {
       await this.chownToOwner(pwfile);
-      const result = await this.pg('initdb', [
-        '-D',
-        staging,
-        '-U',
-        CLUSTER_SUPERUSER,
-        `--pwfile=${pwfile}`,
-        '--auth-host=scram-sha-256',
-        '--auth-local=scram-sha-256',
-        '--encoding=UTF8',
-        '--no-instructions',
-      ]);
+      const result = await this.pg('initdb', initdbArgs(staging, pwfile));
       if (result.code !== 0) throw new Error(`initdb failed: ${result.stderr.trim().slice(-500)}`);
     } finally {
       await rm(pwfile, { force: true });
@@ -294,8 +295,7 @@ export class LocalClusterProvisioner {
         .where('id', '=', tenantId)
         .execute();
     }
-    const options = [`-p ${port}`, `-k ${dataDir}`, '-c listen_addresses=127.0.0.1', ...this.options.settings.map((s) => `-c ${s}`)].join(' ');
-    const started = await this.pg('pg_ctl', ['start', '-w', '-t', '60', '-D', dataDir, '-l', path.join(dataDir, 'server.log'), '-o', options], dataDir);
+    const started = await this.pg('pg_ctl', pgCtlStartArgs(dataDir, port, this.options.settings), dataDir);
     if (started.code !== 0 || (await this.status(dataDir)) !== 'running') {
       throw new Error(`could not start the tenant cluster in ${dataDir}: ${(started.stderr || started.stdout).trim().slice(-500)}`);
     }
