@@ -65,7 +65,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   const logger = options.logger ?? createLogger(config.LOG_LEVEL, 'tenantry-api');
 
   await ensureDatabase(config.DATABASE_URL);
-  const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-api' });
+  const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-api', onError: (message) => logger.warn(message) });
   await migrateToLatest(db);
 
   await ensurePlatformKey(db, configuredKeyHashes(config.PLATFORM_API_KEY), logger, options.printSecret ?? ((line) => process.stdout.write(`${line}\n`)));
@@ -207,8 +207,9 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
         sendJson(res, 404, { code: 'not_found', message: 'No such route' });
       }
     } catch (err) {
-      logger.error({ err }, 'unhandled error in request');
-      if (!res.headersSent) sendJson(res, 500, { code: 'internal_error', message: 'Internal server error' });
+      const wire = toWireError(err);
+      if (wire.status >= 500) logger.error({ err }, 'unhandled error in request');
+      if (!res.headersSent) sendJson(res, wire.status, wire.body, wire.headers);
     } finally {
       const seconds = (performance.now() - started) / 1000;
       // route is a template (or 'unmatched'), never the raw path: bounded label values.

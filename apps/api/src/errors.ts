@@ -1,4 +1,5 @@
-import { DomainError, type ErrorKind, type FieldIssue, RateLimitedError, ValidationError } from '@tenantry/domain';
+import { isPostgresUnavailable } from '@tenantry/db';
+import { DependencyUnavailableError, DomainError, type ErrorKind, type FieldIssue, RateLimitedError, ValidationError } from '@tenantry/domain';
 import { StandardSchemaV1Error, TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
@@ -55,6 +56,11 @@ function toFields(issues: SchemaIssue[]): FieldIssue[] {
 
 /** Render any error the api can meet as a status, headers and `{code, message, fields?}`. */
 export function toWireError(error: unknown): WireError {
+  // Postgres unreachable (restart, failover, network) is an outage of a dependency, which
+  // clients should retry, not a bug: 503 dependency_unavailable, like Redis being down.
+  if (!(error instanceof TRPCError && error.cause instanceof DomainError) && isPostgresUnavailable(error)) {
+    error = toTRPCError(new DependencyUnavailableError('postgres', { cause: error }));
+  }
   const trpcError = error instanceof TRPCError ? error : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause: error });
   const status = getHTTPStatusCodeFromError(trpcError);
   const cause = trpcError.cause;
@@ -66,6 +72,7 @@ export function toWireError(error: unknown): WireError {
   if (cause instanceof DomainError) {
     const headers: Record<string, string> = {};
     if (cause instanceof RateLimitedError) headers['retry-after'] = String(cause.retryAfterSeconds);
+    if (cause instanceof DependencyUnavailableError) headers['retry-after'] = '1';
     const body: WireError['body'] = { code: cause.code, message: cause.message };
     if (cause instanceof ValidationError) body.fields = cause.fields;
     return { status, headers, body };

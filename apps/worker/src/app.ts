@@ -3,6 +3,7 @@ import {
   createDb,
   createTenantStores,
   ensureDatabase,
+  isPostgresUnavailable,
   LocalClusterProvisioner,
   migrateToLatest,
   parseSecretKey,
@@ -18,7 +19,7 @@ import {
   entitlementsChannel,
   provisioningRetryPolicy,
 } from '@tenantry/jobs';
-import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.js';
 import { createLogger, serveMetrics } from '@tenantry/observability';
@@ -28,6 +29,9 @@ import { createWorkerMetrics } from './metrics.js';
 import { purgeDueTenants } from './purge.js';
 import { expireTrials } from './trial-expiry.js';
 import { reconcileSignups } from './reconciler.js';
+
+/** Longest wait between provisioning tries while Postgres is unreachable. */
+const OUTAGE_RETRY_MAX_MS = 5_000;
 
 /** After the shutdown deadline: how long cancelled jobs get to hand themselves back. */
 const HAND_BACK_GRACE_MS = 2_000;
@@ -72,7 +76,7 @@ export interface WorkerInstance {
 export async function createWorker(config: WorkerConfig, options: { logger?: Logger } = {}): Promise<WorkerInstance> {
   const logger = options.logger ?? createLogger(config.LOG_LEVEL, 'tenantry-worker');
   await ensureDatabase(config.DATABASE_URL);
-  const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-worker' });
+  const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-worker', onError: (message) => logger.warn(message) });
   await migrateToLatest(db);
 
   // Database isolation: the provisioner creates/drops tenant databases (dropping needs no
@@ -149,6 +153,15 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           await job.moveToWait(token);
           throw new WaitingError();
         }
+        if (isPostgresUnavailable(err)) {
+          // Postgres is away (a restart, a failover): that is no fault of this tenant's, so
+          // wait it out without spending an attempt — a few seconds of outage must not
+          // fail and compensate a signup. Nothing was committed; the saga resumes as usual.
+          const delay = Math.min(OUTAGE_RETRY_MAX_MS, config.PROVISION_BACKOFF_MS * 2 ** Math.min(job.attemptsStarted, 10));
+          logger.warn({ signupId, delayMs: delay, err: (err as Error).message }, 'postgres unavailable; provisioning waits');
+          await job.moveToDelayed(Date.now() + delay, token);
+          throw new DelayedError();
+        }
         const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         logger.warn({ signupId, attempt: job.attemptsMade + 1, finalAttempt, err: (err as Error).message }, 'provisioning attempt failed');
         if (finalAttempt) {
@@ -205,6 +218,8 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const logConnectionError = (err: Error) => logger.error({ err: err.message }, 'queue connection error');
   provisioningWorker.on('error', logConnectionError);
   maintenanceWorker.on('error', logConnectionError);
+  // A pass that failed (Postgres away mid-pass, say) is simply run again on its schedule.
+  maintenanceWorker.on('failed', (job, err) => logger.warn({ job: job?.name, err: err.message }, 'maintenance job failed'));
   provisioningQueue.on('error', logConnectionError);
   maintenanceQueue.on('error', logConnectionError);
   // Every worker upserts the same scheduler ids, so N workers still mean one schedule each.

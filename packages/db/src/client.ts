@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { type PgErrorSink, guardPool, withClient } from './pg-faults.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -10,6 +11,8 @@ export interface DbOptions {
   /** Fail a connection attempt instead of queueing forever when Postgres is down. */
   connectionTimeoutMillis?: number;
   applicationName?: string;
+  /** Where lost connections are reported (default: a JSON line on stderr). */
+  onError?: PgErrorSink;
 }
 
 export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
@@ -19,11 +22,7 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
     application_name: options.applicationName ?? 'tenantry',
   });
-  // An idle client whose server went away emits 'error' on the pool; unhandled, it would
-  // crash the process. The next checkout reconnects, so logging is all that is needed.
-  pool.on('error', (err) => {
-    console.error(JSON.stringify({ level: 'error', msg: 'idle postgres client error', err: err.message }));
-  });
+  guardPool(pool, options.applicationName ?? 'tenantry', options.onError);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
@@ -38,9 +37,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
   if (!/^[A-Za-z0-9_-]{1,63}$/.test(name)) throw new Error(`unsupported database name in DATABASE_URL: ${JSON.stringify(name)}`);
   const admin = new URL(databaseUrl);
   admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
-  await client.connect();
-  try {
+  await withClient({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000, application_name: 'tenantry-ensure-database' }, async (client) => {
     const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);
     if (rowCount === 0) {
       try {
@@ -52,7 +49,5 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
         if (code !== '42P04' && code !== '23505') throw err;
       }
     }
-  } finally {
-    await client.end();
-  }
+  });
 }

@@ -14,3 +14,4 @@ export * from './tenant-store/secrets.js';
 export * from './tenant-store/cluster-store.js';
 export * from './tenant-store/cluster-kubernetes.js';
 export * from './tenant-store/tenant-stores.js';
+export * from './pg-faults.js';

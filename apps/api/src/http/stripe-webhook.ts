@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import Stripe from 'stripe';
 import { type BillingChange, applyBillingChange } from '../services/billing.js';
+import { toWireError } from '../errors.js';
 import { withTimeout } from '../timeout.js';
 import { sendJson } from './respond.js';
 
@@ -120,8 +121,10 @@ export function createStripeWebhookHandler(deps: StripeWebhookDeps): (req: Incom
         if (!res.headersSent) sendJson(res, err.status, { code: err.code, message: err.message }, headers);
         return;
       }
+      // Postgres away is a 503 (Stripe retries either way); anything else is our bug, a 500.
+      const wire = toWireError(err);
       logger.error({ err }, 'stripe webhook failed');
-      if (!res.headersSent) sendJson(res, 500, { code: 'internal_error', message: 'Internal server error' });
+      if (!res.headersSent) sendJson(res, wire.status, wire.body, wire.headers);
     }
   };
 }

@@ -4,8 +4,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { type Isolation, tenantRoleName } from '@tenantry/domain';
 import { sql } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Db } from '../client.js';
+import { withClient } from '../pg-faults.js';
 import { insertProvisioningTenant } from '../tenants.js';
 import { CLUSTER_TENANT_DATABASE, DatabaseTenantStore, type DatabaseTenantStoreOptions, TEMPLATE_DDL, ensureRole } from './database-store.js';
 import { decryptSecret, encryptSecret, generateRolePassword } from './secrets.js';
@@ -306,17 +307,10 @@ export class LocalClusterProvisioner {
   private async ensureTenantObjects(tenantId: string, placement: ClusterPlacement): Promise<void> {
     const key = this.requireKey();
     const admin = { host: '127.0.0.1', port: placement.port, user: CLUSTER_SUPERUSER, password: decryptSecret(key, placement.adminPasswordEnc, tenantId) };
-    const withClient = async (database: string, fn: (client: pg.Client) => Promise<void>) => {
-      const client = new pg.Client({ ...admin, database, connectionTimeoutMillis: 5_000, application_name: 'tenantry-provisioner' });
-      await client.connect();
-      try {
-        await fn(client);
-      } finally {
-        await client.end().catch(() => undefined);
-      }
-    };
+    const withAdmin = (database: string, fn: (client: pg.Client) => Promise<void>) =>
+      withClient({ ...admin, database, connectionTimeoutMillis: 5_000, application_name: 'tenantry-provisioner' }, fn);
     const rolePassword = decryptSecret(key, placement.rolePasswordEnc, tenantId);
-    await withClient('postgres', async (client) => {
+    await withAdmin('postgres', async (client) => {
       const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [CLUSTER_TENANT_DATABASE]);
       if (!rowCount) await client.query(`create database ${client.escapeIdentifier(CLUSTER_TENANT_DATABASE)}`);
       await ensureRole(client, placement.role, rolePassword);
@@ -326,7 +320,7 @@ export class LocalClusterProvisioner {
       await client.query(`revoke all on database postgres, template1 from public`);
       await client.query(`revoke all on database ${tenantDb} from public; grant connect on database ${tenantDb} to ${role}`);
     });
-    await withClient(CLUSTER_TENANT_DATABASE, async (client) => {
+    await withAdmin(CLUSTER_TENANT_DATABASE, async (client) => {
       await client.query(TEMPLATE_DDL);
       const role = client.escapeIdentifier(placement.role);
       await client.query(`grant usage on schema public to ${role}; grant select, insert, update, delete on documents to ${role}`);

@@ -2,6 +2,7 @@ import { type Isolation, assertTenantDatabaseName, assertTenantRoleName, tenantD
 import { Kysely, PostgresDialect, type Transaction, sql } from 'kysely';
 import pg from 'pg';
 import type { Db } from '../client.js';
+import { guardPool, withClient } from '../pg-faults.js';
 import type { Database } from '../schema.js';
 import { insertProvisioningTenant } from '../tenants.js';
 import { decryptSecret, encryptSecret, generateRolePassword, scramSha256Verifier } from './secrets.js';
@@ -72,14 +73,8 @@ function urlOf(server: TenantDbServer, database: string, credentials?: { user: s
   return u.toString();
 }
 
-async function withAdmin<T>(server: TenantDbServer, database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: urlOf(server, database), connectionTimeoutMillis: 5_000, application_name: 'tenantry-provisioner' });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+function withAdmin<T>(server: TenantDbServer, database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  return withClient({ connectionString: urlOf(server, database), connectionTimeoutMillis: 5_000, application_name: 'tenantry-provisioner' }, fn);
 }
 
 const codeOf = (err: unknown) => (err as { code?: string }).code;
@@ -446,7 +441,7 @@ export class DatabaseTenantStore implements TenantStore {
       connectionTimeoutMillis: 5_000,
       application_name: this.options.applicationName ?? 'tenantry-tenant',
     });
-    pool.on('error', (err) => this.options.onError?.(`idle tenant connection error: ${err.message}`));
+    guardPool(pool, 'tenant store', (message) => this.options.onError?.(message));
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), active: 0, evicted: false, closed: false };
   }
 }
