@@ -13,7 +13,7 @@ describe('config parsing', () => {
       HOSTED_MODE: false,
       MULTI_TENANT_ENABLED: false,
       SIGNUP_RATE_LIMIT_PER_HOUR: 5,
-      TRUST_PROXY: false,
+      TRUST_PROXY: { kind: 'none' },
     });
   });
 
@@ -27,8 +27,17 @@ describe('config parsing', () => {
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
     [{ SIGNUP_RATE_LIMIT_PER_HOUR: '0' }, 'SIGNUP_RATE_LIMIT_PER_HOUR'],
     [{ REDIS_PREFIX: 'bad:prefix' }, 'REDIS_PREFIX'],
+    [{ TRUST_PROXY: 'true' }, 'TRUST_PROXY: "true" would trust any client'],
+    [{ TRUST_PROXY: '10.0.0.0/8, proxy.local' }, 'TRUST_PROXY: "proxy.local" is neither'],
   ])('api rejects %o naming %s', (env, variable) => {
     expect(() => parseApiConfig(env)).toThrow(new RegExp(`Invalid configuration:[\\s\\S]*${variable}`));
+  });
+
+  it('TRUST_PROXY takes a hop count or addresses and CIDRs', () => {
+    expect(parseApiConfig({ TRUST_PROXY: '2' }).TRUST_PROXY).toEqual({ kind: 'hops', hops: 2 });
+    const ranges = parseApiConfig({ TRUST_PROXY: '10.0.0.0/8, ::1, ::ffff:192.168.0.0/112' }).TRUST_PROXY;
+    expect(ranges.kind).toBe('ranges');
+    expect(ranges.kind === 'ranges' && ranges.ranges.map(([a, bits]) => `${a.toString()}/${bits}`)).toEqual(['10.0.0.0/8', '::1/128', '192.168.0.0/16']);
   });
 
   it('worker rejects bad values, naming the variable', () => {

@@ -63,7 +63,7 @@ beforeAll(async () => {
     DATABASE_URL: database.url,
     REDIS_PREFIX: prefix,
     SIGNUP_RATE_LIMIT_PER_HOUR: String(SIGNUP_LIMIT),
-    TRUST_PROXY: 'true',
+    TRUST_PROXY: '1',
   });
   const res = await fetch(`${api.baseUrl}/v1/openapi.json`);
   expect(res.status).toBe(200);

@@ -12,7 +12,7 @@ const prefix = redisPrefix();
 beforeAll(async () => {
   database = await createTestDatabase();
   // Two api instances, one Redis: the limit must be shared, not per process.
-  const env = { DATABASE_URL: database.url, REDIS_PREFIX: prefix, SIGNUP_RATE_LIMIT_PER_HOUR: '5', TRUST_PROXY: 'true' };
+  const env = { DATABASE_URL: database.url, REDIS_PREFIX: prefix, SIGNUP_RATE_LIMIT_PER_HOUR: '5', TRUST_PROXY: '1' };
   first = await startApi(env);
   second = await startApi(env);
 });

@@ -1,6 +1,6 @@
 import { createDnsProvider } from '@tenantry/dns';
 import { randomUUID } from 'node:crypto';
-import { type IncomingMessage, type Server, createServer } from 'node:http';
+import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   createDb,
@@ -10,12 +10,16 @@ import {
   parseSecretKey,
   tenantDbServers,
 } from '@tenantry/db';
+import { BadRequestError, DomainError, UnsupportedMediaTypeError } from '@tenantry/domain';
 import { createFailFastRedis, createProducerRedis, createProvisioningQueue } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
 import type { ApiConfig } from './config.js';
-import { type ApiDeps, type RequestContext, bearerOf, clientIpOf, hostOf } from './context.js';
-import { toWireError } from './errors.js';
+import { type ApiDeps, type RequestContext, bearerOf, hostOf } from './context.js';
+import { toTRPCError, toWireError } from './errors.js';
+import { readBodyBytes, strictQueryPairs } from './http/body.js';
+import { clientAddressOf } from './http/client-address.js';
+import { decodeUtf8, parseStrictJson } from './http/strict-json.js';
 import { checkReadiness } from './http/health.js';
 import { sendJson } from './http/respond.js';
 import { createRestHandler } from './http/rest.js';
@@ -25,7 +29,7 @@ import { createApiMetrics, statusClass } from './metrics.js';
 import { appRouter } from './routers/index.js';
 import { DocumentsService } from './services/documents.js';
 import { createEntitlements } from './services/entitlements.js';
-import { createLoginLimiter, createSignupLimiter } from './services/rate-limit.js';
+import { createLoginLimiters, createSignupLimiter } from './services/rate-limit.js';
 import { configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
@@ -41,6 +45,34 @@ const REDIS_BOOT_WAIT_MS = 3_000;
 
 /** Largest JSON body accepted on any route. */
 const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Most procedure calls one tRPC batch request may carry (docs/api.md). */
+export const MAX_TRPC_BATCH = 10;
+
+/**
+ * Hold a tRPC request to the same input rules as REST before tRPC sees it: a batch of at
+ * most MAX_TRPC_BATCH calls (each call still meets every limiter on its own), strict
+ * percent-encoding, and JSON parsed strictly (strict-json.ts). The checked body is handed
+ * to tRPC as text (`req.body`), so tRPC parses exactly what was checked.
+ */
+async function admitTrpcRequest(req: IncomingMessage, url: URL): Promise<void> {
+  if (url.searchParams.get('batch') === '1') {
+    const calls = url.pathname.slice('/trpc/'.length).split(',').length;
+    if (calls > MAX_TRPC_BATCH) throw new BadRequestError('batch_too_large', `A tRPC batch may hold at most ${MAX_TRPC_BATCH} calls; this one holds ${calls}`);
+  }
+  const query = new Map(strictQueryPairs(url.search));
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    const input = query.get('input');
+    if (input) parseStrictJson(input);
+    return;
+  }
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+    throw new UnsupportedMediaTypeError('The body must be JSON (Content-Type: application/json)');
+  }
+  const text = decodeUtf8(await readBodyBytes(req, MAX_BODY_BYTES));
+  if (text !== '') parseStrictJson(text);
+  (req as IncomingMessage & { body?: string }).body = text;
+}
 
 export interface ApiInstance {
   server: Server;
@@ -97,7 +129,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     redis,
     provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
-    loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
+    loginLimiters: createLoginLimiters(redis, config.REDIS_PREFIX, config.LOGIN_ATTEMPTS_PER_ADDRESS),
     metrics,
     dns: createDnsProvider(config),
     documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES),
@@ -123,7 +155,10 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
 
   // Per request: the id (echoed as x-request-id), headers procedures add, fields for the log line.
-  const requestState = new WeakMap<IncomingMessage, { requestId: string; responseHeaders: Record<string, string>; logFields: Record<string, string> }>();
+  const requestState = new WeakMap<
+    IncomingMessage,
+    { requestId: string; responseHeaders: Record<string, string>; logFields: Record<string, string>; inputError?: DomainError }
+  >();
   const stateOf = (req: IncomingMessage) => {
     let state = requestState.get(req);
     if (!state) {
@@ -139,7 +174,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     const state = stateOf(req);
     return {
       deps,
-      clientIp: clientIpOf(req, config.TRUST_PROXY),
+      clientIp: clientAddressOf(req, config.TRUST_PROXY),
       bearer: bearerOf(req),
       host: hostOf(req),
       requestId: state.requestId,
@@ -161,7 +196,12 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: MAX_BODY_BYTES,
-    createContext: ({ req }) => contextOf(req),
+    // A request admitTrpcRequest refused is answered here, in tRPC's own (batch) shape.
+    createContext: ({ req }) => {
+      const refused = stateOf(req).inputError;
+      if (refused) throw toTRPCError(refused);
+      return contextOf(req);
+    },
     onError: ({ error, path }) => {
       if (toWireError(error).status >= 500) logger.error({ err: error, path }, 'request failed');
     },
@@ -178,8 +218,12 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     : undefined;
 
   let draining = false;
-  const server = createServer(async (req, res) => {
+  /** The response our handler is writing on a socket (see the clientError handler). */
+  const inFlight = new WeakMap<object, ServerResponse>();
+  // Timeouts are checked every second (Node's default is every 30 s, far coarser than them).
+  const server = createServer({ connectionsCheckingInterval: 1_000 }, async (req, res) => {
     const started = performance.now();
+    inFlight.set(req.socket, res);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const state = stateOf(req);
     res.setHeader('x-request-id', state.requestId);
@@ -195,8 +239,18 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
         sendJson(res, readiness.ready ? 200 : 503, { status: readiness.ready ? 'ready' : 'not_ready', checks: readiness.checks });
       } else if (url.pathname.startsWith('/trpc/')) {
         route = '/trpc';
-        handleTrpc(req, res);
-        await new Promise((resolve) => res.once('close', resolve));
+        await admitTrpcRequest(req, url).catch((err: unknown) => {
+          if (!(err instanceof DomainError)) throw err;
+          state.inputError = err;
+          // tRPC must not read what is left of a refused body; the connection closes after the answer.
+          (req as IncomingMessage & { body?: string }).body = '';
+          res.setHeader('connection', 'close');
+        });
+        // A body that stalled was already answered (408) by the clientError handler.
+        if (!res.headersSent) {
+          handleTrpc(req, res);
+          await new Promise((resolve) => res.once('close', resolve));
+        }
       } else if (handleStripeWebhook && url.pathname === STRIPE_WEBHOOK_PATH) {
         route = STRIPE_WEBHOOK_PATH;
         await handleStripeWebhook(req, res);
@@ -211,6 +265,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       if (wire.status >= 500) logger.error({ err }, 'unhandled error in request');
       if (!res.headersSent) sendJson(res, wire.status, wire.body, wire.headers);
     } finally {
+      inFlight.delete(req.socket);
       const seconds = (performance.now() - started) / 1000;
       // route is a template (or 'unmatched'), never the raw path: bounded label values.
       metrics.httpDuration.observe({ route: route ?? 'unmatched', method: METHODS.has(req.method ?? '') ? req.method! : 'OTHER', status_class: statusClass(res.statusCode) }, seconds);
@@ -221,8 +276,36 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     }
   });
   // Slow-loris guard: a client must send its headers and body promptly.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  server.requestTimeout = config.REQUEST_TIMEOUT_MS;
+  server.headersTimeout = Math.min(10_000, config.REQUEST_TIMEOUT_MS);
+
+  // Requests Node refuses before our handler runs (headers too large, malformed, too slow)
+  // still get a JSON body with a code, and are logged and counted as the 4xx they are.
+  // A request our handler already took (its body stalled) is answered and counted there.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'The request headers are too large']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout', 'The request did not arrive in time']
+          : [400, 'bad_request', 'The request is not valid HTTP'];
+    const res = inFlight.get(socket);
+    if (res) {
+      // Our handler is still waiting for this request's body: answer through it (it logs
+      // and counts the request when its body read fails), then drop the connection.
+      if (!res.headersSent) sendJson(res, status, { code, message }, { connection: 'close' });
+      res.once('finish', () => socket.destroy());
+      return;
+    }
+    const body = JSON.stringify({ code, message });
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    metrics.httpDuration.observe({ route: 'unmatched', method: 'OTHER', status_class: statusClass(status) }, 0);
+    logger.info({ status, code, err: err.code }, 'request refused before routing');
+  });
 
   let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   return {

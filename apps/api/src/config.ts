@@ -12,6 +12,7 @@ import {
   tenantSecretKey,
 } from '@tenantry/domain';
 import { z } from 'zod';
+import { parseTrustProxy } from './http/client-address.js';
 
 /**
  * The api's configuration: parsed from the environment once, at boot. Nothing else in the
@@ -30,8 +31,24 @@ const ApiEnv = z
     HOSTED_MODE: envBoolean.default(false),
     MULTI_TENANT_ENABLED: envBoolean.default(false),
     SIGNUP_RATE_LIMIT_PER_HOUR: envPositiveInt.default(5),
-    TRUST_PROXY: envBoolean.default(false),
+    /**
+     * Which proxies' X-Forwarded-For to believe: `false` (none, the default), the number of
+     * proxies in front of the api, or their comma-separated addresses/CIDRs.
+     */
+    TRUST_PROXY: z
+      .string()
+      .default('false')
+      .transform((value, ctx) => {
+        try {
+          return parseTrustProxy(value);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          return z.NEVER;
+        }
+      }),
     SESSION_TTL_HOURS: envPositiveInt.default(24 * 7),
+    /** Login attempts one client address (IPv6: its /64) may make across all accounts per 15 minutes. */
+    LOGIN_ATTEMPTS_PER_ADDRESS: envPositiveInt.default(100),
     /** Largest document (its JSON) the data API stores; larger is 413 document_too_large. */
     DOCUMENT_MAX_BYTES: envPositiveInt.default(1024 * 1024),
     /** Comma-separated platform keys (several during a rotation). Unset: one is generated at first start. */
@@ -71,6 +88,8 @@ const ApiEnv = z
      * refuses cluster tenants under it.
      */
     TENANT_CLUSTER_DRIVER: z.enum(['local', 'kubernetes']).default('local'),
+    /** A client must send its whole request (headers and body) within this, or get 408. */
+    REQUEST_TIMEOUT_MS: envPositiveInt.default(30_000),
     SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(10_000),
     /** On SIGTERM: how long to keep serving with /readyz at 503 before closing the listener. */
     SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(2_000),

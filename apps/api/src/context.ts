@@ -9,6 +9,7 @@ import type { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { ApiConfig } from './config.js';
 import type { ApiMetrics } from './metrics.js';
 import type { DocumentsService } from './services/documents.js';
+import type { LoginLimiters } from './services/rate-limit.js';
 
 /** Long-lived things a request may use, built once at boot (see app.ts). */
 export interface ApiDeps {
@@ -17,7 +18,7 @@ export interface ApiDeps {
   redis: Redis;
   provisioningQueue: ProvisioningQueue;
   signupLimiter: RateLimiterRedis;
-  loginLimiter: RateLimiterRedis;
+  loginLimiters: LoginLimiters;
   entitlements: EntitlementSource;
   /** Tell every api instance a tenant's billing state changed (entitlement caches). */
   onBillingChanged: (tenantId: string) => Promise<void>;
@@ -33,6 +34,7 @@ export interface ApiDeps {
 
 export interface RequestContext {
   deps: ApiDeps;
+  /** The client's address (http/client-address.ts: TRUST_PROXY decides whose word counts). */
   clientIp: string;
   /** The Host the client asked for (lower-case, no port), to cross-check a tenant's own hostname. */
   host: string | null;
@@ -43,20 +45,6 @@ export interface RequestContext {
   responseHeaders: Record<string, string>;
   /** Fields for this request's log line (the tenant, once authenticated). */
   logFields: Record<string, string>;
-}
-
-/**
- * The client's address. Behind a proxy (TRUST_PROXY=true) the left-most X-Forwarded-For
- * entry; the load balancer must overwrite, not append to, that header, or clients could
- * pick their own rate-limit key. Without TRUST_PROXY the header is ignored.
- */
-export function clientIpOf(req: IncomingMessage, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = req.headers['x-forwarded-for'];
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-    if (first) return first;
-  }
-  return req.socket.remoteAddress ?? 'unknown';
 }
 
 export function bearerOf(req: IncomingMessage): string | null {

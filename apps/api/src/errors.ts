@@ -17,6 +17,8 @@ const TRPC_CODE_OF_KIND: Record<ErrorKind, TRPC_ERROR_CODE_KEY> = {
   not_found: 'NOT_FOUND',
   conflict: 'CONFLICT',
   payload_too_large: 'PAYLOAD_TOO_LARGE',
+  unsupported_media_type: 'UNSUPPORTED_MEDIA_TYPE',
+  timeout: 'TIMEOUT',
   payment_required: 'PAYMENT_REQUIRED',
   rate_limited: 'TOO_MANY_REQUESTS',
   unavailable: 'SERVICE_UNAVAILABLE',
@@ -56,9 +58,13 @@ function toFields(issues: SchemaIssue[]): FieldIssue[] {
 
 /** Render any error the api can meet as a status, headers and `{code, message, fields?}`. */
 export function toWireError(error: unknown): WireError {
-  // Postgres unreachable (restart, failover, network) is an outage of a dependency, which
-  // clients should retry, not a bug: 503 dependency_unavailable, like Redis being down.
-  if (!(error instanceof TRPCError && error.cause instanceof DomainError) && isPostgresUnavailable(error)) {
+  // A DomainError thrown outside a procedure (the transport's own checks) maps like one
+  // thrown inside. Postgres unreachable (restart, failover, network) is an outage of a
+  // dependency, which clients should retry, not a bug: 503 dependency_unavailable, as
+  // when Redis is down.
+  if (error instanceof DomainError) {
+    error = toTRPCError(error);
+  } else if (!(error instanceof TRPCError && error.cause instanceof DomainError) && isPostgresUnavailable(error)) {
     error = toTRPCError(new DependencyUnavailableError('postgres', { cause: error }));
   }
   const trpcError = error instanceof TRPCError ? error : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause: error });

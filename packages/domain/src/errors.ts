@@ -10,6 +10,8 @@ export type ErrorKind =
   | 'not_found'
   | 'conflict'
   | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'timeout'
   | 'payment_required'
   | 'rate_limited'
   | 'unavailable';
@@ -37,6 +39,32 @@ export class ValidationError extends DomainError {
   ) {
     super(message);
   }
+}
+
+/**
+ * A request that cannot be taken as sent, before any field is looked at: malformed or
+ * unsafe JSON, bad percent-encoding, a tRPC batch too large.
+ */
+export class BadRequestError extends DomainError {
+  readonly kind = 'bad_request';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A body in a format the route does not take. */
+export class UnsupportedMediaTypeError extends DomainError {
+  readonly kind = 'unsupported_media_type';
+  readonly code = 'unsupported_media_type';
+}
+
+/** The client stopped sending its request body before it was complete. */
+export class RequestTimeoutError extends DomainError {
+  readonly kind = 'timeout';
+  readonly code = 'request_timeout';
 }
 
 export class NotFoundError extends DomainError {

@@ -5,8 +5,12 @@ import { Isolation } from './tenant.js';
 export const MIN_PASSWORD_LENGTH = 8;
 export const MAX_PASSWORD_LENGTH = 128;
 
-/** Letters (any script), digits, space, hyphen and underscore: nothing path- or markup-like. */
-const ORG_NAME = /^[\p{L}\p{N} _-]+$/u;
+/**
+ * Letters (any script) with their combining marks, digits, space, hyphen and underscore:
+ * nothing path- or markup-like. Marks (and the zero-width joiners Indic scripts use) only
+ * after a base character, so "नमस्ते", "สวัสดี" and decomposed "Café" pass, a lone mark does not.
+ */
+const ORG_NAME = /^(?:[\p{L}\p{N} _-][\p{M}\u200C\u200D]*)+$/u;
 
 export const Email = z
   .string()
@@ -23,9 +27,11 @@ export const Password = z
   .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
   .max(MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`);
 
+/** Stored in NFC, so "Café" typed decomposed or precomposed is one name. */
 export const OrgName = z
   .string()
   .trim()
+  .normalize('NFC')
   .min(3, 'must be at least 3 characters')
   .max(64, 'must be at most 64 characters')
   .regex(ORG_NAME, 'may contain only letters, digits, spaces, "-" and "_"');

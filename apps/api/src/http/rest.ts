@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AnyProcedure, AnyRouter } from '@trpc/server';
 import { toWireError } from '../errors.js';
 import type { RestMeta } from '../trpc.js';
-import { BodyError, readJsonBody } from './body.js';
+import { ValidationError } from '@tenantry/domain';
+import { decodeComponent, readJsonBody, strictQueryPairs } from './body.js';
 import { sendJson } from './respond.js';
 
 interface Route {
@@ -32,9 +33,9 @@ export interface RestHandlerOptions<TRouter extends AnyRouter> {
  * `where[status]=open` → `{where: {status: 'open'}}`. Anything else is kept as its
  * literal key, for the schema to refuse.
  */
-function queryInput(params: URLSearchParams): Record<string, unknown> {
+function queryInput(search: string): Record<string, unknown> {
   const input: Record<string, unknown> = {};
-  for (const [key, value] of params) {
+  for (const [key, value] of strictQueryPairs(search)) {
     const nested = /^([A-Za-z_]\w*)\[([^[\]]*)\]$/.exec(key);
     if (nested) {
       const [, outer, inner] = nested as unknown as [string, string, string];
@@ -45,14 +46,6 @@ function queryInput(params: URLSearchParams): Record<string, unknown> {
     }
   }
   return input;
-}
-
-function decodePathParam(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    throw new BodyError(400, 'validation_failed', 'A path parameter is not valid percent-encoding');
-  }
 }
 
 function compileRoutes(router: AnyRouter, prefix: string): Route[] {
@@ -113,13 +106,13 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
     try {
       let input: Record<string, unknown> | undefined;
       if (route.hasInput) {
-        const base = req.method === 'GET' || req.method === 'DELETE' ? queryInput(url.searchParams) : await readJsonBody(req, options.maxBodyBytes);
+        const base = req.method === 'GET' || req.method === 'DELETE' ? queryInput(url.search) : await readJsonBody(req, options.maxBodyBytes);
         if (typeof base !== 'object' || base === null || Array.isArray(base)) {
-          throw new BodyError(400, 'validation_failed', 'The body must be a JSON object');
+          throw new ValidationError([{ field: '(body)', message: 'must be a JSON object' }]);
         }
         input = { ...(base as Record<string, unknown>) };
         route.params.forEach((name, i) => {
-          input![name] = decodePathParam(match[i + 1] ?? '');
+          input![name] = decodeComponent(match[i + 1] ?? '');
         });
       }
       const caller = await options.createCaller(req);
@@ -127,13 +120,9 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
       const output = await (procedure as (input: unknown) => Promise<unknown>)(input);
       sendJson(res, route.successStatus, output, responseHeaders);
     } catch (error) {
-      if (error instanceof BodyError) {
-        sendJson(res, error.status, { code: error.code, message: error.message });
-      } else {
-        const wire = toWireError(error);
-        if (wire.status >= 500) options.onServerError(error, route.procedurePath);
-        sendJson(res, wire.status, wire.body, { ...responseHeaders, ...wire.headers });
-      }
+      const wire = toWireError(error);
+      if (wire.status >= 500) options.onServerError(error, route.procedurePath);
+      sendJson(res, wire.status, wire.body, { ...responseHeaders, ...wire.headers });
     }
     return route.template;
   };

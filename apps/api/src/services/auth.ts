@@ -3,7 +3,8 @@ import { type Db, appendAudit } from '@tenantry/db';
 import { ForbiddenError, NotFoundError, UnauthorizedError, normaliseEmail, tenantAccessRefusal, toPublicId } from '@tenantry/domain';
 import type { ApiDeps } from '../context.js';
 import { verifyPassword } from './passwords.js';
-import { consumeOrThrow } from './rate-limit.js';
+import { rateLimitKeyOf } from '../http/client-address.js';
+import { LOGIN_LIMITS, consumeOrThrow } from './rate-limit.js';
 import { newSessionToken } from './sessions.js';
 import type { TenantPrincipal } from './tenant-auth.js';
 
@@ -11,17 +12,38 @@ const INVALID_CREDENTIALS = () => new UnauthorizedError('invalid_credentials', '
 
 /**
  * Password login → an opaque session token for the user's tenant. Unknown email and wrong
- * password are the same error after the same amount of work. Attempts are limited per
- * email and client IP; a successful login clears the count.
+ * password are the same error after the same amount of work. Every limiter is consulted
+ * before the password is hashed (each call of a tRPC batch on its own); see
+ * createLoginLimiters for what each one stops.
  */
 export async function login(deps: ApiDeps, input: { email: string; password: string }, clientIp: string) {
-  const { db } = deps;
+  const { db, loginLimiters: limiters } = deps;
   const email = normaliseEmail(input.email);
-  // Hash the email: no raw addresses in Redis keys.
-  const limiterKey = `${createHash('sha256').update(email).digest('hex')}:${clientIp}`;
-  await consumeOrThrow(deps.loginLimiter, limiterKey, () => deps.metrics.rateLimited.inc({ limiter: 'login' }));
+  // Hashes and network keys only: no raw addresses in Redis keys.
+  const account = createHash('sha256').update(email).digest('hex');
+  const address = rateLimitKeyOf(clientIp);
+  const accountAndAddress = `${account}:${address}`;
+  const limited = (limiter: string) => () => deps.metrics.rateLimited.inc({ limiter });
+  await consumeOrThrow(limiters.perAddress, address, limited('login_ip'));
+  await consumeOrThrow(limiters.perAccountAndAddress, accountAndAddress, limited('login'));
+  const failures = await limiters.accountFailures.get(account).catch(() => null);
+  if (failures && failures.consumedPoints >= LOGIN_LIMITS.accountFailuresBeforeSlowdown && !(await limiters.isKnownAddress(account, address))) {
+    await consumeOrThrow(limiters.accountSlowdown, account, limited('login_account'));
+  }
+
   const user = await db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
-  if (!(await verifyPassword(user?.password_hash ?? null, input.password)) || !user) throw INVALID_CREDENTIALS();
+  if (!(await verifyPassword(user?.password_hash ?? null, input.password)) || !user) {
+    await limiters.accountFailures.penalty(account, 1).catch(() => undefined);
+    throw INVALID_CREDENTIALS();
+  }
+  // A success: this address may keep trying this account without the slowdown, and its
+  // attempt does not count against its budget across accounts.
+  await Promise.all([
+    limiters.perAccountAndAddress.delete(accountAndAddress).catch(() => undefined),
+    limiters.accountFailures.delete(account).catch(() => undefined),
+    limiters.perAddress.reward(address, 1).catch(() => undefined),
+    limiters.rememberAddress(account, address),
+  ]);
 
   // Owners first, then the oldest membership: a user of several tenants lands in their own.
   const membership = await db
@@ -37,7 +59,6 @@ export async function login(deps: ApiDeps, input: { email: string; password: str
   if (refusal) throw new ForbiddenError(refusal.code, refusal.message);
 
   const { token, tokenHash } = newSessionToken();
-  await deps.loginLimiter.delete(limiterKey).catch(() => undefined);
   const expiresAt = new Date(Date.now() + deps.config.SESSION_TTL_HOURS * 3_600_000);
   await db.transaction().execute(async (trx) => {
     const session = await trx

@@ -17,25 +17,66 @@ export function createSignupLimiter(redis: Redis, prefix: string, perHour: numbe
   });
 }
 
-/** Failed logins allowed per email and client IP in LOGIN_WINDOW_SECONDS. */
-const LOGIN_ATTEMPTS = 10;
-const LOGIN_WINDOW_SECONDS = 15 * 60;
+/** Login attempts: limits and windows (docs/ops/security-baseline.md explains them). */
+export const LOGIN_LIMITS = {
+  /** Failed attempts per account and client address, then 429 until the window ends. */
+  perAccountAndAddress: { points: 10, duration: 15 * 60 },
+  /** Window of the attempts per client address across all accounts (LOGIN_ATTEMPTS_PER_ADDRESS; successes are given back). */
+  perAddressWindowSeconds: 15 * 60,
+  /** Failures per account across all addresses before its logins are slowed down. */
+  accountFailuresBeforeSlowdown: 20,
+  accountFailureWindowSeconds: 60 * 60,
+  /** Once slowed: one attempt per this many seconds for the account, from unknown addresses. */
+  slowdownIntervalSeconds: 15,
+  /** A client address that signed in to an account is known to it this long. */
+  knownAddressSeconds: 30 * 24 * 3600,
+} as const;
+
+export interface LoginLimiters {
+  perAccountAndAddress: RateLimiterRedis;
+  perAddress: RateLimiterRedis;
+  accountFailures: RateLimiterRedis;
+  accountSlowdown: RateLimiterRedis;
+  /** Whether `address` signed in to `account` recently (it then skips the account slowdown). */
+  isKnownAddress(account: string, address: string): Promise<boolean>;
+  rememberAddress(account: string, address: string): Promise<void>;
+}
 
 /**
- * The login limiter (failed attempts per email + IP), against password guessing. Unlike
- * signup it fails open to a per-process memory limiter while Redis is away: refusing every
- * login during a Redis outage would lock every tenant out, and the memory limiter still
- * bounds guessing per instance.
+ * The login limiters, against password guessing, shared by every api instance through
+ * Redis. Three angles, because each alone leaves a gap:
+ * - per account and address: one source guessing one account;
+ * - per address across accounts: one source trying many accounts (or one tRPC batch of
+ *   many logins), checked before any password is hashed;
+ * - per account across addresses: a botnet on one account is slowed to one attempt per
+ *   slowdown interval. Slowed, not locked: an attacker must not be able to lock the owner
+ *   out, so addresses that signed in to the account before are exempt, and anyone else
+ *   waits seconds, not hours.
+ * Unlike signup, they fail open to per-process memory limiters while Redis is away:
+ * refusing every login during a Redis outage would lock every tenant out, and the memory
+ * limiters still bound guessing per instance.
  */
-export function createLoginLimiter(redis: Redis, prefix: string): RateLimiterRedis {
-  const limits = { points: LOGIN_ATTEMPTS, duration: LOGIN_WINDOW_SECONDS };
-  return new RateLimiterRedis({
-    storeClient: redis,
-    keyPrefix: `${prefix}-rl-login`,
-    ...limits,
-    rejectIfRedisNotReady: true,
-    insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${prefix}-rl-login-mem`, ...limits }),
-  });
+export function createLoginLimiters(redis: Redis, prefix: string, attemptsPerAddress: number): LoginLimiters {
+  const limiter = (name: string, points: number, duration: number) =>
+    new RateLimiterRedis({
+      storeClient: redis,
+      keyPrefix: `${prefix}-rl-${name}`,
+      points,
+      duration,
+      rejectIfRedisNotReady: true,
+      insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${prefix}-rl-${name}-mem`, points, duration }),
+    });
+  const knownKey = (account: string, address: string) => `${prefix}-login-known:${account}:${address}`;
+  return {
+    perAccountAndAddress: limiter('login', LOGIN_LIMITS.perAccountAndAddress.points, LOGIN_LIMITS.perAccountAndAddress.duration),
+    perAddress: limiter('login-ip', attemptsPerAddress, LOGIN_LIMITS.perAddressWindowSeconds),
+    accountFailures: limiter('login-acct', LOGIN_LIMITS.accountFailuresBeforeSlowdown, LOGIN_LIMITS.accountFailureWindowSeconds),
+    accountSlowdown: limiter('login-slow', 1, LOGIN_LIMITS.slowdownIntervalSeconds),
+    isKnownAddress: async (account, address) => (await redis.exists(knownKey(account, address)).catch(() => 0)) === 1,
+    rememberAddress: async (account, address) => {
+      await redis.set(knownKey(account, address), '1', 'EX', LOGIN_LIMITS.knownAddressSeconds).catch(() => undefined);
+    },
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Db } from '@tenantry/db';
 import { NotFoundError, type SignupRequest, type SignupStatus, TRIAL_PLAN, fromPublicId, normaliseEmail, toPublicId } from '@tenantry/domain';
 import type { ApiDeps } from '../context.js';
+import { rateLimitKeyOf } from '../http/client-address.js';
 import { hashPassword } from './passwords.js';
 import { consumeOrThrow } from './rate-limit.js';
 import { enqueueIntent, recordTenantIntent } from './tenant-intents.js';
@@ -17,7 +18,7 @@ export interface SignupAccepted {
  */
 export async function submitSignup(deps: ApiDeps, input: SignupRequest, clientIp: string): Promise<SignupAccepted> {
   // Before hashing: argon2 is deliberately expensive and runs on a small thread pool.
-  await consumeOrThrow(deps.signupLimiter, clientIp, () => deps.metrics.rateLimited.inc({ limiter: 'signup' }));
+  await consumeOrThrow(deps.signupLimiter, rateLimitKeyOf(clientIp), () => deps.metrics.rateLimited.inc({ limiter: 'signup' }));
 
   const email = normaliseEmail(input.email);
   const passwordHash = await hashPassword(input.password);
