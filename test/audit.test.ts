@@ -43,11 +43,23 @@ describe('audit log', () => {
     expect(await verifyAuditChain(stack.database.db)).toMatchObject({ intact: true });
   });
 
-  it('the data role can append but not update or delete', async () => {
+  it('the data role (tenant requests) can neither append, forge a chained entry, nor touch the chain head', async () => {
     await expect(asDataRole(sql`update audit_log set actor = 'forged'`)).rejects.toThrow(/permission denied/);
     await expect(asDataRole(sql`delete from audit_log`)).rejects.toThrow(/permission denied/);
     await expect(asDataRole(sql`truncate audit_log`)).rejects.toThrow(/permission denied/);
-    await asDataRole(sql`insert into audit_log (actor, action, data) values ('tenant:probe', 'probe.appended', '{}'::jsonb)`);
+    await expect(asDataRole(sql`insert into audit_log (actor, action, data) values ('tenant:probe', 'probe.appended', '{}'::jsonb)`)).rejects.toThrow(
+      /permission denied/,
+    );
+    await expect(asDataRole(sql`select * from audit_chain_head`)).rejects.toThrow(/permission denied/);
+    await expect(asDataRole(sql`update audit_chain_head set seq = seq + 1`)).rejects.toThrow(/permission denied/);
+    expect(await verifyAuditChain(stack.database.db)).toMatchObject({ intact: true });
+  });
+
+  it('the audit functions run with a fixed search_path', async () => {
+    const { rows } = await sql<{ proname: string; proconfig: string[] | null }>`
+      select proname, proconfig from pg_proc where proname like 'tenantry_audit%' order by proname`.execute(stack.database.db);
+    expect(rows.map((r) => r.proname)).toEqual(['tenantry_audit_chain', 'tenantry_audit_digest', 'tenantry_audit_log_is_append_only']);
+    for (const row of rows) expect(row.proconfig).toContain('search_path=pg_catalog, public');
   });
 
   it('even the owner cannot update or delete entries (the trigger raises)', async () => {
