@@ -1,12 +1,20 @@
 import { type ValidationResult, compileErrors, validate } from '@readme/openapi-parser';
-import { appRouter } from '@tenantry/api';
+import { ROUTER_TAGS, appRouter } from '@tenantry/api';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OpenApiDocument, type OpenApiOperation, createOpenApiDocument } from '../apps/api/src/http/openapi.js';
 import { type RunningApi, startApi } from './support/apps.js';
 import { type TestDatabase, createTestDatabase } from './support/database.js';
 import { request, validSignup } from './support/http.js';
+import { REPO_ROOT } from './support/process.js';
 import { deleteRedisKeys, redisPrefix } from './support/redis.js';
+
+const run = promisify(execFile);
 
 let database: TestDatabase;
 let api: RunningApi;
@@ -136,7 +144,7 @@ describe('the OpenAPI document', () => {
     expect(op.operationId).toBe('signup.create');
     expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['202', '400', '429', '500']));
     expect(op.responses['200']).toBeUndefined();
-    expect(op.security).toBeUndefined();
+    expect(op.security).toEqual([]);
     expect(op.requestBody?.required).toBe(true);
     const body = op.requestBody!.content['application/json'].schema;
     expect(body.type).toBe('object');
@@ -153,7 +161,7 @@ describe('the OpenAPI document', () => {
 
   it('describes auth: login is public and rate limited; me needs a bearer token', () => {
     const login = operation('post', '/v1/auth/login');
-    expect(login.security).toBeUndefined();
+    expect(login.security).toEqual([]);
     expect(login.responses['429']).toBeDefined();
     const me = operation('get', '/v1/me');
     expect(me.operationId).toBe('auth.me');
@@ -175,11 +183,58 @@ describe('the OpenAPI document', () => {
     const procedures = appRouter._def.procedures as Record<string, unknown>;
     const reversed = { _def: { procedures: Object.fromEntries(Object.entries(procedures).reverse()) } } as unknown as Parameters<typeof createOpenApiDocument>[0];
     const version = doc.info.version;
-    expect(JSON.stringify(createOpenApiDocument(reversed, { version }))).toBe(docText);
-    expect(JSON.stringify(createOpenApiDocument(appRouter, { version }))).toBe(docText);
-    const withServer = createOpenApiDocument(appRouter, { version, serverUrl: 'https://api.example.com' });
-    expect(withServer.servers).toEqual([{ url: 'https://api.example.com' }]);
+    expect(JSON.stringify(createOpenApiDocument(reversed, { version, tags: ROUTER_TAGS }))).toBe(docText);
+    expect(JSON.stringify(createOpenApiDocument(appRouter, { version, tags: ROUTER_TAGS }))).toBe(docText);
+    const withServer = createOpenApiDocument(appRouter, { version, tags: ROUTER_TAGS, serverUrl: 'https://api.example.com' });
+    expect(withServer.servers).toEqual([{ url: 'https://api.example.com', description: 'The api that serves this document' }]);
     expect(Object.keys(withServer).slice(0, 3)).toEqual(['openapi', 'info', 'servers']);
+  });
+});
+
+describe('the document passes the common OpenAPI linters', () => {
+  const lint = async (command: string, args: string[]) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tenantry-openapi-'));
+    const file = path.join(dir, 'openapi.json');
+    writeFileSync(file, docText);
+    try {
+      const { stdout } = await run(path.join(REPO_ROOT, 'test/node_modules/.bin', command), [...args, file], { cwd: path.join(REPO_ROOT, 'test'), maxBuffer: 32 * 1024 * 1024 }).catch(
+        (err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }),
+      );
+      return stdout;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('Redocly (recommended rules): zero errors, zero warnings', { timeout: 60_000 }, async () => {
+    const report = JSON.parse(await lint('redocly', ['lint', '--config', 'openapi/redocly.yaml', '--format=json'])) as {
+      totals: { errors: number; warnings: number };
+      problems: Array<{ ruleId: string; message: string }>;
+    };
+    expect(report.problems.map((p) => `${p.ruleId}: ${p.message}`)).toEqual([]);
+    expect(report.totals).toMatchObject({ errors: 0, warnings: 0 });
+  });
+
+  it('Spectral (spectral:oas): no finding of any severity', { timeout: 60_000 }, async () => {
+    const output = await lint('spectral', ['lint', '--ruleset', 'openapi/spectral.yaml', '--format', 'json', '--fail-severity', 'hint']);
+    const findings = JSON.parse(output.slice(output.indexOf('['), output.lastIndexOf(']') + 1)) as Array<{ code: string; message: string; path: string[] }>;
+    expect(findings.map((f) => `${f.code}: ${f.message} at ${f.path.join('.')}`)).toEqual([]);
+  });
+
+  it('every operation has a summary and a description; public ones say they need no credential', () => {
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item as Record<string, OpenApiOperation>)) {
+        expect(op.summary, `${method} ${path}`).toMatch(/\S/);
+        expect(op.description, `${method} ${path}`).toMatch(/\S/);
+        expect(op.security, `${method} ${path}`).toBeDefined();
+      }
+    }
+    expect(operation('post', '/v1/signup').security).toEqual([]);
+  });
+
+  it('a map in the query (where[field]=value) is a deepObject parameter, as the api reads it', () => {
+    const where = operation('get', '/v1/collections/{collection}/documents').parameters!.find((p) => p.name === 'where');
+    expect(where).toMatchObject({ in: 'query', style: 'deepObject', explode: true });
   });
 });
 

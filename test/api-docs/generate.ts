@@ -1,11 +1,10 @@
 import { writeFileSync } from 'node:fs';
-import { appRouter } from '@tenantry/api';
-import { createOpenApiDocument } from '../../apps/api/src/http/openapi.js';
+import { appOpenApiDocument } from '@tenantry/api';
 import { renderApiReference } from './render.js';
 
 /** Regenerate docs/api.md: `npx -y pnpm@10.34.8 docs:api`. */
 export function generateApiReference(): string {
-  return renderApiReference(createOpenApiDocument(appRouter, { version: '1.0.0' }) as never);
+  return renderApiReference(appOpenApiDocument() as never);
 }
 
 export const API_REFERENCE_PATH = new URL('../../docs/api.md', import.meta.url);

@@ -187,6 +187,10 @@ export function renderApiReference(doc: OpenApiDocument): string {
     '',
     '**Errors** are an HTTP status and a JSON body `{ "code": "…", "message": "…" }`; validation errors (400, `validation_failed`) also list `fields: [{ "field", "message" }]`. Switch on `code`, not on `message`.',
     '',
+    '**What a request may hold.** JSON is stored exactly as sent or refused with a 400 of its own code: a body over 1 MiB is 413 `payload_too_large`; nesting deeper than 64 levels is `json_too_deep`; invalid UTF-8 is `invalid_utf8`; a number a double cannot hold exactly (`1e400`, integers past 2^53 that would lose digits; send those as strings) is `number_not_exact`; a lone UTF-16 surrogate (`\\ud800`) is `invalid_string`; a `__proto__` key is `forbidden_key`; invalid percent-encoding in a path or query is `invalid_encoding`. A request that does not arrive within `REQUEST_TIMEOUT_MS` is 408 `request_timeout`; headers over 16 KiB are 431 `headers_too_large`. While Postgres or Redis cannot be reached, calls answer 503 `dependency_unavailable` with `Retry-After`.',
+    '',
+    '**tRPC batches** (`/trpc/a,b?batch=1`) hold at most 10 calls (400 `batch_too_large`), and each call meets every rate limit on its own.',
+    '',
     '**Credentials**: `Authorization: Bearer <token>` — a tenant session token from `POST /v1/auth/login`, or a platform API key for the tenants routes. A missing or wrong credential is 401; a tenant token on a platform route is 403 `platform_key_required`.',
     '',
     'The examples assume these variables:',
@@ -208,13 +212,13 @@ export function renderApiReference(doc: OpenApiDocument): string {
   for (const example of EXAMPLES) {
     const operation = ops.get(example.operationId);
     if (!operation) throw new Error(`example for unknown operation ${example.operationId}`);
-    out.push(`| ${operation.method.toUpperCase()} | \`/v1${operation.path.replace(/^\/v1/, '')}\` | ${WHO[example.auth]} | [${example.summary}](#${anchor(example.operationId)}) |`);
+    out.push(`| ${operation.method.toUpperCase()} | \`/v1${operation.path.replace(/^\/v1/, '')}\` | ${WHO[example.auth]} | [${operation.op.summary}](#${anchor(example.operationId)}) |`);
   }
   for (const example of EXAMPLES) {
     const operation = ops.get(example.operationId)!;
     const { method, path, op } = operation;
     const [successStatus, success] = Object.entries(op.responses).find(([status]) => status.startsWith('2'))!;
-    out.push('', `## ${example.operationId}`, '', `\`${method.toUpperCase()} ${path}\` — ${example.summary}`, '', `Who: ${WHO[example.auth]}. Success: **${successStatus}**.`);
+    out.push('', `## ${example.operationId}`, '', `\`${method.toUpperCase()} ${path}\` — ${operation.op.summary}`, '', operation.op.description, '', `Who: ${WHO[example.auth]}. Success: **${successStatus}**.`);
     const params = op.parameters ?? [];
     if (params.length > 0) {
       out.push('', '**Parameters**', '', '| name | in | type | required | rules |', '|---|---|---|---|---|');

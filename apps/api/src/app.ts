@@ -26,7 +26,7 @@ import { createRestHandler } from './http/rest.js';
 import { createStripeWebhookHandler } from './http/stripe-webhook.js';
 import { createLogger, serveMetrics } from '@tenantry/observability';
 import { createApiMetrics, statusClass } from './metrics.js';
-import { appRouter } from './routers/index.js';
+import { appOpenApiDocument, appRouter } from './routers/index.js';
 import { DocumentsService } from './services/documents.js';
 import { createEntitlements } from './services/entitlements.js';
 import { createLoginLimiters, createSignupLimiter } from './services/rate-limit.js';
@@ -125,6 +125,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   const tenantStore = tenantStores.store;
   const deps: ApiDeps = {
     config,
+    openApiDocument: appOpenApiDocument() as unknown as Record<string, unknown>,
     db,
     redis,
     provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),

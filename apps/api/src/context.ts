@@ -28,6 +28,8 @@ export interface ApiDeps {
   metrics: ApiMetrics;
   dns: DnsProvider;
   documents: DocumentsService;
+  /** The OpenAPI document of the REST surface (built once, at boot). */
+  openApiDocument: Record<string, unknown>;
   /** Every tenant's data, routed by isolation model (schema / database). */
   tenantStore: TenantStore;
 }

@@ -7,22 +7,29 @@ import { authenticateTenant } from './services/tenant-auth.js';
 
 /**
  * REST exposure of a procedure: its method and path under /v1, and the status of a
- * success. The REST adapter (http/rest.ts) routes from this; nothing else declares routes.
+ * success. http/route-table.ts reads these once; the REST adapter routes from that table
+ * and the OpenAPI document describes it. Nothing else declares routes.
  */
+export interface RestRoute {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: `/${string}`;
+  successStatus?: number;
+  /** One line for the reference (OpenAPI `summary`). */
+  summary: string;
+  /** What it does and when to use it (OpenAPI `description`; Markdown). */
+  description: string;
+  /**
+   * Who may call it, for the OpenAPI document (http/openapi.ts): 'tenant' and 'platform'
+   * take a bearer token and can answer 401/403. Documentation only; the procedure ladder
+   * enforces it. Default 'public'.
+   */
+  auth?: 'public' | 'tenant' | 'platform';
+  /** Rate limited: can answer 429 with Retry-After. Documentation only. */
+  rateLimited?: boolean;
+}
+
 export interface RestMeta {
-  rest?: {
-    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-    path: `/${string}`;
-    successStatus?: number;
-    /**
-     * Who may call it, for the OpenAPI document (http/openapi.ts): 'tenant' and 'platform'
-     * take a bearer token and can answer 401/403. Documentation only; the procedure ladder
-     * enforces it. Default 'public'.
-     */
-    auth?: 'public' | 'tenant' | 'platform';
-    /** Rate limited: can answer 429 with Retry-After. Documentation only. */
-    rateLimited?: boolean;
-  };
+  rest?: RestRoute;
   /** A tenant procedure that needs a plan capability (403 capability_missing otherwise). */
   requires?: Capability;
 }

@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
-import type { AnyProcedure, AnyRouter } from '@trpc/server';
+import type { AnyRouter } from '@trpc/server';
 import { z } from 'zod';
-import type { RestMeta } from '../trpc.js';
+import { REST_PREFIX, type RouteEntry, routeTable } from './route-table.js';
 
 /**
  * The OpenAPI 3.1 document of the REST surface, generated from the same tRPC procedures
@@ -9,7 +9,7 @@ import type { RestMeta } from '../trpc.js';
  * description of the api to drift. JSON Schemas come from zod's own `z.toJSONSchema`
  * (draft 2020-12, which is the dialect OpenAPI 3.1 schema objects use).
  *
- * Mirrors rest.ts: operations live at `/v1` + path; GET/DELETE read their input from the
+ * Mirrors rest.ts (both read http/route-table.ts): GET/DELETE read their input from the
  * query string, POST/PUT/PATCH from a JSON body; path parameters are merged over either;
  * success is `successStatus ?? 200`; errors are `{code, message, fields?}`.
  */
@@ -22,7 +22,7 @@ export interface OpenApiParameter {
   in: 'path' | 'query';
   required: boolean;
   description?: string;
-  style?: 'form';
+  style?: 'form' | 'deepObject';
   explode?: boolean;
   schema: JsonSchema;
 }
@@ -35,6 +35,8 @@ export interface OpenApiResponse {
 
 export interface OpenApiOperation {
   operationId: string;
+  summary: string;
+  description: string;
   tags: string[];
   security?: Array<Record<string, string[]>>;
   parameters?: OpenApiParameter[];
@@ -46,9 +48,15 @@ type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'patch';
 
 export interface OpenApiDocument {
   openapi: '3.1.0';
-  info: { title: string; version: string; description: string };
-  servers?: Array<{ url: string }>;
-  tags: Array<{ name: string }>;
+  info: {
+    title: string;
+    version: string;
+    description: string;
+    contact: { name: string; url: string };
+    license: { name: string; identifier: string };
+  };
+  servers: Array<{ url: string; description: string }>;
+  tags: Array<{ name: string; description: string }>;
   paths: Record<string, Partial<Record<HttpMethod, OpenApiOperation>>>;
   components: {
     schemas: Record<string, JsonSchema>;
@@ -57,13 +65,12 @@ export interface OpenApiDocument {
 }
 
 export interface OpenApiOptions {
-  /** Absolute or relative base URL of the api; omitted, clients resolve paths against the document's own origin. */
+  /** Base URL of the api; default `/`: clients resolve paths against the document's own origin. */
   serverUrl?: string;
   version: string;
+  /** A description of each tag (each first-level router: routers/index.ts); a tag without one is an error. */
+  tags: Readonly<Record<string, string>>;
 }
-
-/** Where REST routes are mounted (app.ts); meta paths are relative to it. */
-const PREFIX = '/v1';
 
 /** Operation order inside a path item: the order the OpenAPI spec lists them in. */
 const METHOD_ORDER: HttpMethod[] = ['get', 'put', 'post', 'delete', 'patch'];
@@ -198,17 +205,10 @@ const json = (schema: JsonSchema) => ({ 'application/json': { schema } });
 
 const errorResponse = (description: string): OpenApiResponse => ({ description, content: json(ERROR_REF) });
 
-/** The `{name}` segments of a meta path, in order (the same rule as rest.ts). */
-const pathParamsOf = (path: string) =>
-  path
-    .split('/')
-    .map((segment) => /^\{(\w+)\}$/.exec(segment)?.[1])
-    .filter((name): name is string => name !== undefined);
-
-function buildOperation(procedurePath: string, procedure: AnyProcedure, rest: NonNullable<RestMeta['rest']>, components: SchemaComponents): OpenApiOperation {
-  const def = procedure._def as AnyProcedure['_def'] & { output?: unknown };
+function buildOperation(route: RouteEntry, components: SchemaComponents): OpenApiOperation {
+  const { procedurePath, procedure, rest, params: pathParams } = route;
+  const def = procedure._def as RouteEntry['procedure']['_def'] & { output?: unknown };
   const auth = rest.auth ?? 'public';
-  const pathParams = pathParamsOf(rest.path);
 
   // Several `.input()`s are each validated against the whole input: an `allOf`.
   const inputSchemas = (def.inputs as unknown[]).map((schema, i) =>
@@ -232,6 +232,8 @@ function buildOperation(procedurePath: string, procedure: AnyProcedure, rest: No
         if (pathParams.includes(name)) continue;
         const parameter: OpenApiParameter = { name, in: 'query', required: inputParts.required.includes(name), schema };
         if (typeof schema.description === 'string') parameter.description = schema.description;
+        // A map in the query string is written `where[field]=value` (rest.ts): deepObject.
+        if (schema.type === 'object') Object.assign(parameter, { style: 'deepObject', explode: true });
         parameters.push(parameter);
       }
     } else {
@@ -270,8 +272,11 @@ function buildOperation(procedurePath: string, procedure: AnyProcedure, rest: No
 
   return {
     operationId: procedurePath,
+    summary: rest.summary,
+    description: rest.description,
     tags: [procedurePath.split('.')[0]!],
-    ...(auth === 'public' ? {} : { security: [{ bearerAuth: [] }] }),
+    // Public operations say so explicitly: no credential at all.
+    security: auth === 'public' ? [] : [{ bearerAuth: [] }],
     ...(parameters.length > 0 ? { parameters } : {}),
     ...(requestBody ? { requestBody } : {}),
     responses: ordered,
@@ -284,30 +289,18 @@ function buildOperation(procedurePath: string, procedure: AnyProcedure, rest: No
  * snapshotted. Throws when two procedures claim the same route.
  */
 export function createOpenApiDocument(router: AnyRouter, options: OpenApiOptions): OpenApiDocument {
-  const procedures = router._def.procedures as Record<string, AnyProcedure>;
   const components = new SchemaComponents();
   components.add('Error', embed(zodToJsonSchema(WireErrorBody, 'output'), 'Error', 'output', components));
 
   const operations = new Map<string, Map<HttpMethod, OpenApiOperation>>();
-  const claimed = new Map<string, string>();
   const tags = new Set<string>();
-  for (const procedurePath of Object.keys(procedures).sort()) {
-    const procedure = procedures[procedurePath]!;
-    const rest = (procedure._def.meta as RestMeta | undefined)?.rest;
-    if (!rest) continue;
-    const method = rest.method.toLowerCase() as HttpMethod;
-    const path = PREFIX + rest.path;
-    // `/a/{x}` and `/a/{y}` are the same route to the adapter and to OpenAPI.
-    const route = `${method} ${path.replace(/\{\w+\}/g, '{}')}`;
-    const previous = claimed.get(route);
-    if (previous) throw new Error(`OpenAPI: ${procedurePath} and ${previous} are both ${rest.method} ${path}`);
-    claimed.set(route, procedurePath);
-
-    const operation = buildOperation(procedurePath, procedure, rest, components);
+  for (const route of routeTable(router, REST_PREFIX)) {
+    const operation = buildOperation(route, components);
     tags.add(operation.tags[0]!);
-    if (!operations.has(path)) operations.set(path, new Map());
-    operations.get(path)!.set(method, operation);
+    if (!operations.has(route.template)) operations.set(route.template, new Map());
+    operations.get(route.template)!.set(route.rest.method.toLowerCase() as HttpMethod, operation);
   }
+  for (const tag of tags) if (!options.tags[tag]) throw new Error(`OpenAPI: the tag "${tag}" has no description (routers/index.ts)`);
 
   const paths: OpenApiDocument['paths'] = {};
   for (const path of [...operations.keys()].sort()) {
@@ -320,14 +313,19 @@ export function createOpenApiDocument(router: AnyRouter, options: OpenApiOptions
     paths[path] = item;
   }
 
-  const document: OpenApiDocument = {
+  return {
     openapi: '3.1.0',
     info: {
       title: 'Tenantry API',
       version: options.version,
-      description: 'REST surface of the Tenantry control plane, generated from its tRPC procedures. Errors are `{code, message, fields?}`.',
+      description:
+        'REST surface of the Tenantry control plane, generated from its tRPC procedures (also served at `/trpc`). ' +
+        'Errors are `{code, message, fields?}` with a machine-readable `code`.',
+      contact: { name: 'Tenantry', url: 'https://github.com/tenantry/tenantry' },
+      license: { name: 'Apache 2.0', identifier: 'Apache-2.0' },
     },
-    tags: [...tags].sort().map((name) => ({ name })),
+    servers: [{ url: options.serverUrl ?? '/', description: 'The api that serves this document' }],
+    tags: [...tags].sort().map((name) => ({ name, description: options.tags[name]! })),
     paths,
     components: {
       schemas: Object.fromEntries([...components.schemas.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
@@ -335,15 +333,9 @@ export function createOpenApiDocument(router: AnyRouter, options: OpenApiOptions
         bearerAuth: {
           type: 'http',
           scheme: 'bearer',
-          description: 'A tenant session token from POST /v1/auth/login (or, on platform routes, a platform token)',
+          description: 'A tenant session token from POST /v1/auth/login or a tenant API key (tenant routes), or a platform key (platform routes)',
         },
       },
     },
   };
-  if (options.serverUrl !== undefined) {
-    // After `info`, where readers expect it.
-    const { openapi, info, ...restOfDocument } = document;
-    return { openapi, info, servers: [{ url: options.serverUrl }], ...restOfDocument };
-  }
-  return document;
 }

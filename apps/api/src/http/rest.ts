@@ -1,20 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AnyProcedure, AnyRouter } from '@trpc/server';
+import type { AnyRouter } from '@trpc/server';
 import { toWireError } from '../errors.js';
-import type { RestMeta } from '../trpc.js';
 import { ValidationError } from '@tenantry/domain';
 import { decodeComponent, readJsonBody, strictQueryPairs } from './body.js';
 import { sendJson } from './respond.js';
-
-interface Route {
-  method: string;
-  template: string;
-  pattern: RegExp;
-  params: string[];
-  procedurePath: string;
-  successStatus: number;
-  hasInput: boolean;
-}
+import { type RouteEntry, routeTable } from './route-table.js';
 
 export interface RestHandlerOptions<TRouter extends AnyRouter> {
   router: TRouter;
@@ -48,35 +38,6 @@ function queryInput(search: string): Record<string, unknown> {
   return input;
 }
 
-function compileRoutes(router: AnyRouter, prefix: string): Route[] {
-  const routes: Route[] = [];
-  const procedures = router._def.procedures as Record<string, AnyProcedure>;
-  for (const [procedurePath, procedure] of Object.entries(procedures)) {
-    const rest = (procedure._def.meta as RestMeta | undefined)?.rest;
-    if (!rest) continue;
-    const params: string[] = [];
-    const source = (prefix + rest.path)
-      .split('/')
-      .map((segment) => {
-        const param = /^\{(\w+)\}$/.exec(segment);
-        if (!param?.[1]) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-        params.push(param[1]);
-        return '([^/]+)';
-      })
-      .join('/');
-    routes.push({
-      method: rest.method,
-      template: prefix + rest.path,
-      pattern: new RegExp(`^${source}/?$`),
-      params,
-      procedurePath,
-      successStatus: rest.successStatus ?? 200,
-      hasInput: (procedure._def.inputs as unknown[]).length > 0,
-    });
-  }
-  return routes;
-}
-
 /**
  * REST under /v1, generated from the same tRPC procedures (their `rest` meta): one source
  * of truth for validation, auth and errors. GET and DELETE take their input from the query
@@ -84,17 +45,17 @@ function compileRoutes(router: AnyRouter, prefix: string): Route[] {
  * Errors are `{code, message, fields?}` with the status of the error's kind.
  */
 export function createRestHandler<TRouter extends AnyRouter>(options: RestHandlerOptions<TRouter>) {
-  const routes = compileRoutes(options.router, options.prefix);
+  const routes = routeTable(options.router, options.prefix);
 
   return async function handleRest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<string | undefined> {
     const candidates = routes
       .map((route) => ({ route, match: route.pattern.exec(url.pathname) }))
-      .filter((c): c is { route: Route; match: RegExpExecArray } => c.match !== null);
-    const hit = candidates.find((c) => c.route.method === req.method);
+      .filter((c): c is { route: RouteEntry; match: RegExpExecArray } => c.match !== null);
+    const hit = candidates.find((c) => c.route.rest.method === req.method);
     if (!hit) {
       if (candidates.length > 0) {
         sendJson(res, 405, { code: 'method_not_allowed', message: `${req.method} is not allowed here` }, {
-          allow: candidates.map((c) => c.route.method).join(', '),
+          allow: candidates.map((c) => c.route.rest.method).join(', '),
         });
         return candidates[0]?.route.template;
       }
@@ -105,7 +66,7 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
     const responseHeaders = options.responseHeaders(req);
     try {
       let input: Record<string, unknown> | undefined;
-      if (route.hasInput) {
+      if ((route.procedure._def.inputs as unknown[]).length > 0) {
         const base = req.method === 'GET' || req.method === 'DELETE' ? queryInput(url.search) : await readJsonBody(req, options.maxBodyBytes);
         if (typeof base !== 'object' || base === null || Array.isArray(base)) {
           throw new ValidationError([{ field: '(body)', message: 'must be a JSON object' }]);
@@ -118,7 +79,7 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
       const caller = await options.createCaller(req);
       const procedure = route.procedurePath.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller);
       const output = await (procedure as (input: unknown) => Promise<unknown>)(input);
-      sendJson(res, route.successStatus, output, responseHeaders);
+      sendJson(res, route.rest.successStatus ?? 200, output, responseHeaders);
     } catch (error) {
       const wire = toWireError(error);
       if (wire.status >= 500) options.onServerError(error, route.procedurePath);

@@ -16,7 +16,15 @@ const AuditEntry = z.object({
 
 export const auditRouter = router({
   list: platformProcedure
-    .meta({ rest: { method: 'GET', path: '/audit', auth: 'platform' } })
+    .meta({
+      rest: {
+        method: 'GET',
+        path: '/audit',
+        summary: 'List audit entries',
+        description: 'Lists the tamper-evident audit log, newest first, optionally for one tenant, with keyset pagination (`cursor` from `nextCursor`). Each entry carries its chain hash; `pnpm audit:verify` checks the chain.',
+        auth: 'platform',
+      },
+    })
     .input(
       z.strictObject({
         tenantId: z.string().max(64).optional(),

@@ -4,13 +4,29 @@ import { publicProcedure, router, tenantProcedure } from '../trpc.js';
 
 export const authRouter = router({
   login: publicProcedure
-    .meta({ rest: { method: 'POST', path: '/auth/login', rateLimited: true } })
+    .meta({
+      rest: {
+        method: 'POST',
+        path: '/auth/login',
+        summary: 'Log in with a password',
+        description: "Exchanges an owner's or member's email and password for an opaque session token (`Bearer`). Unknown email and wrong password are the same 401. Limited per account and client address, per address across accounts, and slowed per account across addresses (429 with `Retry-After`).",
+        rateLimited: true,
+      },
+    })
     .input(LoginRequest)
     .output(LoginResponse)
     .mutation(({ ctx, input }) => login(ctx.deps, input, ctx.clientIp)),
 
   me: tenantProcedure
-    .meta({ rest: { method: 'GET', path: '/me', auth: 'tenant' } })
+    .meta({
+      rest: {
+        method: 'GET',
+        path: '/me',
+        summary: 'Who am I',
+        description: 'The signed-in user and their tenant. Needs a session token (an API key has no user: 403 `session_required`).',
+        auth: 'tenant',
+      },
+    })
     .output(MeResponse)
     .query(({ ctx }) => me(ctx.deps.db, ctx.principal)),
 });

@@ -17,31 +17,72 @@ const tenantRef = (tenant: { id: string; isolation: 'schema' | 'database' | 'clu
 /** The tenant data plane: JSON documents in named collections (session token or API key). */
 export const documentsRouter = router({
   create: tenantProcedure
-    .meta({ rest: { method: 'POST', path: '/collections/{collection}/documents', successStatus: 201, auth: 'tenant' } })
+    .meta({
+      rest: {
+        method: 'POST',
+        path: '/collections/{collection}/documents',
+        summary: 'Create a document',
+        description: "Stores a JSON document in one of the caller's tenant's collections. The JSON is stored exactly as sent: nesting deeper than 64, numbers a double cannot hold exactly, lone surrogates and `__proto__` keys are refused (400).",
+        successStatus: 201,
+        auth: 'tenant',
+      },
+    })
     .input(CreateDocumentRequest)
     .output(DocumentView)
     .mutation(({ ctx, input }) => ctx.deps.documents.create(tenantRef(ctx.tenant), input)),
 
   list: tenantProcedure
-    .meta({ rest: { method: 'GET', path: '/collections/{collection}/documents', auth: 'tenant' } })
+    .meta({
+      rest: {
+        method: 'GET',
+        path: '/collections/{collection}/documents',
+        summary: 'List documents',
+        description: "Lists a collection's documents with keyset pagination, optionally filtered by top-level fields (`where[field]=value`, string equality). Only the caller's tenant's documents are ever visible.",
+        auth: 'tenant',
+      },
+    })
     .input(ListDocumentsRequest)
     .output(DocumentPage)
     .query(({ ctx, input }) => ctx.deps.documents.list(tenantRef(ctx.tenant), input)),
 
   get: tenantProcedure
-    .meta({ rest: { method: 'GET', path: '/collections/{collection}/documents/{id}', auth: 'tenant' } })
+    .meta({
+      rest: {
+        method: 'GET',
+        path: '/collections/{collection}/documents/{id}',
+        summary: 'Read a document',
+        description: "One document of the caller's tenant; another tenant's id is 404, as is an unknown one.",
+        auth: 'tenant',
+      },
+    })
     .input(DocumentRequest)
     .output(DocumentView)
     .query(({ ctx, input }) => ctx.deps.documents.get(tenantRef(ctx.tenant), input)),
 
   replace: tenantProcedure
-    .meta({ rest: { method: 'PUT', path: '/collections/{collection}/documents/{id}', auth: 'tenant' } })
+    .meta({
+      rest: {
+        method: 'PUT',
+        path: '/collections/{collection}/documents/{id}',
+        summary: 'Replace a document',
+        description: "Replaces a document's data wholesale (same rules as create).",
+        auth: 'tenant',
+      },
+    })
     .input(ReplaceDocumentRequest)
     .output(DocumentView)
     .mutation(({ ctx, input }) => ctx.deps.documents.replace(tenantRef(ctx.tenant), input)),
 
   delete: tenantProcedure
-    .meta({ rest: { method: 'DELETE', path: '/collections/{collection}/documents/{id}', auth: 'tenant' } })
+    .meta({
+      rest: {
+        method: 'DELETE',
+        path: '/collections/{collection}/documents/{id}',
+        summary: 'Delete a document',
+        description: 'Deletes a document and answers it as it was. Deletes always work, whatever the quota state.',
+        auth: 'tenant',
+      },
+    })
     .input(DocumentRequest)
     .output(DocumentView)
     .mutation(({ ctx, input }) => ctx.deps.documents.delete(tenantRef(ctx.tenant), input)),

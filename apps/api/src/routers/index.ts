@@ -1,3 +1,4 @@
+import { type OpenApiDocument, createOpenApiDocument } from '../http/openapi.js';
 import { router } from '../trpc.js';
 import { apiKeysRouter } from './api-keys.js';
 import { auditRouter } from './audit.js';
@@ -21,3 +22,23 @@ export const appRouter = router({
 });
 
 export type AppRouter = typeof appRouter;
+
+/** What each part of the api is for: the tags of the OpenAPI document (one per router above). */
+export const ROUTER_TAGS: Readonly<Record<keyof AppRouter['_def']['record'], string>> = {
+  signup: 'Public signup of a new tenant, and following it until the tenant is ready (hosted mode)',
+  auth: 'Password login and the signed-in user',
+  meta: 'The API description itself',
+  tenants: 'Operators and billing systems: create, list, read, rename and steer tenants through their lifecycle (platform key)',
+  billing: "A tenant's plan, subscription state and quota overrides (platform key, hosted mode)",
+  audit: 'The tamper-evident audit log (platform key)',
+  apiKeys: "A tenant's API keys for its own programs",
+  documents: "The tenant data plane: JSON documents in named collections, only ever the caller's tenant's",
+};
+
+/** info.version of the OpenAPI document: the REST surface is /v1. */
+export const API_VERSION = '1.0.0';
+
+/** The OpenAPI document of this api (served at /v1/openapi.json; docs/api.md is rendered from it). */
+export function appOpenApiDocument(options: { serverUrl?: string } = {}): OpenApiDocument {
+  return createOpenApiDocument(appRouter, { version: API_VERSION, tags: ROUTER_TAGS, ...options });
+}

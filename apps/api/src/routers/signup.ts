@@ -42,13 +42,29 @@ const countedSignup = hostedProcedure.use(async ({ ctx, next }) => {
 
 export const signupRouter = router({
   create: countedSignup
-    .meta({ rest: { method: 'POST', path: '/signup', successStatus: 202, rateLimited: true } })
+    .meta({
+      rest: {
+        method: 'POST',
+        path: '/signup',
+        summary: 'Sign up',
+        description: 'Public signup (hosted mode): validates the input, rate-limits per client address, and queues the provisioning of a new tenant with its owner on a trial. Always 202 with a signup id, whether or not the email was seen before; poll `GET /v1/signup/{signupId}`.',
+        successStatus: 202,
+        rateLimited: true,
+      },
+    })
     .input(SignupInput)
     .output(SignupAccepted)
     .mutation(({ ctx, input }) => submitSignup(ctx.deps, input, ctx.clientIp)),
 
   status: hostedProcedure
-    .meta({ rest: { method: 'GET', path: '/signup/{signupId}' } })
+    .meta({
+      rest: {
+        method: 'GET',
+        path: '/signup/{signupId}',
+        summary: 'Follow a signup',
+        description: 'The state of a signup: `pending`, `provisioning`, `ready` (with the tenant id) or `failed` (then the same email may sign up again).',
+      },
+    })
     .input(SignupStatusRequest)
     .output(SignupStatusResponse)
     .query(({ ctx, input }) => getSignupStatus(ctx.deps.db, input.signupId)),
