@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { runPromtool } from './support/promtool.js';
 
 /**
  * The Prometheus rules operators load (docs/ops/alerts.yml) and their promtool unit tests
@@ -11,8 +9,6 @@ import { parse } from 'yaml';
  * unit tests describe. .ci/run installs promtool (Debian package `prometheus`).
  */
 
-const run = promisify(execFile);
-const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ALERTS = 'docs/ops/alerts.yml';
 const ALERT_TESTS = 'docs/ops/alerts.test.yml';
 const RUNBOOK = 'docs/ops/runbook.md';
@@ -60,30 +56,6 @@ const rules = ruleFile.groups.flatMap((g) => g.rules);
 const alerts = rules.filter((r): r is Rule & { alert: string } => !!r.alert);
 const records = rules.filter((r): r is Rule & { record: string } => !!r.record);
 
-/** promtool: PROMTOOL, else the one on PATH, else Debian's. Missing is a failure, not a skip. */
-async function promtool(): Promise<string> {
-  for (const candidate of [process.env.PROMTOOL, 'promtool', '/usr/bin/promtool'].filter((c): c is string => !!c)) {
-    try {
-      await run(candidate, ['--version']);
-      return candidate;
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error('promtool not found (PATH, /usr/bin/promtool): install it with `apt-get install prometheus`, or set PROMTOOL');
-}
-
-/** Runs promtool from the repository root; its combined output, or an error carrying it. */
-async function runPromtool(args: string[]): Promise<string> {
-  const bin = await promtool();
-  try {
-    const { stdout, stderr } = await run(bin, args, { cwd: REPO_ROOT, timeout: 120_000 });
-    return stdout + stderr;
-  } catch (err) {
-    const e = err as Error & { code?: number; stdout?: string; stderr?: string };
-    throw new Error(`promtool ${args.join(' ')} exited ${e.code}:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-  }
-}
 
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
 function slug(heading: string): string {

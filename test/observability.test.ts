@@ -8,6 +8,7 @@ import { PLATFORM_KEY } from './support/apps.js';
 import { TEST_REDIS_URL } from './support/env.js';
 import { request, validSignup, waitFor, waitForSignup } from './support/http.js';
 import { spawnApp } from './support/process.js';
+import { runPromtool } from './support/promtool.js';
 import { useStack } from './support/stack.js';
 
 const stack = useStack();
@@ -49,6 +50,14 @@ describe('metrics', () => {
       expect(text).toContain(name);
     }
     expect((await request(stack.api.baseUrl, 'GET', '/metrics')).status).toBe(404);
+  });
+
+  it('both endpoints pass `promtool check metrics` (names, types, help, after traffic)', async () => {
+    await stack.admin('GET', '/v1/tenants?limit=5');
+    for (const url of [stack.api.metricsUrl, workerMetricsUrl()]) {
+      const text = await scrape(url);
+      await expect(runPromtool(['check', 'metrics'], text), url).resolves.toBeDefined();
+    }
   });
 
   it('the number of series does not grow with the number of tenants, and no label carries a tenant', async () => {

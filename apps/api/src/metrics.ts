@@ -1,5 +1,6 @@
+import { collectProcessMetrics } from '@tenantry/observability';
 import { Limits } from '@tenantry/domain';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * The api's Prometheus metrics, in a registry of its own (served on METRICS_PORT, not on
@@ -8,7 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export function createApiMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
 
   const httpDuration = new Histogram({
     name: 'tenantry_http_request_duration_seconds',

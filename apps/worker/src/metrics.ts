@@ -1,8 +1,9 @@
+import { collectProcessMetrics } from '@tenantry/observability';
 import type { Db } from '@tenantry/db';
 import { Isolation } from '@tenantry/domain';
 import type { Queue } from 'bullmq';
 import { sql } from 'kysely';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * The worker's Prometheus metrics. Gauges that describe the fleet (tenants by status,
@@ -11,7 +12,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export function createWorkerMetrics(db: Db, queues: Record<string, Queue>, unhealthyAfterMs: number) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
 
   const provisions = new Counter({
     name: 'tenantry_provisions_total',

@@ -1,2 +1,3 @@
 export { createLogger } from './logger.js';
 export { serveMetrics } from './metrics-server.js';
+export { collectProcessMetrics } from './process-metrics.js';
