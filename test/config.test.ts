@@ -1,7 +1,13 @@
 import { parseApiConfig } from '@tenantry/api';
 import { parseWorkerConfig } from '@tenantry/worker';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PLATFORM_KEY } from './support/apps.js';
+import { type TestDatabase, createTestDatabase } from './support/database.js';
+import { TEST_REDIS_URL } from './support/env.js';
 import { runToExit } from './support/process.js';
+import { redisPrefix } from './support/redis.js';
 
 describe('config parsing', () => {
   it('defaults follow the documented design', () => {
@@ -28,6 +34,7 @@ describe('config parsing', () => {
     [{ SIGNUP_RATE_LIMIT_PER_HOUR: '0' }, 'SIGNUP_RATE_LIMIT_PER_HOUR'],
     [{ REDIS_PREFIX: 'bad:prefix' }, 'REDIS_PREFIX'],
     [{ TRUST_PROXY: 'true' }, 'TRUST_PROXY: "true" would trust any client'],
+    [{ METRICS_PORT: '9391' }, 'METRICS_PORT: is no longer read: set API_METRICS_PORT'],
     [{ TRUST_PROXY: '10.0.0.0/8, proxy.local' }, 'TRUST_PROXY: "proxy.local" is neither'],
   ])('api rejects %o naming %s', (env, variable) => {
     expect(() => parseApiConfig(env)).toThrow(new RegExp(`Invalid configuration:[\\s\\S]*${variable}`));
@@ -41,12 +48,43 @@ describe('config parsing', () => {
   });
 
   it('worker rejects bad values, naming the variable', () => {
+    expect(() => parseWorkerConfig({ METRICS_PORT: '9391' })).toThrow(/METRICS_PORT: is no longer read: set API_METRICS_PORT .* and WORKER_METRICS_PORT/);
     expect(() => parseWorkerConfig({ WORKER_CONCURRENCY: '-1' })).toThrow(/WORKER_CONCURRENCY/);
     expect(() => parseWorkerConfig({ REDIS_URL: 'nope' })).toThrow(/REDIS_URL/);
   });
 });
 
 describe('bad config at boot', () => {
+  let database: TestDatabase;
+  let holder: Server;
+  let heldPort: number;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    holder = createServer();
+    heldPort = await new Promise<number>((resolve) => holder.listen(0, '127.0.0.1', () => resolve((holder.address() as AddressInfo).port)));
+  });
+  afterAll(async () => {
+    holder?.close();
+    await database?.drop();
+  });
+  const bootEnv = () => ({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: redisPrefix(), HOST: '127.0.0.1', LOG_LEVEL: 'silent', PLATFORM_API_KEY: PLATFORM_KEY });
+
+  it.each([
+    ['api', 'PORT', { API_METRICS_PORT: '0' }],
+    ['api', 'API_METRICS_PORT', { PORT: '0' }],
+    ['worker', 'WORKER_METRICS_PORT', { WORKER_METRICS_HOST: '127.0.0.1' }],
+  ] as const)('%s: %s in use is one line naming the variable, exit 1, no stack trace', async (app, variable, env) => {
+    const { code, output } = await runToExit(app, { ...bootEnv(), ...env, [variable]: String(heldPort) }, 30_000);
+    expect(code).toBe(1);
+    expect(output.trim()).toBe(`${variable}=${heldPort} is already in use on 127.0.0.1: stop what holds it, or set ${variable} to another port`);
+  });
+
+  it('api: Postgres out of reach is one line naming DATABASE_URL', async () => {
+    const { code, output } = await runToExit('api', { ...bootEnv(), DATABASE_URL: `postgres://postgres@127.0.0.1:${heldPort}/tenantry`, PORT: '0', API_METRICS_PORT: '0' }, 30_000);
+    expect(code).toBe(1);
+    expect(output.trim()).toMatch(new RegExp(`^Cannot reach PostgreSQL at 127\\.0\\.0\\.1:${heldPort} \\(DATABASE_URL\\): .+ Start it, or point DATABASE_URL at a running server\\.$`));
+  });
+
   it('api: HOSTED_MODE=true without MULTI_TENANT_ENABLED exits 1 naming the variable', async () => {
     const { code, output } = await runToExit('api', { HOSTED_MODE: 'true' });
     expect(code).toBe(1);

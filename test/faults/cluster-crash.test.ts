@@ -33,7 +33,7 @@ beforeAll(async () => {
     // A killed worker's jobs are redelivered once their lock expires: keep that short here.
     WORKER_LOCK_DURATION_MS: '2000',
     PROVISION_BACKOFF_MS: '50',
-    METRICS_PORT: '0',
+    WORKER_METRICS_PORT: '0',
     SHUTDOWN_TIMEOUT_MS: '5000',
     LOG_LEVEL: 'info',
     TENANT_SECRET_KEY,

@@ -32,10 +32,11 @@ beforeAll(async () => {
   postgres = await PrivatePostgres.start();
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}`;
-  const common = { DATABASE_URL: postgres.url('tenantry'), REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: prefix, LOG_LEVEL: 'info', METRICS_PORT: '0' };
+  const common = { DATABASE_URL: postgres.url('tenantry'), REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: prefix, LOG_LEVEL: 'info' };
   api = spawnApp('api', {
     ...common,
     PORT: String(port),
+    API_METRICS_PORT: '0',
     HOST: '127.0.0.1',
     HOSTED_MODE: 'true',
     MULTI_TENANT_ENABLED: 'true',
@@ -50,6 +51,7 @@ beforeAll(async () => {
   });
   worker = spawnApp('worker', {
     ...common,
+    WORKER_METRICS_PORT: '0',
     WORKER_CONCURRENCY: '4',
     HEALTH_PROBE_INTERVAL_MS: '200',
     RECONCILE_INTERVAL_MS: '2000',

@@ -22,7 +22,7 @@ beforeAll(async () => {
     WORKER_CONCURRENCY: '4',
     // A killed worker's jobs are redelivered once their lock expires: keep that short here.
     WORKER_LOCK_DURATION_MS: '2000',
-    METRICS_PORT: '0',
+    WORKER_METRICS_PORT: '0',
     SHUTDOWN_TIMEOUT_MS: '3000',
     LOG_LEVEL: 'info',
   };

@@ -1,7 +1,6 @@
 import { createDnsProvider } from '@tenantry/dns';
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   createDb,
   createTenantStores,
@@ -24,7 +23,7 @@ import { checkReadiness } from './http/health.js';
 import { sendJson } from './http/respond.js';
 import { createRestHandler } from './http/rest.js';
 import { createStripeWebhookHandler } from './http/stripe-webhook.js';
-import { createLogger, serveMetrics } from '@tenantry/observability';
+import { createLogger, listenOn, serveMetrics } from '@tenantry/observability';
 import { createApiMetrics, statusClass } from './metrics.js';
 import { appOpenApiDocument, appRouter } from './routers/index.js';
 import { DocumentsService } from './services/documents.js';
@@ -313,11 +312,11 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     server,
     deps,
     listen: async () => {
-      const port = await new Promise<number>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.PORT, config.HOST, () => resolve((server.address() as AddressInfo).port));
+      const port = await listenOn(server, config.PORT, config.HOST, 'PORT');
+      metricsServer = await serveMetrics(metrics.registry, config.API_METRICS_PORT, config.HOST, 'API_METRICS_PORT').catch((err: unknown) => {
+        server.close();
+        throw err;
       });
-      metricsServer = await serveMetrics(metrics.registry, config.METRICS_PORT, config.HOST);
       return { port, metricsPort: metricsServer.port };
     },
     close: async () => {

@@ -1,4 +1,5 @@
 import {
+  RETIRED_METRICS_PORT,
   checkDnsEnv,
   describeEnvError,
   dnsEnv,
@@ -26,7 +27,8 @@ const ApiEnv = z
     ...dnsEnv,
     PORT: envPort.default(3000),
     /** Prometheus endpoint (GET /metrics), apart from the public port. */
-    METRICS_PORT: envPort.default(9091),
+    API_METRICS_PORT: envPort.default(9091),
+    METRICS_PORT: RETIRED_METRICS_PORT,
     HOST: z.string().min(1).default('0.0.0.0'),
     HOSTED_MODE: envBoolean.default(false),
     MULTI_TENANT_ENABLED: envBoolean.default(false),

@@ -1,19 +1,19 @@
+import { describePostgresUnavailable } from '@tenantry/db';
 import { LicenseError } from '@tenantry/entitlements';
+import { createLogger, exitOnBootFailure } from '@tenantry/observability';
 import { createApi } from './app.js';
 import { loadApiConfigOrExit } from './config.js';
-import { createLogger } from '@tenantry/observability';
 
 const config = loadApiConfigOrExit();
 
 const logger = createLogger(config.LOG_LEVEL, 'tenantry-api');
-const api = await createApi(config, { logger }).catch((err: unknown) => {
-  if (err instanceof LicenseError) {
-    console.error(`License problem (${err.code}): ${err.message}`);
-    process.exit(1);
-  }
-  throw err;
-});
-const { port, metricsPort } = await api.listen();
+const bootFailure = (err: unknown) =>
+  exitOnBootFailure(err, [
+    (e) => (e instanceof LicenseError ? `License problem (${e.code}): ${e.message}` : undefined),
+    describePostgresUnavailable(config.DATABASE_URL, 'DATABASE_URL'),
+  ]);
+const api = await createApi(config, { logger }).catch(bootFailure);
+const { port, metricsPort } = await api.listen().catch(bootFailure);
 logger.info({ port, metricsPort, hostedMode: config.HOSTED_MODE }, 'api listening');
 
 let stopping = false;

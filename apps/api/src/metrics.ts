@@ -3,7 +3,7 @@ import { Limits } from '@tenantry/domain';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
- * The api's Prometheus metrics, in a registry of its own (served on METRICS_PORT, not on
+ * The api's Prometheus metrics, in a registry of its own (served on API_METRICS_PORT, not on
  * the public port). Labels are bounded sets only — route templates, methods, status
  * classes, results — never a tenant id, email or anything a client can vary freely.
  */

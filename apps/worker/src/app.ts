@@ -232,7 +232,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   for (const [job, every] of schedules) {
     await maintenanceQueue.upsertJobScheduler(job, { every }, { name: job, opts: { removeOnComplete: true, removeOnFail: 100 } });
   }
-  const metricsServer = await serveMetrics(metrics.registry, config.METRICS_PORT, config.METRICS_HOST);
+  const metricsServer = await serveMetrics(metrics.registry, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST, 'WORKER_METRICS_PORT');
   // A restarted worker looks for orphans at once instead of waiting a whole interval.
   await reconcile().catch((err: Error) => logger.warn({ err: err.message }, 'initial reconcile failed'));
 

@@ -1,4 +1,4 @@
-import { checkDnsEnv, describeEnvError, dnsEnv, envPort, envPositiveInt, postgresUrl, postgresUrlList, redisPrefix, redisUrl, tenantSecretKey } from '@tenantry/domain';
+import { RETIRED_METRICS_PORT, checkDnsEnv, describeEnvError, dnsEnv, envPort, envPositiveInt, postgresUrl, postgresUrlList, redisPrefix, redisUrl, tenantSecretKey } from '@tenantry/domain';
 import { z } from 'zod';
 
 /** The worker's configuration, parsed once at boot; nothing else reads process.env. */
@@ -7,9 +7,10 @@ const WorkerEnv = z.object({
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: redisPrefix.default('tenantry'),
   ...dnsEnv,
-  /** Prometheus endpoint (GET /metrics). */
-  METRICS_PORT: envPort.default(9092),
-  METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  /** Prometheus endpoint (GET /metrics). Its own variables: the api's are API_METRICS_PORT and HOST. */
+  WORKER_METRICS_PORT: envPort.default(9092),
+  WORKER_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
+  METRICS_PORT: RETIRED_METRICS_PORT,
   WORKER_CONCURRENCY: envPositiveInt.default(4),
   PROVISION_ATTEMPTS: envPositiveInt.default(5),
   PROVISION_BACKOFF_MS: envPositiveInt.default(1_000),

@@ -1,11 +1,14 @@
+import { describePostgresUnavailable } from '@tenantry/db';
+import { createLogger, exitOnBootFailure } from '@tenantry/observability';
 import { createWorker } from './app.js';
 import { loadWorkerConfigOrExit } from './config.js';
-import { createLogger } from '@tenantry/observability';
 
 const config = loadWorkerConfigOrExit();
 
 const logger = createLogger(config.LOG_LEVEL, 'tenantry-worker');
-const worker = await createWorker(config, { logger });
+const worker = await createWorker(config, { logger }).catch((err: unknown) =>
+  exitOnBootFailure(err, [describePostgresUnavailable(config.DATABASE_URL, 'DATABASE_URL')]),
+);
 logger.info({ concurrency: config.WORKER_CONCURRENCY }, 'worker started');
 
 let stopping = false;

@@ -79,3 +79,12 @@ export function isPostgresUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/** A boot failure's one-line explanation when Postgres at `url` cannot be reached (the password never shown). */
+export function describePostgresUnavailable(url: string, variable: string): (err: unknown) => string | undefined {
+  return (err) => {
+    if (!isPostgresUnavailable(err)) return undefined;
+    const u = new URL(url);
+    return `Cannot reach PostgreSQL at ${u.hostname}:${u.port || 5432} (${variable}): ${(err as Error).message || (err as { code?: string }).code}. Start it, or point ${variable} at a running server.`;
+  };
+}

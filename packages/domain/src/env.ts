@@ -74,3 +74,12 @@ export function checkDnsEnv(
     if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'is required with TENANT_DNS_PROVIDER=powerdns' });
   }
 }
+
+/**
+ * A variable that is no longer read: refused at boot with what replaces it, so an
+ * operator's setting never silently stops applying.
+ */
+export const retiredEnv = (replacement: string) => z.never({ error: `is no longer read: ${replacement}` }).optional();
+
+/** Both apps read their environment together under `pnpm start`: one port variable for two apps could only clash. */
+export const RETIRED_METRICS_PORT = retiredEnv('set API_METRICS_PORT (api, default 9091) and WORKER_METRICS_PORT (worker, default 9092)');
