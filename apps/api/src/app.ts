@@ -6,7 +6,8 @@ import {
   createTenantStores,
   ensureDatabase,
   migrateToLatest,
-  parseSecretKey,
+  GENERATED_KEY_NOTICE,
+  loadInstallationKey,
   tenantDbServers,
 } from '@tenantry/db';
 import { BadRequestError, DomainError, UnsupportedMediaTypeError } from '@tenantry/domain';
@@ -29,7 +30,7 @@ import { appOpenApiDocument, appRouter } from './routers/index.js';
 import { DocumentsService } from './services/documents.js';
 import { createEntitlements } from './services/entitlements.js';
 import { createLoginLimiters, createSignupLimiter } from './services/rate-limit.js';
-import { configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
+import { type PlatformKeySource, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
 
@@ -76,6 +77,8 @@ async function admitTrpcRequest(req: IncomingMessage, url: URL): Promise<void> {
 export interface ApiInstance {
   server: Server;
   deps: ApiDeps;
+  /** Where this api's platform keys come from (said in the start-up line). */
+  platformKeySource: PlatformKeySource;
   /** Start listening (api and metrics); resolves with the bound ports (0 picks a free one). */
   listen(): Promise<{ port: number; metricsPort: number }>;
   /** Graceful stop: refuse new connections, let in-flight requests finish (bounded), close pools. */
@@ -99,7 +102,12 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-api', onError: (message) => logger.warn(message) });
   await migrateToLatest(db);
 
-  await ensurePlatformKey(db, configuredKeyHashes(config.PLATFORM_API_KEY), logger, options.printSecret ?? ((line) => process.stdout.write(`${line}\n`)));
+  const platformKeySource = await ensurePlatformKey(
+    db,
+    configuredKeyHashes(config.PLATFORM_API_KEY),
+    logger,
+    options.printSecret ?? ((line) => process.stdout.write(`${line}\n`)),
+  );
 
   const metrics = createApiMetrics();
   const redis = createFailFastRedis(config.REDIS_URL, 'tenantry-api');
@@ -111,11 +119,17 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     await db.destroy();
     throw err;
   });
-  // Tenant data: schema tenants in the shared database; database tenants (only with a
-  // TENANT_SECRET_KEY to open their credentials) through a bounded LRU of per-tenant pools.
+  // Tenant data: schema tenants in the shared database; database and cluster tenants
+  // through a bounded LRU of per-tenant pools, their credentials opened with the
+  // installation key.
+  const secretKey = await loadInstallationKey({
+    configured: config.TENANT_SECRET_KEY,
+    dataDir: config.TENANTRY_DATA_DIR,
+    onGenerated: (file) => logger.warn({ file }, GENERATED_KEY_NOTICE),
+  });
   const tenantStores = createTenantStores(db, {
     servers: tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL),
-    secretKey: config.TENANT_SECRET_KEY ? parseSecretKey(config.TENANT_SECRET_KEY) : undefined,
+    secretKey,
     maxPools: config.TENANT_POOL_MAX,
     connectionsPerPool: config.TENANT_POOL_SIZE,
     applicationName: 'tenantry-api-tenant',
@@ -311,6 +325,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   return {
     server,
     deps,
+    platformKeySource,
     listen: async () => {
       const port = await listenOn(server, config.PORT, config.HOST, 'PORT');
       metricsServer = await serveMetrics(metrics.registry, config.API_METRICS_PORT, config.HOST, 'API_METRICS_PORT').catch((err: unknown) => {

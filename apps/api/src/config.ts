@@ -6,6 +6,8 @@ import {
   envBoolean,
   envPort,
   envPositiveInt,
+  logFormat,
+  plainAbsolutePath,
   postgresUrl,
   postgresUrlList,
   redisPrefix,
@@ -13,6 +15,7 @@ import {
   tenantSecretKey,
 } from '@tenantry/domain';
 import { z } from 'zod';
+import { defaultDataDir } from '@tenantry/db';
 import { parseTrustProxy } from './http/client-address.js';
 
 /**
@@ -96,6 +99,9 @@ const ApiEnv = z
     /** On SIGTERM: how long to keep serving with /readyz at 503 before closing the listener. */
     SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(2_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_FORMAT: logFormat,
+    /** This machine's files: the generated secret key when TENANT_SECRET_KEY is unset (default: see defaultDataDir). */
+    TENANTRY_DATA_DIR: plainAbsolutePath,
   })
   .superRefine((env, ctx) => {
     checkDnsEnv(env, ctx);
@@ -130,6 +136,7 @@ export class ConfigError extends Error {}
 export function parseApiConfig(env: Record<string, string | undefined>): ApiConfig {
   // An empty variable (FOO=) means "not set", as in most twelve-factor tooling.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  present.TENANTRY_DATA_DIR ??= defaultDataDir(env);
   const parsed = ApiEnv.safeParse(present);
   if (!parsed.success) throw new ConfigError(`Invalid configuration:\n${describeEnvError(parsed.error)}`);
   return parsed.data;

@@ -6,7 +6,8 @@ import {
   isPostgresUnavailable,
   LocalClusterProvisioner,
   migrateToLatest,
-  parseSecretKey,
+  GENERATED_KEY_NOTICE,
+  loadInstallationKey,
   TenantDatabaseProvisioner,
   tenantDbServers,
 } from '@tenantry/db';
@@ -82,7 +83,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   // Database isolation: the provisioner creates/drops tenant databases (dropping needs no
   // key); probes reach database tenants through their own roles (needs the key).
   const servers = tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL);
-  const secretKey = config.TENANT_SECRET_KEY ? parseSecretKey(config.TENANT_SECRET_KEY) : undefined;
+  const secretKey = await loadInstallationKey({
+    configured: config.TENANT_SECRET_KEY,
+    dataDir: config.TENANTRY_DATA_DIR,
+    onGenerated: (file) => logger.warn({ file }, GENERATED_KEY_NOTICE),
+  });
   const databases = new TenantDatabaseProvisioner(db, { servers, secretKey, controlPlaneUrl: config.DATABASE_URL });
   const dns = createDnsProvider(config);
   // Cluster isolation, driver local: instances on this host (kubernetes only renders manifests).

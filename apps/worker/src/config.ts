@@ -1,4 +1,6 @@
-import { RETIRED_METRICS_PORT, checkDnsEnv, describeEnvError, dnsEnv, envPort, envPositiveInt, postgresUrl, postgresUrlList, redisPrefix, redisUrl, tenantSecretKey } from '@tenantry/domain';
+import path from 'node:path';
+import { defaultDataDir } from '@tenantry/db';
+import { RETIRED_METRICS_PORT, checkDnsEnv, describeEnvError, dnsEnv, envPort, envPositiveInt, logFormat, plainAbsolutePath, postgresUrl, postgresUrlList, redisPrefix, redisUrl, tenantSecretKey } from '@tenantry/domain';
 import { z } from 'zod';
 
 /** The worker's configuration, parsed once at boot; nothing else reads process.env. */
@@ -46,12 +48,16 @@ const WorkerEnv = z.object({
    * manifests only (TENANT_CLUSTER_NAMESPACE) and does not provision.
    */
   TENANT_CLUSTER_DRIVER: z.enum(['local', 'kubernetes']).default('local'),
-  TENANT_CLUSTER_DATA_DIR: z.string().regex(/^\/[A-Za-z0-9_./-]*$/, 'must be an absolute plain path').default('/var/lib/tenantry/clusters'),
+  /** Default: <TENANTRY_DATA_DIR>/clusters. */
+  TENANT_CLUSTER_DATA_DIR: plainAbsolutePath.optional(),
   TENANT_CLUSTER_PG_BIN: z.string().regex(/^(\/[A-Za-z0-9_./-]*)?$/, 'must be an absolute plain path, or empty').default(''),
   TENANT_CLUSTER_OS_USER: z.string().min(1).default('postgres'),
   TENANT_CLUSTER_SETTINGS: z.string().default('').transform((s) => s.split(/\s+/).filter(Boolean)),
   TENANT_CLUSTER_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).max(63).default('tenantry'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: logFormat,
+  /** This machine's files: the generated secret key when TENANT_SECRET_KEY is unset, local tenant clusters. */
+  TENANTRY_DATA_DIR: plainAbsolutePath,
 }).superRefine((env, ctx) => {
   checkDnsEnv(env, ctx);
   if (env.TENANT_DB_SERVERS && !env.TENANT_SECRET_KEY) {
@@ -63,13 +69,16 @@ const WorkerEnv = z.object({
   }
 });
 
-export type WorkerConfig = z.infer<typeof WorkerEnv>;
+const WorkerConfigSchema = WorkerEnv.transform((env) => ({ ...env, TENANT_CLUSTER_DATA_DIR: env.TENANT_CLUSTER_DATA_DIR ?? path.join(env.TENANTRY_DATA_DIR, 'clusters') }));
+
+export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
 
 export class ConfigError extends Error {}
 
 export function parseWorkerConfig(env: Record<string, string | undefined>): WorkerConfig {
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = WorkerEnv.safeParse(present);
+  present.TENANTRY_DATA_DIR ??= defaultDataDir(env);
+  const parsed = WorkerConfigSchema.safeParse(present);
   if (!parsed.success) throw new ConfigError(`Invalid configuration:\n${describeEnvError(parsed.error)}`);
   return parsed.data;
 }

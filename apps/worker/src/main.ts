@@ -5,7 +5,7 @@ import { loadWorkerConfigOrExit } from './config.js';
 
 const config = loadWorkerConfigOrExit();
 
-const logger = createLogger(config.LOG_LEVEL, 'tenantry-worker');
+const logger = createLogger(config.LOG_LEVEL, 'tenantry-worker', config.LOG_FORMAT);
 const worker = await createWorker(config, { logger }).catch((err: unknown) =>
   exitOnBootFailure(err, [describePostgresUnavailable(config.DATABASE_URL, 'DATABASE_URL')]),
 );

@@ -83,3 +83,9 @@ export const retiredEnv = (replacement: string) => z.never({ error: `is no longe
 
 /** Both apps read their environment together under `pnpm start`: one port variable for two apps could only clash. */
 export const RETIRED_METRICS_PORT = retiredEnv('set API_METRICS_PORT (api, default 9091) and WORKER_METRICS_PORT (worker, default 9092)');
+
+/** An absolute plain path (no spaces or shell-special characters: it reaches initdb and pg_ctl). */
+export const plainAbsolutePath = z.string().regex(/^\/[A-Za-z0-9_./-]*$/, 'must be an absolute plain path');
+
+/** LOG_FORMAT: `auto` is pretty on a terminal, JSON lines otherwise (what log shippers read). */
+export const logFormat = z.enum(['auto', 'json', 'pretty']).default('auto');

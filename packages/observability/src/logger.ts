@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 /**
  * Structured JSON logs for both apps. Secrets are redacted by key wherever they appear, as
@@ -6,10 +7,21 @@ import pino, { type Logger } from 'pino';
  */
 const REDACTED_KEYS = ['password', 'passwordHash', 'password_hash', 'token', 'key', 'authorization', 'license', 'secret'];
 
-export function createLogger(level: string, name: string): Logger {
-  return pino({
+/**
+ * `json`: one JSON object per line, for log shippers. `pretty`: readable lines for a
+ * person at a terminal. `auto`: pretty when stdout is a terminal (`pnpm start` passes
+ * `pretty` down when it runs in one).
+ */
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+export function createLogger(level: string, name: string, format: LogFormat = 'json'): Logger {
+  const options = {
     name,
     level,
     redact: { paths: REDACTED_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]), censor: '[redacted]' },
-  });
+  };
+  const readable = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  // Synchronous pretty-printing on the main thread: fine for a person's terminal; JSON
+  // (pino's fast path) is what production runs.
+  return readable ? pino(options, pretty({ translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true })) : pino(options);
 }

@@ -31,13 +31,16 @@ export function configuredKeyHashes(setting: string | undefined): Buffer[] {
     .map(sha256);
 }
 
+/** Where the platform keys this api accepts come from, for the start-up line. */
+export type PlatformKeySource = 'configured' | 'generated' | 'stored';
+
 /**
  * Make sure at least one platform key exists. With none configured and none stored, the
  * first start makes one, prints it once and stores only its hash. An advisory lock keeps
  * two instances starting together from both making one.
  */
-export async function ensurePlatformKey(db: Db, configured: Buffer[], logger: Logger, print: (line: string) => void): Promise<void> {
-  if (configured.length > 0) return;
+export async function ensurePlatformKey(db: Db, configured: Buffer[], logger: Logger, print: (line: string) => void): Promise<PlatformKeySource> {
+  if (configured.length > 0) return 'configured';
   const created = await db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(hashtextextended('tenantry:platform-key-bootstrap', 0))`.execute(trx);
     const existing = await trx.selectFrom('platform_keys').select('id').where('revoked_at', 'is', null).executeTakeFirst();
@@ -47,10 +50,10 @@ export async function ensurePlatformKey(db: Db, configured: Buffer[], logger: Lo
     await appendAudit(trx, { actor: 'system:api', action: 'platform_key.created', data: { keyId: row.id, name: 'bootstrap' } });
     return key;
   });
-  if (created) {
-    logger.warn('no platform key configured or stored: generated one (printed once on stdout)');
-    print(`\nTenantry platform API key (shown once; store it now, only its hash is kept):\n\n  ${created}\n`);
-  }
+  if (!created) return 'stored';
+  logger.warn('no platform key configured or stored: generated one (printed once on stdout)');
+  print(`\nTenantry platform API key (shown once; store it now, only its hash is kept):\n\n  ${created}\n`);
+  return 'generated';
 }
 
 /**

@@ -110,13 +110,9 @@ export async function createTenant(
 ) {
   const isolation = input.isolation ?? 'schema';
   const plan = input.plan ?? 'trial';
-  // Before anything is written: the plan must include the isolation model, and this
-  // installation must be able to open database tenants' credentials.
+  // Before anything is written: the plan must include the isolation model.
   if (!planHasIsolation(plan, isolation)) {
     throw new ForbiddenError('capability_missing', `The plan "${plan}" does not include "isolation.${isolation}"`);
-  }
-  if ((isolation === 'database' || isolation === 'cluster') && !deps.config.TENANT_SECRET_KEY) {
-    throw new ValidationError([{ field: 'isolation', message: `${isolation} isolation is not enabled on this installation (TENANT_SECRET_KEY is not set)` }]);
   }
   if (isolation === 'cluster' && deps.config.TENANT_CLUSTER_DRIVER !== 'local') {
     // The kubernetes driver renders CloudNativePG manifests but does not apply them.
