@@ -4,11 +4,10 @@ import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   createDb,
-  createTenantStores,
+  createIsolationRegistry,
   ensureDatabase,
   migrateToLatest,
   parseSecretKey,
-  tenantDbServers,
 } from '@tenantry/db';
 import { createFailFastRedis, createProducerRedis, createProvisioningQueue } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
@@ -80,17 +79,18 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     await db.destroy();
     throw err;
   });
-  // Tenant data: schema tenants in the shared database; database tenants (only with a
-  // TENANT_SECRET_KEY to open their credentials) through a bounded LRU of per-tenant pools.
-  const tenantStores = createTenantStores(db, {
-    servers: tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL),
+  // Tenant data, through the tenant's isolation driver: schema tenants in the shared
+  // database; database and cluster tenants (only with a TENANT_SECRET_KEY to open their
+  // credentials) through a bounded LRU of per-tenant pools.
+  const isolation = createIsolationRegistry(db, {
+    controlPlaneUrl: config.DATABASE_URL,
     secretKey: config.TENANT_SECRET_KEY ? parseSecretKey(config.TENANT_SECRET_KEY) : undefined,
-    maxPools: config.TENANT_POOL_MAX,
-    connectionsPerPool: config.TENANT_POOL_SIZE,
-    applicationName: 'tenantry-api-tenant',
-    onError: (message) => logger.warn(message),
+    database: { servers: config.TENANT_DB_SERVERS },
+    cluster: { driver: config.TENANT_CLUSTER_DRIVER },
+    pools: { maxPools: config.TENANT_POOL_MAX, connectionsPerPool: config.TENANT_POOL_SIZE, applicationName: 'tenantry-api-tenant' },
+    warn: (message, fields) => logger.warn(fields ?? {}, message),
   });
-  const tenantStore = tenantStores.store;
+  const tenantStore = isolation;
   const deps: ApiDeps = {
     config,
     db,
@@ -102,6 +102,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     dns: createDnsProvider(config),
     documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES),
     tenantStore,
+    isolation,
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
     entitlements: entitlements.source,
     onBillingChanged: (tenantId) => entitlements.invalidate(tenantId),
@@ -258,7 +259,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       await entitlements.close();
       redis.disconnect();
       producerRedis.disconnect();
-      await tenantStores.close();
+      await isolation.close();
       await db.destroy();
     },
   };

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Db, TenantStore } from '@tenantry/db';
+import type { Db, IsolationRegistry, TenantStore } from '@tenantry/db';
 import type { DnsProvider } from '@tenantry/dns';
 import type { EntitlementSource } from '@tenantry/entitlements';
 import type { ProvisioningQueue } from '@tenantry/jobs';
@@ -27,8 +27,10 @@ export interface ApiDeps {
   metrics: ApiMetrics;
   dns: DnsProvider;
   documents: DocumentsService;
-  /** Every tenant's data, routed by isolation model (schema / database). */
+  /** Every tenant's data, routed to its isolation driver (the registry, as a TenantStore). */
   tenantStore: TenantStore;
+  /** The isolation drivers: which models this installation can take new tenants of. */
+  isolation: IsolationRegistry;
 }
 
 export interface RequestContext {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DATA_ROLE, createDb, createTenantStores, parseSecretKey, tenantDbServers } from '@tenantry/db';
+import { DATA_ROLE, createDb, createIsolationRegistry, parseSecretKey } from '@tenantry/db';
 import { type Isolation, toPublicId } from '@tenantry/domain';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -124,13 +124,11 @@ export function defineIsolationSuite(isolation: Isolation): void {
       // The apps' own store factory, squeezed to one control-plane connection and one
       // tenant pool of one connection, so every step below reuses the same backend.
       const db = createDb(stack.database.url, { maxConnections: 1 });
-      const { store, close } = createTenantStores(db, {
-        servers: tenantDbServers(undefined, stack.database.url),
+      const store = createIsolationRegistry(db, {
+        controlPlaneUrl: stack.database.url,
         secretKey: parseSecretKey(TENANT_SECRET_KEY),
-        maxPools: 1,
-        connectionsPerPool: 1,
-        applicationName: 'tenantry-hygiene-test',
-        onError: () => undefined,
+        pools: { maxPools: 1, connectionsPerPool: 1, applicationName: 'tenantry-hygiene-test' },
+        warn: () => undefined,
       });
       const row = async (t: SuiteTenant) => stack.database.db.selectFrom('tenants').select(['id', 'isolation', 'schema_name']).where('id', '=', t.id).executeTakeFirstOrThrow();
       const ref = async (t: SuiteTenant) => {
@@ -186,7 +184,7 @@ export function defineIsolationSuite(isolation: Isolation): void {
           }
         }
       } finally {
-        await close();
+        await store.close();
         await db.destroy();
       }
     });
