@@ -3,9 +3,8 @@ import { type Transaction, sql } from 'kysely';
 import type { Database } from '../../schema.js';
 import { lockTenant } from '../../tenant-lock.js';
 import { insertProvisioningTenant } from '../../tenants.js';
-import type { DriverContext, IsolationDriver, ProvisioningTenant, StoreProbe, TeardownTarget, TenantRef } from '../driver.js';
+import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, storeOf } from '../driver.js';
 import { probeTenantStore } from '../probe.js';
-import { storeOf } from '../driver.js';
 import { dropTenantSchema, provisionTenantSchema } from './ddl.js';
 import { withTenant } from './with-tenant.js';
 
