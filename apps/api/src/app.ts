@@ -3,12 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse, createServer } from 'node:http';
 import {
   createDb,
-  createTenantStores,
+  createIsolationRegistry,
   ensureDatabase,
   migrateToLatest,
   GENERATED_KEY_NOTICE,
   loadInstallationKey,
-  tenantDbServers,
 } from '@tenantry/db';
 import { BadRequestError, DomainError, UnsupportedMediaTypeError } from '@tenantry/domain';
 import { createFailFastRedis, createProducerRedis, createProvisioningQueue } from '@tenantry/jobs';
@@ -119,23 +118,23 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     await db.destroy();
     throw err;
   });
-  // Tenant data: schema tenants in the shared database; database and cluster tenants
-  // through a bounded LRU of per-tenant pools, their credentials opened with the
-  // installation key.
+  // Tenant data, through the tenant's isolation driver: schema tenants in the shared
+  // database; database and cluster tenants through a bounded LRU of per-tenant pools,
+  // their credentials opened with the installation key.
   const secretKey = await loadInstallationKey({
     configured: config.TENANT_SECRET_KEY,
     dataDir: config.TENANTRY_DATA_DIR,
     onGenerated: (file) => logger.warn({ file }, GENERATED_KEY_NOTICE),
   });
-  const tenantStores = createTenantStores(db, {
-    servers: tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL),
+  const isolation = createIsolationRegistry(db, {
+    controlPlaneUrl: config.DATABASE_URL,
     secretKey,
-    maxPools: config.TENANT_POOL_MAX,
-    connectionsPerPool: config.TENANT_POOL_SIZE,
-    applicationName: 'tenantry-api-tenant',
-    onError: (message) => logger.warn(message),
+    database: { servers: config.TENANT_DB_SERVERS },
+    cluster: { driver: config.TENANT_CLUSTER_DRIVER },
+    pools: { maxPools: config.TENANT_POOL_MAX, connectionsPerPool: config.TENANT_POOL_SIZE, applicationName: 'tenantry-api-tenant' },
+    warn: (message, fields) => logger.warn(fields ?? {}, message),
   });
-  const tenantStore = tenantStores.store;
+  const tenantStore = isolation;
   const deps: ApiDeps = {
     config,
     openApiDocument: appOpenApiDocument() as unknown as Record<string, unknown>,
@@ -148,6 +147,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     dns: createDnsProvider(config),
     documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES),
     tenantStore,
+    isolation,
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
     entitlements: entitlements.source,
     onBillingChanged: (tenantId) => entitlements.invalidate(tenantId),
@@ -356,7 +356,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       await entitlements.close();
       redis.disconnect();
       producerRedis.disconnect();
-      await tenantStores.close();
+      await isolation.close();
       await db.destroy();
     },
   };

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Db, TenantStore } from '@tenantry/db';
+import type { Db, IsolationRegistry, TenantStore } from '@tenantry/db';
 import type { DnsProvider } from '@tenantry/dns';
 import type { EntitlementSource } from '@tenantry/entitlements';
 import type { ProvisioningQueue } from '@tenantry/jobs';
@@ -30,8 +30,10 @@ export interface ApiDeps {
   documents: DocumentsService;
   /** The OpenAPI document of the REST surface (built once, at boot). */
   openApiDocument: Record<string, unknown>;
-  /** Every tenant's data, routed by isolation model (schema / database). */
+  /** Every tenant's data, routed to its isolation driver (the registry, as a TenantStore). */
   tenantStore: TenantStore;
+  /** The isolation drivers: which models this installation can take new tenants of. */
+  isolation: IsolationRegistry;
 }
 
 export interface RequestContext {

@@ -1,16 +1,5 @@
 import { createDnsProvider } from '@tenantry/dns';
-import {
-  createDb,
-  createTenantStores,
-  ensureDatabase,
-  isPostgresUnavailable,
-  LocalClusterProvisioner,
-  migrateToLatest,
-  GENERATED_KEY_NOTICE,
-  loadInstallationKey,
-  TenantDatabaseProvisioner,
-  tenantDbServers,
-} from '@tenantry/db';
+import { GENERATED_KEY_NOTICE, createDb, createIsolationRegistry, ensureDatabase, isPostgresUnavailable, loadInstallationKey, migrateToLatest } from '@tenantry/db';
 import {
   JOBS,
   ProvisionTenantPayload,
@@ -25,7 +14,7 @@ import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.js';
 import { createLogger, serveMetrics } from '@tenantry/observability';
 import { ProvisioningInterrupted, compensate, provisionTenant, recordAttemptFailure } from './provisioning/saga.js';
-import { keepIdleClustersRunning, probeActiveTenants } from './health-probes.js';
+import { keepIdleTenantsReady, probeActiveTenants } from './health-probes.js';
 import { createWorkerMetrics } from './metrics.js';
 import { purgeDueTenants } from './purge.js';
 import { expireTrials } from './trial-expiry.js';
@@ -80,37 +69,28 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const db = createDb(config.DATABASE_URL, { maxConnections: config.DB_POOL_SIZE, applicationName: 'tenantry-worker', onError: (message) => logger.warn(message) });
   await migrateToLatest(db);
 
-  // Database isolation: the provisioner creates/drops tenant databases (dropping needs no
-  // key); probes reach database tenants through their own roles (needs the key).
-  const servers = tenantDbServers(config.TENANT_DB_SERVERS, config.DATABASE_URL);
+  // The isolation drivers: they provision and drop tenants' storage, and the health probes
+  // reach database and cluster tenants through their own roles, whose passwords the
+  // installation key opens.
   const secretKey = await loadInstallationKey({
     configured: config.TENANT_SECRET_KEY,
     dataDir: config.TENANTRY_DATA_DIR,
     onGenerated: (file) => logger.warn({ file }, GENERATED_KEY_NOTICE),
   });
-  const databases = new TenantDatabaseProvisioner(db, { servers, secretKey, controlPlaneUrl: config.DATABASE_URL });
-  const dns = createDnsProvider(config);
-  // Cluster isolation, driver local: instances on this host (kubernetes only renders manifests).
-  const clusters =
-    config.TENANT_CLUSTER_DRIVER === 'local'
-      ? new LocalClusterProvisioner(db, {
-          dataDir: config.TENANT_CLUSTER_DATA_DIR,
-          binDir: config.TENANT_CLUSTER_PG_BIN,
-          osUser: config.TENANT_CLUSTER_OS_USER,
-          settings: config.TENANT_CLUSTER_SETTINGS,
-          secretKey,
-        })
-      : undefined;
-  // Probes reach database and cluster tenants through their own roles (needs the key).
-  const tenantStores = createTenantStores(db, {
-    servers,
+  const isolation = createIsolationRegistry(db, {
+    controlPlaneUrl: config.DATABASE_URL,
     secretKey,
-    maxPools: config.TENANT_POOL_MAX,
-    connectionsPerPool: 1,
-    applicationName: 'tenantry-worker-probe',
-    onError: (message) => logger.warn(message),
+    database: { servers: config.TENANT_DB_SERVERS },
+    cluster: {
+      driver: config.TENANT_CLUSTER_DRIVER,
+      local: { dataDir: config.TENANT_CLUSTER_DATA_DIR, binDir: config.TENANT_CLUSTER_PG_BIN, osUser: config.TENANT_CLUSTER_OS_USER, settings: config.TENANT_CLUSTER_SETTINGS },
+      namespace: config.TENANT_CLUSTER_NAMESPACE,
+    },
+    pools: { maxPools: config.TENANT_POOL_MAX, connectionsPerPool: 1, applicationName: 'tenantry-worker-probe' },
+    warn: (message, fields) => logger.warn(fields ?? {}, message),
   });
-  const tenantStore = tenantStores.store;
+  const dns = createDnsProvider(config);
+  const tools = { isolation, dns };
 
   const redis = createWorkerRedis(config.REDIS_URL, 'tenantry-worker');
   const retry = provisioningRetryPolicy(config.PROVISION_ATTEMPTS, config.PROVISION_BACKOFF_MS);
@@ -118,21 +98,13 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
   const metrics = createWorkerMetrics(db, { [QUEUES.provisioning]: provisioningQueue, [QUEUES.maintenance]: maintenanceQueue }, config.HEALTH_PROBE_INTERVAL_MS);
   const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
-  const restartCluster = clusters
-    ? async (tenantId: string) => {
-        const restarted = await clusters.restartIfDown(tenantId);
-        if (restarted) logger.warn({ tenantId }, 'restarted a tenant cluster that was down');
-        return restarted;
-      }
-    : undefined;
   const probeTenants = async () => {
-    // A cluster tenant whose probe failed and whose postmaster is down is started again.
-    const result = await probeActiveTenants(db, tenantStore, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc(), { restartCluster });
-    if (restartCluster) await keepIdleClustersRunning(db, restartCluster);
+    const result = await probeActiveTenants(db, isolation, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc());
+    await keepIdleTenantsReady(db, isolation);
     return result;
   };
   const purge = async (now: Date) => {
-    const purged = await purgeDueTenants(db, now, databases, dns, clusters);
+    const purged = await purgeDueTenants(db, now, tools);
     if (purged > 0) metrics.lifecycleTransitions.inc({ from: 'pending_deletion', to: 'deleted' }, purged);
     return purged;
   };
@@ -145,7 +117,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       if (!parsed.success) throw new UnrecoverableError(`invalid ${JOBS.provisionTenant} payload: ${parsed.error.message}`);
       const { signupId } = parsed.data;
       try {
-        const outcome = await provisionTenant(db, parsed.data, signal, { databases, dns, clusters });
+        const outcome = await provisionTenant(db, parsed.data, signal, tools);
         logger.info({ signupId, outcome, attempt: job.attemptsMade + 1 }, 'provisioning finished');
         if (outcome.status === 'ready') {
           metrics.provisions.inc({ status: 'succeeded', isolation: outcome.isolation });
@@ -170,7 +142,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         logger.warn({ signupId, attempt: job.attemptsMade + 1, finalAttempt, err: (err as Error).message }, 'provisioning attempt failed');
         if (finalAttempt) {
-          await compensate(db, parsed.data, err, { databases, dns, clusters });
+          await compensate(db, parsed.data, err, tools);
           const failed = await db.selectFrom('signups').select('isolation').where('id', '=', signupId).executeTakeFirst();
           metrics.provisions.inc({ status: 'failed', isolation: failed?.isolation ?? 'schema' });
           throw new UnrecoverableError(`provisioning failed for good: ${(err as Error).message}`);
@@ -264,7 +236,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       );
       metricsServer.server.close();
       redis.disconnect();
-      await tenantStores.close();
+      await isolation.close();
       await db.destroy();
     },
   };

@@ -1,6 +1,5 @@
 import { Kysely, PostgresDialect } from 'kysely';
-import pg from 'pg';
-import { type PgErrorSink, guardPool, withClient } from './pg-faults.js';
+import { type PgErrorSink, createGuardedPool, withClient } from './pg-faults.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -16,13 +15,16 @@ export interface DbOptions {
 }
 
 export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
-  const pool = new pg.Pool({
-    connectionString: databaseUrl,
-    max: options.maxConnections ?? 10,
-    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
-    application_name: options.applicationName ?? 'tenantry',
-  });
-  guardPool(pool, options.applicationName ?? 'tenantry', options.onError);
+  const pool = createGuardedPool(
+    {
+      connectionString: databaseUrl,
+      max: options.maxConnections ?? 10,
+      connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
+      application_name: options.applicationName ?? 'tenantry',
+    },
+    options.applicationName ?? 'tenantry',
+    options.onError,
+  );
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

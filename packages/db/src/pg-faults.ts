@@ -16,12 +16,13 @@ const stderrSink: PgErrorSink = (message) => {
 };
 
 /**
- * Give every client of `pool`, idle or checked out, an error listener for its whole life.
- * The query the client was running fails with the same error, so the caller still sees it;
- * the broken client is dropped from the pool when it is released (it is no longer
- * queryable), and the next checkout connects afresh.
+ * A pool whose every client, idle or checked out, has an error listener for its whole
+ * life. The query a client was running fails with the same error, so the caller still sees
+ * it; the broken client is dropped from the pool when it is released (it is no longer
+ * queryable), and the next checkout connects afresh. Every pool of ours is made here.
  */
-export function guardPool(pool: pg.Pool, label: string, onError: PgErrorSink = stderrSink): pg.Pool {
+export function createGuardedPool(config: pg.PoolConfig, label: string, onError: PgErrorSink = stderrSink): pg.Pool {
+  const pool = new pg.Pool(config);
   pool.on('error', (err) => onError(`${label}: idle postgres connection lost: ${err.message}`));
   pool.on('connect', (client) => {
     client.on('error', (err) => onError(`${label}: postgres connection lost: ${err.message}`));

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { parseSecretKey } from './tenant-store/secrets.js';
+import { parseSecretKey } from './isolation/shared/secrets.js';
 
 /**
  * Where an installation keeps its files on this machine (the generated secret key, local

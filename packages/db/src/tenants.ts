@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Isolation, slugWithSuffix, slugify, tenantSchemaName } from '@tenantry/domain';
+import { type Isolation, slugWithSuffix, slugify } from '@tenantry/domain';
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.js';
 
@@ -27,8 +27,8 @@ export async function insertProvisioningTenant(
         status: 'provisioning',
         plan: tenant.plan,
         isolation: tenant.isolation,
-        // Only schema tenants have a schema; a database tenant's placement is written by the saga.
-        schema_name: tenant.isolation === 'schema' ? tenantSchemaName(tenant.id) : null,
+        // Where its data lives is written by its isolation driver when it provisions.
+        schema_name: null,
       })
       .onConflict((oc) => oc.doNothing())
       .returning('id')

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConflictError } from './lifecycle.js';
-import { SubscriptionState } from './tenant.js';
+import { type Isolation, SubscriptionState } from './tenant.js';
 import { PlanId } from './tenants-api.js';
 
 /** What a plan can switch on. Names are stable: they appear in 403 codes and in licenses. */
@@ -57,11 +57,14 @@ export const PLAN_CATALOG: Readonly<Record<PlanId, PlanDefinition>> = {
   },
 };
 
-/** Whether a catalog plan may use an isolation model (schema: every plan). */
-export function planHasIsolation(plan: string, isolation: 'schema' | 'database' | 'cluster'): boolean {
-  if (isolation === 'schema') return true;
+/** Isolation models every plan includes; any other needs the plan's `isolation.<model>` capability. */
+const ISOLATION_IN_EVERY_PLAN: readonly Isolation[] = ['schema'];
+
+/** Whether a catalog plan may use an isolation model. */
+export function planHasIsolation(plan: string, isolation: Isolation): boolean {
+  if (ISOLATION_IN_EVERY_PLAN.includes(isolation)) return true;
   const definition = PLAN_CATALOG[plan as PlanId];
-  return definition !== undefined && definition.capabilities.includes(`isolation.${isolation}`);
+  return definition !== undefined && (definition.capabilities as readonly string[]).includes(`isolation.${isolation}`);
 }
 
 /** The entitlements a trial gets; also what is served when billing state cannot be read (fail-open). */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DATA_ROLE, createDb, createTenantStores, parseSecretKey, tenantDbServers } from '@tenantry/db';
+import { DATA_ROLE, createDb, createIsolationRegistry, parseSecretKey } from '@tenantry/db';
 import { type Isolation, toPublicId } from '@tenantry/domain';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,9 +8,8 @@ import { request, requestOnHost } from '../../support/http.js';
 import { PrivatePowerDns } from '../../support/powerdns.js';
 import { deleteRedisKeys } from '../../support/redis.js';
 import { useStack } from '../../support/stack.js';
-import { destroyClusterRoot, makeClusterRoot } from '../../support/tenant-clusters.js';
-import { dropTenantDatabasesOf } from '../../support/tenant-databases.js';
 import { type Baseline, type OpenApiDocumentLike, PAYLOADS, operationsOf, runCorpus } from './injection.js';
+import { suiteModel } from './models.js';
 import {
   type SuiteTenant,
   connectAsTenantRole,
@@ -22,6 +21,9 @@ import {
 } from './tenants.js';
 
 const ZONE = 'tenants.test';
+
+/** Admin and public routes do not depend on the isolation model: this model's file covers them. */
+const SHARED_ROUTES_MODEL = 'schema';
 
 /**
  * The isolation suite, the same for every model: tenants A and B of `isolation`, and
@@ -36,12 +38,17 @@ const ZONE = 'tenants.test';
  * - the injection corpus into every string input of every tenant route — and, in the
  *   schema file only (they do not depend on the model), of every admin and public route.
  *
- * One file per model (security/isolation-*.test.ts) so they run in parallel.
+ * One file per model of the registry (security/isolation-<model>.test.ts, checked by
+ * isolation-models.test.ts) so they run in parallel. What the suite needs to know about a
+ * model is in suite/models.ts; a model without an entry there fails here, loudly.
  */
 export function defineIsolationSuite(isolation: Isolation): void {
-  const clusterRoot = isolation === 'cluster' ? makeClusterRoot() : undefined;
+  const model = suiteModel(isolation);
+  const { workerEnv, cleanup } = model.environment();
+  const ownDatabase = model.ownDatabase;
+  const coversSharedRoutes = isolation === SHARED_ROUTES_MODEL;
   const stack = useStack({
-    workerEnv: clusterRoot ? { TENANT_CLUSTER_DATA_DIR: clusterRoot, TENANT_CLUSTER_SETTINGS: 'shared_buffers=8MB max_connections=20' } : {},
+    workerEnv,
     // Tenants get <slug>.tenants.test in a real PowerDNS, and the api checks the Host.
     service: async () => {
       const pdns = await PrivatePowerDns.start(ZONE);
@@ -51,10 +58,9 @@ export function defineIsolationSuite(isolation: Isolation): void {
       };
     },
   });
-  // Registered after useStack: runs before its database (which names them) is dropped.
+  // Registered after useStack: runs before its database (which names what to remove) is dropped.
   afterAll(async () => {
-    if (isolation === 'database' && stack.database) await dropTenantDatabasesOf(stack.database.name);
-    destroyClusterRoot(clusterRoot);
+    await cleanup(stack.database?.name);
   });
 
   /** In B's documents only: a response that contains it has leaked B's data. */
@@ -93,20 +99,18 @@ export function defineIsolationSuite(isolation: Isolation): void {
     it('the role requests run as is not owner, superuser or BYPASSRLS, and cannot TRUNCATE', async () => {
       for (const tenant of [a, b]) {
         const role = await rolePrivileges(stack, tenant);
-        expect(role.role).toBe(isolation === 'schema' ? DATA_ROLE : `tr_${tenant.id.replaceAll('-', '')}`);
+        expect(role.role).toBe(model.dataRole(tenant.id));
         expect(role).toMatchObject({ rolsuper: false, rolbypassrls: false, rolcreatedb: false, rolcreaterole: false, owns: 0, truncatable: [] });
       }
     });
 
-    if (isolation !== 'schema') {
+    if (ownDatabase) {
       it("CONNECT is revoked from PUBLIC on tenant databases; B's role cannot connect to A's database, A's own can", async () => {
         for (const tenant of [a, b]) expect((await storeCatalog(stack, tenant)).publicCanConnect, tenant.tenantId).toBe(false);
         const own = await connectAsTenantRole(stack, a);
         await own.end();
         const aAt = await storeAddress(stack, a);
-        // Database tenants share a server: the role exists there and is refused CONNECT (42501).
-        // Cluster tenants: B's role does not exist in A's instance at all (28P01/28000).
-        const expected = isolation === 'database' ? ['42501'] : ['28P01', '28000'];
+        const expected = ownDatabase.foreignRoleRefused;
         const refused = await connectAsTenantRole(stack, b, aAt).then(
           async (client) => {
             await client.end();
@@ -124,13 +128,11 @@ export function defineIsolationSuite(isolation: Isolation): void {
       // The apps' own store factory, squeezed to one control-plane connection and one
       // tenant pool of one connection, so every step below reuses the same backend.
       const db = createDb(stack.database.url, { maxConnections: 1 });
-      const { store, close } = createTenantStores(db, {
-        servers: tenantDbServers(undefined, stack.database.url),
+      const store = createIsolationRegistry(db, {
+        controlPlaneUrl: stack.database.url,
         secretKey: parseSecretKey(TENANT_SECRET_KEY),
-        maxPools: 1,
-        connectionsPerPool: 1,
-        applicationName: 'tenantry-hygiene-test',
-        onError: () => undefined,
+        pools: { maxPools: 1, connectionsPerPool: 1, applicationName: 'tenantry-hygiene-test' },
+        warn: () => undefined,
       });
       const row = async (t: SuiteTenant) => stack.database.db.selectFrom('tenants').select(['id', 'isolation', 'schema_name']).where('id', '=', t.id).executeTakeFirstOrThrow();
       const ref = async (t: SuiteTenant) => {
@@ -167,7 +169,7 @@ export function defineIsolationSuite(isolation: Isolation): void {
         const after = await snapshot(a);
         expect(after).toEqual(first);
 
-        if (isolation === 'schema') {
+        if (!ownDatabase) {
           // Outside any request, the shared connection carries no tenant and no data role.
           const leftover = await sql<{ tenant: string | null; role: string }>`select current_setting('app.tenant_id', true) as tenant, current_user as role`.execute(db);
           expect(leftover.rows[0]!.tenant ?? '').toBe('');
@@ -186,7 +188,7 @@ export function defineIsolationSuite(isolation: Isolation): void {
           }
         }
       } finally {
-        await close();
+        await store.close();
         await db.destroy();
       }
     });
@@ -249,17 +251,16 @@ export function defineIsolationSuite(isolation: Isolation): void {
   });
 
   describe(`injection corpus (${isolation} tenants)`, () => {
-    it(`${PAYLOADS.length} payloads into every string input of every ${isolation === 'schema' ? 'tenant, admin and public' : 'tenant'} route: no 5xx, no foreign data, existing rows unchanged`, async () => {
+    it(`${PAYLOADS.length} payloads into every string input of every ${coversSharedRoutes ? 'tenant, admin and public' : 'tenant'} route: no 5xx, no foreign data, existing rows unchanged`, async () => {
       expect(PAYLOADS.length).toBeGreaterThanOrEqual(50);
       const openapi = (await request<OpenApiDocumentLike>(stack.api.baseUrl, 'GET', '/v1/openapi.json')).body;
       const all = operationsOf(openapi);
-      // Admin and public routes do not depend on the isolation model: the schema file covers them.
-      const operations = isolation === 'schema' ? all : all.filter((op) => op.auth === 'tenant');
-      expect(operations.length).toBeGreaterThan(isolation === 'schema' ? 20 : 7);
+      const operations = coversSharedRoutes ? all : all.filter((op) => op.auth === 'tenant');
+      expect(operations.length).toBeGreaterThan(coversSharedRoutes ? 20 : 7);
 
       // Targets the baselines may legitimately change: a victim tenant for the admin routes
       // (lifecycle, billing, rename) and one of A's documents (replace, delete).
-      const victim = isolation === 'schema' ? await createSuiteTenant(stack, 'schema', 'Victim') : undefined;
+      const victim = coversSharedRoutes ? await createSuiteTenant(stack, isolation, 'Victim') : undefined;
       const sacrificial = (await docs(a.token, 'POST', '/notes/documents', { data: { owner: 'A', sacrificial: true } })).body.id as string;
       const apiKey = await request(stack.api.baseUrl, 'POST', '/v1/api-keys', { token: a.token, body: { name: 'corpus', scope: 'read' } });
       expect(apiKey.status).toBe(201);

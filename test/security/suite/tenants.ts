@@ -1,11 +1,11 @@
-import { CLUSTER_SUPERUSER, decryptSecret, parseSecretKey } from '@tenantry/db';
+import { decryptSecret, parseSecretKey } from '@tenantry/db';
 import { type Isolation, fromPublicId } from '@tenantry/domain';
 import pg from 'pg';
 import { expect } from 'vitest';
 import { TENANT_SECRET_KEY } from '../../support/apps.js';
-import { databaseUrl } from '../../support/env.js';
 import { request, waitFor } from '../../support/http.js';
 import type { Stack } from '../../support/stack.js';
+import { suiteModel } from './models.js';
 
 /** A tenant of the isolation suite, made through the admin API and logged in. */
 export interface SuiteTenant {
@@ -21,23 +21,21 @@ export interface SuiteTenant {
 }
 
 const PASSWORD = 'violet-otter-stapler-42';
-/** The cheapest plan that allows each model (and API keys, which the corpus needs). */
-const PLAN: Record<Isolation, string> = { schema: 'pro', database: 'pro', cluster: 'enterprise' };
-const PROVISION_TIMEOUT_MS: Record<Isolation, number> = { schema: 20_000, database: 30_000, cluster: 60_000 };
 
 let counter = 0;
 export async function createSuiteTenant(stack: Stack, isolation: Isolation, label: string): Promise<SuiteTenant> {
   counter += 1;
+  const model = suiteModel(isolation);
   const email = `suite-${label.toLowerCase()}-${counter}-${process.pid}-${Date.now()}@example.com`;
   const created = await stack.admin('POST', '/v1/tenants', {
-    body: { name: `Suite ${isolation} ${label} ${counter}`, ownerEmail: email, ownerPassword: PASSWORD, plan: PLAN[isolation], isolation },
+    body: { name: `Suite ${isolation} ${label} ${counter}`, ownerEmail: email, ownerPassword: PASSWORD, plan: model.plan, isolation },
   });
   expect(created.status, JSON.stringify(created.body)).toBe(202);
   const tenantId: string = created.body.tenantId;
   const tenant = await waitFor(async () => {
     const res = await stack.admin('GET', `/v1/tenants/${tenantId}`);
     return res.body.status === 'active' ? res.body : undefined;
-  }, PROVISION_TIMEOUT_MS[isolation]);
+  }, model.provisionTimeoutMs);
   const login = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email, password: PASSWORD } });
   expect(login.status).toBe(200);
   return { isolation, tenantId, id: fromPublicId('ten', tenantId)!, slug: tenant.slug, token: login.body.token, email, password: PASSWORD };
@@ -49,23 +47,11 @@ async function placement(stack: Stack, tenant: SuiteTenant) {
 
 /**
  * A superuser connection to where the tenant's rows live: the control-plane database for
- * schema tenants, its own database for database tenants, its own instance for cluster
- * tenants. Superusers bypass RLS: this sees every row, whatever the policies say.
+ * schema tenants (search_path on its schema), its own database or instance otherwise.
+ * Superusers bypass RLS: this sees every row, whatever the policies say.
  */
 export async function connectToStore(stack: Stack, tenant: SuiteTenant): Promise<pg.Client> {
-  const row = await placement(stack, tenant);
-  let client: pg.Client;
-  if (tenant.isolation === 'schema') {
-    client = new pg.Client({ connectionString: stack.database.url });
-  } else if (tenant.isolation === 'database') {
-    client = new pg.Client({ connectionString: databaseUrl(row.database_name!) });
-  } else {
-    const password = decryptSecret(parseSecretKey(TENANT_SECRET_KEY), row.cluster_admin_password_enc!, tenant.id);
-    client = new pg.Client({ host: '127.0.0.1', port: row.cluster_port!, database: 'tenant', user: CLUSTER_SUPERUSER, password });
-  }
-  await client.connect();
-  if (tenant.isolation === 'schema') await client.query(`set search_path to ${client.escapeIdentifier(row.schema_name!)}`);
-  return client;
+  return suiteModel(tenant.isolation).connectToStore(await placement(stack, tenant), stack.database.url);
 }
 
 /**
@@ -114,13 +100,7 @@ export async function storeCatalog(stack: Stack, tenant: SuiteTenant) {
   const row = await placement(stack, tenant);
   const client = await connectToStore(stack, tenant);
   try {
-    // Schema tenants: their schema; database and cluster tenants: every non-system schema of their database.
-    const namespaces =
-      tenant.isolation === 'schema'
-        ? [row.schema_name!]
-        : (await client.query<{ nspname: string }>(`select nspname from pg_namespace where nspname not like 'pg\\_%' and nspname <> 'information_schema'`)).rows.map(
-            (r) => r.nspname,
-          );
+    const namespaces = await suiteModel(tenant.isolation).namespaces(client, row);
     const tables = await client.query<{ name: string; rls: boolean; forced: boolean }>(
       `select n.nspname || '.' || c.relname as name, c.relrowsecurity as rls, c.relforcerowsecurity as forced
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -150,10 +130,9 @@ export async function storeCatalog(stack: Stack, tenant: SuiteTenant) {
   }
 }
 
-/** The role tenant requests run as, with what it may do on the documents table of its store. */
+/** The role tenant requests run as: the schema tenants' shared data role, or the tenant's own login role. */
 export async function dataRoleOf(stack: Stack, tenant: SuiteTenant): Promise<string> {
-  if (tenant.isolation === 'schema') return 'tenantry_data';
-  return (await placement(stack, tenant)).database_role!;
+  return (await placement(stack, tenant)).database_role ?? suiteModel(tenant.isolation).dataRole(tenant.id);
 }
 
 export async function rolePrivileges(stack: Stack, tenant: SuiteTenant) {

@@ -3,12 +3,13 @@ import {
   DocumentPage,
   DocumentRequest,
   DocumentView,
+  type Isolation,
   ListDocumentsRequest,
   ReplaceDocumentRequest,
 } from '@tenantry/domain';
 import { router, tenantProcedure } from '../trpc.js';
 
-const tenantRef = (tenant: { id: string; isolation: 'schema' | 'database' | 'cluster'; schema_name: string | null }) => ({
+const tenantRef = (tenant: { id: string; isolation: Isolation; schema_name: string | null }) => ({
   id: tenant.id,
   isolation: tenant.isolation,
   schemaName: tenant.schema_name,

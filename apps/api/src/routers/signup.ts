@@ -11,7 +11,7 @@ const SignupInput = SignupRequest.superRefine((input, ctx) => {
   // isolation.cluster): known from the input alone, so a 400 on the field, before the rate
   // limiter and the password hash. Operators create database tenants on a paid plan
   // through POST /v1/tenants.
-  if (input.isolation !== undefined && input.isolation !== 'schema' && !planHasIsolation(TRIAL_PLAN, input.isolation)) {
+  if (input.isolation !== undefined && !planHasIsolation(TRIAL_PLAN, input.isolation)) {
     ctx.addIssue({
       code: 'custom',
       path: ['isolation'],

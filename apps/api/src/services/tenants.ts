@@ -1,6 +1,7 @@
 import { type Db, type Tenant, appendAudit } from '@tenantry/db';
 import {
   ForbiddenError,
+  type Isolation,
   type LifecycleAction,
   NotFoundError,
   type PlanId,
@@ -106,20 +107,17 @@ export async function listTenants(
 export async function createTenant(
   deps: ApiDeps,
   principal: PlatformPrincipal,
-  input: { name: string; ownerEmail: string; ownerPassword?: string | undefined; plan?: PlanId | undefined; isolation?: 'schema' | 'database' | 'cluster' | undefined },
+  input: { name: string; ownerEmail: string; ownerPassword?: string | undefined; plan?: PlanId | undefined; isolation?: Isolation | undefined },
 ) {
   const isolation = input.isolation ?? 'schema';
   const plan = input.plan ?? 'trial';
-  // Before anything is written: the plan must include the isolation model.
+  // Before anything is written: the plan must include the isolation model, and this
+  // installation must be able to make tenants of it (its driver says why not).
   if (!planHasIsolation(plan, isolation)) {
     throw new ForbiddenError('capability_missing', `The plan "${plan}" does not include "isolation.${isolation}"`);
   }
-  if (isolation === 'cluster' && deps.config.TENANT_CLUSTER_DRIVER !== 'local') {
-    // The kubernetes driver renders CloudNativePG manifests but does not apply them.
-    throw new ValidationError([
-      { field: 'isolation', message: `cluster isolation is not supported on this installation (TENANT_CLUSTER_DRIVER=${deps.config.TENANT_CLUSTER_DRIVER} does not provision)` },
-    ]);
-  }
+  const unavailable = deps.isolation.unavailable(isolation);
+  if (unavailable) throw new ValidationError([{ field: 'isolation', message: unavailable }]);
   const email = normaliseEmail(input.ownerEmail);
   const intent = await recordTenantIntent(deps.db, {
     email,

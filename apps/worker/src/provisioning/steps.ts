@@ -1,6 +1,6 @@
 import type { DnsProvider } from '@tenantry/dns';
-import { type Db, type LocalClusterProvisioner, type Signup, type TenantDatabaseProvisioner, UnsupportedIsolationError, appendAudit, insertProvisioningTenant, provisionTenantSchema } from '@tenantry/db';
-import { TRIAL_DAYS, TRIAL_PLAN, tenantSchemaName } from '@tenantry/domain';
+import { type Db, type IsolationRegistry, type Signup, appendAudit, insertProvisioningTenant } from '@tenantry/db';
+import { TRIAL_DAYS, TRIAL_PLAN } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
 import type { Database } from '@tenantry/db';
 
@@ -8,10 +8,8 @@ type Trx = Transaction<Database>;
 
 /** What steps may need besides the control-plane database. */
 export interface StepContext {
-  /** Creates tenant databases and roles (database isolation). */
-  databases?: TenantDatabaseProvisioner | undefined;
-  /** Runs and removes tenant instances (cluster isolation, driver local). */
-  clusters?: LocalClusterProvisioner | undefined;
+  /** The isolation drivers: the storage step provisions through the tenant's. */
+  isolation: IsolationRegistry;
   /** Makes the tenant's <slug>.<zone> record (when DNS is configured). */
   dns?: DnsProvider | undefined;
 }
@@ -41,33 +39,15 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
     },
   },
   {
+    // The tenant's schema, database or instance, made by its isolation driver. Before the
+    // transaction, like every effect outside it: storage elsewhere cannot join it, and a
+    // schema commits with its placement in a transaction of the driver's own. The driver
+    // is idempotent and resumes after a crash, so prepare may run again until recorded.
     name: 'storage',
-    async prepare(db, signup, context) {
-      if (signup.isolation === 'cluster') {
-        if (!context.clusters) throw new Error('this worker cannot provision cluster tenants (TENANT_CLUSTER_DRIVER is not local)');
-        await context.clusters.provision({ id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
-        return;
-      }
-      if (signup.isolation !== 'database') return;
-      if (!context.databases) throw new Error('this worker cannot provision database tenants');
-      await context.databases.provision({ id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
+    async prepare(_db, signup, context) {
+      await context.isolation.driver(signup.isolation).provision({ id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
     },
-    async run(trx, signup) {
-      switch (signup.isolation) {
-        case 'schema':
-          await provisionTenantSchema(trx, tenantSchemaName(signup.tenant_id));
-          return;
-        case 'database':
-        case 'cluster': {
-          // Made by prepare(), outside this transaction; here only check it was recorded.
-          const row = await trx.selectFrom('tenants').select('database_name').where('id', '=', signup.tenant_id).executeTakeFirst();
-          if (!row?.database_name) throw new Error('the tenant database was not placed');
-          return;
-        }
-        default:
-          throw new UnsupportedIsolationError(`no store driver for ${signup.isolation} isolation`);
-      }
-    },
+    async run() {},
   },
   {
     name: 'owner_user',

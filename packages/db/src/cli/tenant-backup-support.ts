@@ -61,13 +61,11 @@ export async function findTenantByRef(db: Db, ref: string): Promise<Tenant> {
  */
 export async function tenantSchemaFor(db: Db, tenant: Tenant, statuses: readonly TenantStatus[], action: string): Promise<string> {
   const label = `tenant ${tenantLabel(tenant)}`;
-  if (tenant.isolation !== 'schema') {
-    throw new RefusalError(`${label} uses ${tenant.isolation} isolation; ${action} supports schema-isolated tenants only`);
-  }
   if (!statuses.includes(tenant.status)) {
     throw new RefusalError(`${label} is ${tenant.status.replace('_', ' ')}; ${action} needs a tenant that is ${statuses.map((s) => s.replace('_', ' ')).join(', ')}`);
   }
-  if (!tenant.schema_name) throw new RefusalError(`${label} has no schema`);
+  // Only the schema driver records a schema: a provisioned tenant without one lives elsewhere.
+  if (!tenant.schema_name) throw new RefusalError(`${label} has no schema (it uses ${tenant.isolation} isolation); ${action} supports schema-isolated tenants only`);
   assertTenantSchemaName(tenant.schema_name);
   const { rows } = await sql<{ ok: boolean }>`
     select exists (

@@ -40,7 +40,7 @@ import { type Transaction, sql } from 'kysely';
 import { appendAudit } from '../audit.js';
 import { type Db, createDb } from '../client.js';
 import type { Database } from '../schema.js';
-import { withTenant } from '../with-tenant.js';
+import { withTenant } from '../isolation/schema/with-tenant.js';
 import { loadMigrateConfig } from './config.js';
 import {
   type BackupManifest,

@@ -1,7 +1,7 @@
 import { assertTenantSchemaName } from '@tenantry/domain';
 import { type Kysely, type Transaction, sql } from 'kysely';
-import type { Db } from '../client.js';
-import type { Database } from '../schema.js';
+import type { Db } from '../../client.js';
+import type { Database } from '../../schema.js';
 
 /** The role tenant data is accessed as (created by the foundation migration). */
 export const DATA_ROLE = 'tenantry_data';

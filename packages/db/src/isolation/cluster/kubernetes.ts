@@ -1,3 +1,5 @@
+import type { ClusterRuntime } from './runtime.js';
+
 /**
  * Cluster isolation, driver `kubernetes`: what a tenant's dedicated instance is as
  * CloudNativePG objects. Pure — rendering only; nothing here talks to a cluster, and this
@@ -74,4 +76,31 @@ export function renderCnpgCluster(tenantId: string, credentials: { password: str
     },
   };
   return { secret, cluster };
+}
+
+const KUBERNETES_REFUSAL = 'cluster isolation is not supported on this installation (TENANT_CLUSTER_DRIVER=kubernetes does not provision)';
+
+/**
+ * The kubernetes variant as a cluster runtime: it can say what a tenant's instance would
+ * be (`render`), and refuses to provision or drop one, since applying the manifests is not
+ * built. The api refuses cluster tenants under it (`unavailable`).
+ */
+export class KubernetesClusters implements ClusterRuntime {
+  constructor(private readonly options: CnpgRenderOptions) {}
+
+  unavailable(): string {
+    return KUBERNETES_REFUSAL;
+  }
+
+  render(tenantId: string, credentials: { password: string }): { secret: CnpgSecret; cluster: CnpgCluster } {
+    return renderCnpgCluster(tenantId, credentials, this.options);
+  }
+
+  provision(): Promise<never> {
+    return Promise.reject(new Error(KUBERNETES_REFUSAL));
+  }
+
+  drop(): Promise<never> {
+    return Promise.reject(new Error(`${KUBERNETES_REFUSAL}: a cluster tenant cannot be removed by this worker`));
+  }
 }

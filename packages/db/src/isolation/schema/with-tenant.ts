@@ -1,8 +1,8 @@
 import { assertTenantSchemaName } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
-import type { Db } from './client.js';
-import type { Database } from './schema.js';
-import { DATA_ROLE } from './tenant-store/schema-store.js';
+import type { Db } from '../../client.js';
+import type { Database } from '../../schema.js';
+import { DATA_ROLE } from './ddl.js';
 
 export interface TenantContext {
   tenantId: string;

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { postgresBinDir } from './cluster-store.js';
+import { postgresBinDir } from './local.js';
 
 describe('postgresBinDir: which initdb/pg_ctl run a tenant instance', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'tenantry-pgbin-'));

@@ -2,14 +2,17 @@ import { execFile } from 'node:child_process';
 import { access, chown, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { type Isolation, tenantRoleName } from '@tenantry/domain';
+import { tenantRoleName } from '@tenantry/domain';
 import { sql } from 'kysely';
 import type pg from 'pg';
-import type { Db } from '../client.js';
-import { withClient } from '../pg-faults.js';
-import { insertProvisioningTenant } from '../tenants.js';
-import { CLUSTER_TENANT_DATABASE, DatabaseTenantStore, type DatabaseTenantStoreOptions, TEMPLATE_DDL, ensureRole } from './database-store.js';
-import { decryptSecret, encryptSecret, generateRolePassword } from './secrets.js';
+import type { Db } from '../../client.js';
+import { withClient } from '../../pg-faults.js';
+import { withTenantLock } from '../../tenant-lock.js';
+import { insertProvisioningTenant } from '../../tenants.js';
+import type { ProvisioningTenant } from '../driver.js';
+import { decryptSecret, encryptSecret, generateRolePassword } from '../shared/secrets.js';
+import { TEMPLATE_DDL, ensureRole } from '../shared/tenant-database.js';
+import type { ClusterRuntime } from './runtime.js';
 
 /**
  * Cluster isolation, driver `local`: a dedicated Postgres instance per tenant, a real
@@ -50,6 +53,9 @@ export interface ClusterPlacement {
   rolePasswordEnc: Buffer;
   adminPasswordEnc: Buffer;
 }
+
+/** The tenant database inside a tenant's dedicated instance. */
+export const CLUSTER_TENANT_DATABASE = 'tenant';
 
 const CLUSTER_DIR = /^tc_[0-9a-f]{32}$/;
 /** What may appear in a path handed to pg_ctl's -o (it goes through a shell). */
@@ -134,7 +140,7 @@ interface Run {
   stderr: string;
 }
 
-export class LocalClusterProvisioner {
+export class LocalClusterProvisioner implements ClusterRuntime {
   private owner: Promise<{ uid: number; gid: number } | undefined> | undefined;
 
   constructor(
@@ -145,13 +151,17 @@ export class LocalClusterProvisioner {
     for (const s of options.settings) if (!SETTING.test(s)) throw new Error(`not a server setting: ${JSON.stringify(s)}`);
   }
 
+  unavailable(): undefined {
+    return undefined;
+  }
+
   dataDirOf(tenantId: string): string {
     return path.join(this.options.dataDir, tenantClusterDirName(tenantId));
   }
 
   /** Place, initdb, start and fill the tenant's instance; serialised per tenant like the saga. */
-  async provision(tenant: { id: string; name: string; plan: string; isolation: Isolation }): Promise<ClusterPlacement> {
-    return this.withTenantLock(tenant.id, async (conn) => {
+  async provision(tenant: ProvisioningTenant): Promise<ClusterPlacement> {
+    return withTenantLock(this.db, tenant.id, async (conn) => {
       let placement = await this.place(conn, tenant);
       const key = this.requireKey();
       await this.ensureInitialised(placement.dataDir, decryptSecret(key, placement.adminPasswordEnc, tenant.id));
@@ -166,13 +176,14 @@ export class LocalClusterProvisioner {
    * this after a failed probe). True if it was started.
    */
   async restartIfDown(tenantId: string): Promise<boolean> {
-    return this.withTenantLock(tenantId, async (conn) => {
+    return withTenantLock(this.db, tenantId, async (conn) => {
       const row = await conn
         .selectFrom('tenants')
-        .select(['isolation', 'status', 'cluster_data_dir', 'cluster_port', 'database_role', 'database_password_enc', 'cluster_admin_password_enc'])
+        .select(['status', 'cluster_data_dir', 'cluster_port', 'database_role', 'database_password_enc', 'cluster_admin_password_enc'])
         .where('id', '=', tenantId)
+        .where('isolation', '=', 'cluster')
         .executeTakeFirst();
-      if (!row || row.isolation !== 'cluster' || !row.cluster_data_dir || !row.cluster_port || row.status === 'deleted') return false;
+      if (!row || !row.cluster_data_dir || !row.cluster_port || row.status === 'deleted') return false;
       if (!(await exists(path.join(row.cluster_data_dir, 'PG_VERSION')))) return false;
       if ((await this.status(row.cluster_data_dir)) === 'running') return false;
       await this.ensureRunning(conn, tenantId, {
@@ -217,18 +228,7 @@ export class LocalClusterProvisioner {
     return this.options.secretKey;
   }
 
-  private async withTenantLock<T>(tenantId: string, fn: (conn: Db) => Promise<T>): Promise<T> {
-    return this.db.connection().execute(async (conn) => {
-      await sql`select pg_advisory_lock(hashtextextended(${tenantId}, 0))`.execute(conn);
-      try {
-        return await fn(conn);
-      } finally {
-        await sql`select pg_advisory_unlock(hashtextextended(${tenantId}, 0))`.execute(conn);
-      }
-    });
-  }
-
-  private async place(conn: Db, tenant: { id: string; name: string; plan: string; isolation: Isolation }): Promise<ClusterPlacement> {
+  private async place(conn: Db, tenant: ProvisioningTenant): Promise<ClusterPlacement> {
     await insertProvisioningTenant(conn, tenant);
     const row = await conn
       .selectFrom('tenants')
@@ -367,16 +367,5 @@ export class LocalClusterProvisioner {
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: String(stdout), stderr: String(stderr) });
       });
     });
-  }
-}
-
-/**
- * The store driver of cluster tenants: the database driver's bounded LRU of per-tenant
- * pools, connecting to the tenant's own instance (127.0.0.1:<port>, database `tenant`)
- * as the tenant's role.
- */
-export class ClusterTenantStore extends DatabaseTenantStore {
-  constructor(controlPlane: Db, options: Omit<DatabaseTenantStoreOptions, 'isolation' | 'servers'>) {
-    super(controlPlane, { ...options, servers: [], isolation: 'cluster' });
   }
 }

@@ -1,0 +1,120 @@
+import { assertTenantRoleName } from '@tenantry/domain';
+import type { Transaction } from 'kysely';
+import type { Database } from '../../schema.js';
+import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, UnsupportedIsolationError, storeOf } from '../driver.js';
+import { probeTenantStore } from '../probe.js';
+import { decryptSecret } from '../shared/secrets.js';
+import { connectionUrl } from '../shared/tenant-database.js';
+import { TenantPools } from '../shared/tenant-pools.js';
+import { KubernetesClusters } from './kubernetes.js';
+import { CLUSTER_TENANT_DATABASE, type LocalClusterOptions, LocalClusterProvisioner } from './local.js';
+import { type ClusterRuntime, RemoteClusters } from './runtime.js';
+
+export interface ClusterDriverOptions {
+  /** TENANT_CLUSTER_DRIVER (default `local`). */
+  driver?: 'local' | 'kubernetes' | undefined;
+  /**
+   * Where the `local` variant runs instances on this host (the worker's settings). A
+   * process without them reaches cluster tenants but runs no instance (the api).
+   */
+  local?: Omit<LocalClusterOptions, 'secretKey'> | undefined;
+  /** The `kubernetes` variant's namespace (TENANT_CLUSTER_NAMESPACE). */
+  namespace?: string | undefined;
+}
+
+/** Instances listen on loopback only (local variant); anything else on a row is not ours. */
+const LOOPBACK_SERVER = /^127\.0\.0\.1:\d{1,5}$/;
+
+/**
+ * Cluster isolation: a dedicated Postgres instance per tenant, reached as the tenant's own
+ * login role in its database `tenant`, through the same bounded LRU of per-tenant pools as
+ * database tenants. Where the instance runs is the runtime's business (runtime.ts); the
+ * health pass starts an instance that is down, of tenants not served right now too.
+ *
+ * Placement: database_server (`127.0.0.1:<port>`), database_name (`tenant`),
+ * database_role and database_password_enc as for database tenants, plus the instance's
+ * data directory, port and encrypted superuser password.
+ */
+export class ClusterDriver implements IsolationDriver {
+  readonly model = 'cluster';
+  readonly placementColumns = [
+    'database_server',
+    'database_name',
+    'database_role',
+    'database_password_enc',
+    'cluster_data_dir',
+    'cluster_port',
+    'cluster_admin_password_enc',
+  ] as const;
+  readonly keepReady: ((tenantId: string) => Promise<boolean>) | undefined;
+  private readonly runtime: ClusterRuntime;
+  private readonly pools: TenantPools;
+
+  constructor(
+    private readonly context: DriverContext,
+    options: ClusterDriverOptions = {},
+  ) {
+    this.runtime =
+      options.driver === 'kubernetes'
+        ? new KubernetesClusters({ namespace: options.namespace ?? 'tenantry' })
+        : options.local
+          ? new LocalClusterProvisioner(context.db, { ...options.local, secretKey: context.secretKey })
+          : new RemoteClusters();
+    this.pools = new TenantPools((tenantId) => this.connectionOf(tenantId), context.pools, context.warn);
+    this.keepReady = this.runtime.restartIfDown ? (tenantId) => this.startIfDown(tenantId) : undefined;
+  }
+
+  unavailable(): string | undefined {
+    if (!this.context.secretKey) return 'cluster isolation is not enabled on this installation (TENANT_SECRET_KEY is not set)';
+    return this.runtime.unavailable();
+  }
+
+  async provision(tenant: ProvisioningTenant): Promise<void> {
+    const reason = this.unavailable();
+    if (reason) throw new Error(reason);
+    await this.runtime.provision(tenant);
+  }
+
+  /** Not transactional: the instance is stopped and its directory removed at once (needs no key). */
+  async drop(_trx: Transaction<Database>, tenant: TeardownTarget): Promise<void> {
+    await this.runtime.drop(tenant.id, tenant.row?.cluster_data_dir ?? null);
+  }
+
+  open<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    if (!this.context.secretKey) return Promise.reject(new UnsupportedIsolationError('no store driver for cluster isolation (TENANT_SECRET_KEY is not set)'));
+    return this.pools.run(tenant.id, fn);
+  }
+
+  async health(tenant: TenantRef): Promise<StoreProbe> {
+    const probe = await probeTenantStore(storeOf(this), tenant);
+    if (probe.ok || !this.keepReady) return probe;
+    // The tenant's own instance may simply be down: start it and probe again.
+    const started = await this.keepReady(tenant.id).catch(() => false);
+    return started ? probeTenantStore(storeOf(this), tenant) : probe;
+  }
+
+  close(): Promise<void> {
+    return this.pools.close();
+  }
+
+  private async startIfDown(tenantId: string): Promise<boolean> {
+    const started = await this.runtime.restartIfDown!(tenantId);
+    if (started) this.context.warn('restarted a tenant cluster that was down', { tenantId });
+    return started;
+  }
+
+  /** The tenant's instance on loopback, database `tenant`, as its own role (the password decrypted here, once per pool). */
+  private async connectionOf(tenantId: string): Promise<string> {
+    const row = await this.context.db
+      .selectFrom('tenants')
+      .select(['database_server', 'database_name', 'database_role', 'database_password_enc'])
+      .where('id', '=', tenantId)
+      .where('isolation', '=', this.model)
+      .executeTakeFirst();
+    if (!row || !row.database_server || !row.database_name || !row.database_role || !row.database_password_enc) throw new Error('the tenant has no cluster');
+    assertTenantRoleName(row.database_role);
+    if (row.database_name !== CLUSTER_TENANT_DATABASE || !LOOPBACK_SERVER.test(row.database_server)) throw new Error('the tenant cluster placement is invalid');
+    const password = decryptSecret(this.context.secretKey!, row.database_password_enc, tenantId);
+    return connectionUrl(`postgres://${row.database_server}/postgres`, row.database_name, { user: row.database_role, password });
+  }
+}

@@ -1,0 +1,97 @@
+import { assertTenantDatabaseName, assertTenantRoleName } from '@tenantry/domain';
+import type { Transaction } from 'kysely';
+import type { Database } from '../../schema.js';
+import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, UnsupportedIsolationError, storeOf } from '../driver.js';
+import { probeTenantStore } from '../probe.js';
+import { decryptSecret } from '../shared/secrets.js';
+import { connectionUrl } from '../shared/tenant-database.js';
+import { TenantPools } from '../shared/tenant-pools.js';
+import { TenantDatabaseProvisioner } from './provisioner.js';
+import { type TenantDbServer, serverOf, tenantDbServers } from './servers.js';
+
+export interface DatabaseDriverOptions {
+  /** TENANT_DB_SERVERS: admin URLs of the servers tenant databases are placed on (default: the control plane's server). */
+  servers?: readonly string[] | undefined;
+}
+
+/**
+ * Database isolation: one Postgres database per tenant, cloned from a migrated template,
+ * reached only through the tenant's own login role.
+ *
+ * - The template `tenantry_tenant_template` holds the tenant tables: the same documents
+ *   table as a tenant schema, with RLS enabled, forced and keyed on app.tenant_id as
+ *   defense in depth (the database boundary is the real one).
+ * - Each tenant gets `td_<32 hex>` (owned by the admin, not by the tenant) and a LOGIN
+ *   role `tr_<32 hex>`: not superuser, no BYPASSRLS, no CREATEDB/CREATEROLE, owner of
+ *   nothing; CONNECT on its database only (revoked from PUBLIC there), and
+ *   SELECT/INSERT/UPDATE/DELETE on documents (never TRUNCATE).
+ * - Placement: the server with the fewest tenants. The role's password is random, stored
+ *   only AES-256-GCM-encrypted on the tenant row, and reaches Postgres only as a SCRAM
+ *   verifier.
+ * - Requests: a bounded LRU of per-tenant pools, connected as the tenant's role.
+ */
+export class DatabaseDriver implements IsolationDriver {
+  readonly model = 'database';
+  readonly placementColumns = ['database_server', 'database_name', 'database_role', 'database_password_enc'] as const;
+  private readonly servers: TenantDbServer[];
+  private readonly provisioner: TenantDatabaseProvisioner;
+  private readonly pools: TenantPools;
+
+  constructor(
+    private readonly context: DriverContext,
+    options: DatabaseDriverOptions = {},
+  ) {
+    this.servers = tenantDbServers(options.servers, context.controlPlaneUrl);
+    this.provisioner = new TenantDatabaseProvisioner(context.db, { servers: this.servers, secretKey: context.secretKey, controlPlaneUrl: context.controlPlaneUrl });
+    this.pools = new TenantPools((tenantId) => this.connectionOf(tenantId), context.pools, context.warn);
+  }
+
+  /** Open tenant pools (for tests and metrics). */
+  get poolCount(): number {
+    return this.pools.poolCount;
+  }
+
+  unavailable(): string | undefined {
+    return this.context.secretKey ? undefined : 'database isolation is not enabled on this installation (TENANT_SECRET_KEY is not set)';
+  }
+
+  async provision(tenant: ProvisioningTenant): Promise<void> {
+    const reason = this.unavailable();
+    if (reason) throw new Error(reason);
+    await this.provisioner.provision(tenant);
+  }
+
+  /** Not transactional (DROP DATABASE cannot be): the database and role go at once; needs no key. */
+  async drop(_trx: Transaction<Database>, tenant: TeardownTarget): Promise<void> {
+    await this.provisioner.drop(tenant.id, tenant.row?.database_server ?? null);
+  }
+
+  open<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    if (!this.context.secretKey) return Promise.reject(new UnsupportedIsolationError('no store driver for database isolation (TENANT_SECRET_KEY is not set)'));
+    return this.pools.run(tenant.id, fn);
+  }
+
+  health(tenant: TenantRef): Promise<StoreProbe> {
+    return probeTenantStore(storeOf(this), tenant);
+  }
+
+  close(): Promise<void> {
+    return this.pools.close();
+  }
+
+  /** The tenant's own database on its server, as its own role (the password decrypted here, once per pool). */
+  private async connectionOf(tenantId: string): Promise<string> {
+    const row = await this.context.db
+      .selectFrom('tenants')
+      .select(['database_server', 'database_name', 'database_role', 'database_password_enc'])
+      .where('id', '=', tenantId)
+      .where('isolation', '=', this.model)
+      .executeTakeFirst();
+    if (!row || !row.database_server || !row.database_name || !row.database_role || !row.database_password_enc) throw new Error('the tenant has no database');
+    assertTenantRoleName(row.database_role);
+    assertTenantDatabaseName(row.database_name);
+    const server = serverOf(this.servers, row.database_server);
+    const password = decryptSecret(this.context.secretKey!, row.database_password_enc, tenantId);
+    return connectionUrl(server.adminUrl, row.database_name, { user: row.database_role, password });
+  }
+}

@@ -1,0 +1,154 @@
+import type { Isolation } from '@tenantry/domain';
+import type { Transaction, UpdateType } from 'kysely';
+import type { Db } from '../client.js';
+import type { Database, Tenant, TenantsTable } from '../schema.js';
+
+/** A tenant as requests and probes name it: enough for its driver to find its data. */
+export interface TenantRef {
+  id: string;
+  isolation: Isolation;
+  schemaName: string | null;
+}
+
+/**
+ * Where a tenant's data lives, behind one interface: `run` gives `fn` a transaction that
+ * sees that tenant's tables — and only its rows — whatever the isolation model.
+ */
+export interface TenantStore {
+  run<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T>;
+}
+
+export class UnsupportedIsolationError extends Error {}
+
+/** A tenant whose storage is being made: enough to write its row if nothing has yet. */
+export interface ProvisioningTenant {
+  id: string;
+  name: string;
+  plan: string;
+  isolation: Isolation;
+}
+
+/**
+ * A tenant whose storage is being removed: its id always; its row unless it was never
+ * written (a signup that failed early) or is already gone. Without a placement a driver
+ * removes what the id alone names.
+ */
+export interface TeardownTarget {
+  id: string;
+  row: Tenant | undefined;
+}
+
+export interface StoreProbe {
+  ok: boolean;
+  latencyMs: number;
+  error?: string;
+}
+
+/** A tenants column that may be cleared (set to null). */
+export type NullableTenantColumn = { [K in keyof TenantsTable]-?: null extends UpdateType<TenantsTable[K]> ? K : never }[keyof TenantsTable];
+
+/** Where drivers report what operators should see: a lost connection, an instance restarted. */
+export type IsolationLog = (message: string, fields?: Record<string, unknown>) => void;
+
+/** Per-tenant connection pools (database and cluster tenants): a bounded LRU. */
+export interface TenantPoolOptions {
+  /** Most per-tenant pools kept open; the least recently used beyond it is closed. */
+  maxPools: number;
+  /** Connections per tenant pool. */
+  connectionsPerPool: number;
+  /** An idle connection of a tenant pool is closed after this long (default 10 s). */
+  idleTimeoutMillis?: number;
+  /** application_name of the tenant connections (tells the api's from the worker's probes). */
+  applicationName: string;
+}
+
+/** What every driver is built with (each model's own options come on top, see registry.ts). */
+export interface DriverContext {
+  /** The control-plane database: tenant rows, placements, the tenant lock. */
+  db: Db;
+  /** Its URL: database tenants default to its server, and tenant roles are kept out of it. */
+  controlPlaneUrl: string;
+  /** TENANT_SECRET_KEY: encrypts and opens tenant credentials. Without it, models that need credentials are unavailable. */
+  secretKey: Buffer | undefined;
+  pools: TenantPoolOptions;
+  warn: IsolationLog;
+}
+
+/**
+ * One isolation model, whole: how a tenant's storage is made, removed, reached at request
+ * time and checked. The registry (registry.ts) picks the driver from the tenant row's
+ * `isolation`; nothing else looks at the model. Each driver lives in a folder of its own
+ * (schema/, database/, cluster/).
+ *
+ * A driver records where it put a tenant (its placement) on the tenant row, in the columns
+ * it lists in `placementColumns`, and reads it back from there; so everything but
+ * `provision` works from the row alone, in any process that has the driver.
+ *
+ * Online moves between models go here later, as members of this interface used by a move
+ * state machine in the worker: the target driver's `provision` runs while the source still
+ * serves; the source exports the tenant's rows (`export`, a consistent snapshot) and the
+ * target imports them (`import`), or the source copies into the target directly; then
+ * `freeze` (writes wait or get 503, reads go on) on the source, a final copy, `verify` (row
+ * counts and checksums, read through `open` on both sides), the routing switch on the
+ * tenant row, and the source's `drop` once the move is verified. Drivers that share
+ * placement columns (database and cluster both use database_*) will need the target's
+ * placement kept apart from the source's until the switch.
+ */
+export interface IsolationDriver {
+  readonly model: Isolation;
+
+  /** The tenant-row columns holding this model's placement; purging a tenant clears them. */
+  readonly placementColumns: readonly NullableTenantColumn[];
+
+  /**
+   * Why this installation cannot take new tenants of this model (a missing key, a variant
+   * that does not provision), or undefined when it can. The api asks before it accepts a
+   * tenant; `provision` refuses with the same reason.
+   */
+  unavailable(): string | undefined;
+
+  /**
+   * Make the tenant's storage and record its placement on the tenant row (writing the row
+   * first if the saga has not yet). Runs outside any control-plane transaction — storage
+   * on another server or in another process cannot join one — under the tenant's advisory
+   * lock. Idempotent and resumable: after a crash anywhere, running it again finishes the
+   * job with the placement already recorded.
+   */
+  provision(tenant: ProvisioningTenant): Promise<void>;
+
+  /**
+   * Remove the tenant's storage, inside `trx`: the control-plane transaction that then
+   * deletes the rows recording it, under the tenant's lock. Storage in the control-plane
+   * database is dropped in `trx` and rolls back with it; storage elsewhere is removed at
+   * once and idempotently, so a rollback leaves the placement for the next try to find.
+   */
+  drop(trx: Transaction<Database>, tenant: TeardownTarget): Promise<void>;
+
+  /**
+   * Request time: run `fn` in a transaction that sees exactly this tenant's data, as a
+   * role that cannot see anyone else's (row-level security keyed on app.tenant_id too).
+   */
+  open<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T>;
+
+  /**
+   * The worker's health pass, per active tenant: a real query through `open`, the way
+   * requests reach the data. A driver that can heal what it finds (a stopped instance)
+   * does so, then probes again.
+   */
+  health(tenant: TenantRef): Promise<StoreProbe>;
+
+  /**
+   * For tenants not served right now (suspended, pending deletion): keep their storage
+   * ready, so unsuspending or restoring gives access back at once. True if something had
+   * to be started. Absent when there is nothing to keep running.
+   */
+  readonly keepReady?: ((tenantId: string) => Promise<boolean>) | undefined;
+
+  /** Release what the driver holds open (per-tenant pools). */
+  close(): Promise<void>;
+}
+
+/** A driver's `open` as a TenantStore (what probes and the documents service take). */
+export function storeOf(driver: Pick<IsolationDriver, 'open'>): TenantStore {
+  return { run: (tenant, fn) => driver.open(tenant, fn) };
+}

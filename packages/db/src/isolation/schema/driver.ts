@@ -1,0 +1,58 @@
+import { tenantSchemaName } from '@tenantry/domain';
+import { type Transaction, sql } from 'kysely';
+import type { Database } from '../../schema.js';
+import { lockTenant } from '../../tenant-lock.js';
+import { insertProvisioningTenant } from '../../tenants.js';
+import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, storeOf } from '../driver.js';
+import { probeTenantStore } from '../probe.js';
+import { dropTenantSchema, provisionTenantSchema } from './ddl.js';
+import { withTenant } from './with-tenant.js';
+
+/**
+ * Schema isolation: a schema `t_<32 hex>` per tenant in the control-plane database, its
+ * documents table behind forced row-level security, reached as the data role
+ * (tenantry_data) with app.tenant_id and search_path set per transaction. Needs no key and
+ * no other server: always available.
+ */
+export class SchemaDriver implements IsolationDriver {
+  readonly model = 'schema';
+  readonly placementColumns = ['schema_name'] as const;
+
+  constructor(private readonly context: DriverContext) {}
+
+  unavailable(): undefined {
+    return undefined;
+  }
+
+  /**
+   * One transaction under the tenant's lock (CREATE SCHEMA IF NOT EXISTS is not safe
+   * against a concurrent twin): the row if missing, its placement, and the schema's DDL —
+   * DDL is transactional in Postgres, so a crash leaves all of it or none.
+   */
+  async provision(tenant: ProvisioningTenant): Promise<void> {
+    const schemaName = tenantSchemaName(tenant.id);
+    await this.context.db.transaction().execute(async (trx) => {
+      await lockTenant(trx, tenant.id);
+      await insertProvisioningTenant(trx, tenant);
+      await trx.updateTable('tenants').set({ schema_name: schemaName, updated_at: sql`now()` }).where('id', '=', tenant.id).execute();
+      await provisionTenantSchema(trx, schemaName);
+    });
+  }
+
+  /** Transactional: a teardown rolled back leaves the schema, with its rows, in place. */
+  async drop(trx: Transaction<Database>, tenant: TeardownTarget): Promise<void> {
+    await dropTenantSchema(trx, tenant.row?.schema_name ?? tenantSchemaName(tenant.id));
+  }
+
+  open<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    // Not provisioned yet (or purged): nothing to open.
+    if (!tenant.schemaName) return Promise.reject(new Error('the tenant has no store'));
+    return withTenant(this.context.db, { tenantId: tenant.id, schemaName: tenant.schemaName }, fn);
+  }
+
+  health(tenant: TenantRef): Promise<StoreProbe> {
+    return probeTenantStore(storeOf(this), tenant);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,128 @@
+import { Kysely, PostgresDialect, type Transaction, sql } from 'kysely';
+import { createGuardedPool } from '../../pg-faults.js';
+import type { Database } from '../../schema.js';
+import type { IsolationLog, TenantPoolOptions } from '../driver.js';
+
+interface PoolEntry {
+  db: Kysely<Database>;
+  /** Runs using the pool right now: it is closed only when none is. */
+  active: number;
+  evicted: boolean;
+  closed: boolean;
+}
+
+const codeOf = (err: unknown) => (err as { code?: string }).code;
+
+/** Errors after which a tenant's pool is not worth keeping (its database or role changed or went away). */
+function isConnectionProblem(err: unknown): boolean {
+  const code = codeOf(err);
+  // ECONNREFUSED: a tenant instance that is down, or came back on another port.
+  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P01' || code === 'ECONNREFUSED');
+}
+
+/**
+ * Per-tenant connection pools for tenants reached through their own login role (database
+ * and cluster isolation): `run` gives `fn` a transaction on the tenant's own database with
+ * app.tenant_id set for the RLS policy as well. Bounded: at most `maxPools` pools of
+ * `connectionsPerPool` connections (LRU), so the connections one process holds stay at or
+ * below maxPools × connectionsPerPool however many tenants use it.
+ *
+ * `connectionOf` says where and as whom a tenant connects (it reads and decrypts the
+ * placement); it is called once per pool opened.
+ */
+export class TenantPools {
+  private readonly pools = new Map<string, Promise<PoolEntry>>();
+
+  constructor(
+    private readonly connectionOf: (tenantId: string) => Promise<string>,
+    private readonly options: TenantPoolOptions,
+    private readonly warn: IsolationLog,
+  ) {}
+
+  /** Open tenant pools (for tests and metrics). */
+  get poolCount(): number {
+    return this.pools.size;
+  }
+
+  async run<T>(tenantId: string, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    const entry = await this.acquire(tenantId);
+    try {
+      return await entry.db.transaction().execute(async (trx) => {
+        await sql`select set_config('app.tenant_id', ${tenantId}, true)`.execute(trx);
+        return fn(trx);
+      });
+    } catch (err) {
+      if (isConnectionProblem(err)) this.evict(tenantId);
+      throw err;
+    } finally {
+      entry.active -= 1;
+      if (entry.evicted && entry.active === 0) this.closeEntry(entry);
+    }
+  }
+
+  /** Close every pool (shutdown). */
+  async close(): Promise<void> {
+    const entries = await Promise.allSettled([...this.pools.values()]);
+    this.pools.clear();
+    await Promise.all(entries.map((e) => (e.status === 'fulfilled' ? e.value.db.destroy().catch(() => undefined) : undefined)));
+  }
+
+  private async acquire(tenantId: string): Promise<PoolEntry> {
+    let pending = this.pools.get(tenantId);
+    if (pending) {
+      // Most recently used goes to the end of the map's order.
+      this.pools.delete(tenantId);
+      this.pools.set(tenantId, pending);
+    } else {
+      const opening = this.open(tenantId);
+      pending = opening;
+      this.pools.set(tenantId, opening);
+      opening.catch(() => {
+        if (this.pools.get(tenantId) === opening) this.pools.delete(tenantId);
+      });
+      while (this.pools.size > this.options.maxPools) {
+        const oldest = this.pools.keys().next().value as string;
+        this.evict(oldest);
+      }
+    }
+    const entry = await pending;
+    // Evicted and closed while we waited for it: open a fresh one.
+    if (entry.closed) return this.acquire(tenantId);
+    entry.active += 1;
+    return entry;
+  }
+
+  private evict(tenantId: string): void {
+    const pending = this.pools.get(tenantId);
+    if (!pending) return;
+    this.pools.delete(tenantId);
+    pending.then(
+      (entry) => {
+        entry.evicted = true;
+        if (entry.active === 0) this.closeEntry(entry);
+      },
+      () => undefined,
+    );
+  }
+
+  private closeEntry(entry: PoolEntry): void {
+    if (entry.closed) return;
+    entry.closed = true;
+    entry.db.destroy().catch((err: Error) => this.warn(`closing a tenant pool failed: ${err.message}`));
+  }
+
+  private async open(tenantId: string): Promise<PoolEntry> {
+    const pool = createGuardedPool(
+      {
+        connectionString: await this.connectionOf(tenantId),
+        max: this.options.connectionsPerPool,
+        idleTimeoutMillis: this.options.idleTimeoutMillis ?? 10_000,
+        connectionTimeoutMillis: 5_000,
+        application_name: this.options.applicationName,
+      },
+      'tenant store',
+      (message) => this.warn(message),
+    );
+    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), active: 0, evicted: false, closed: false };
+  }
+}

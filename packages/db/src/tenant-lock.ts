@@ -1,0 +1,31 @@
+import { type Kysely, sql } from 'kysely';
+import type { Db } from './client.js';
+import type { Database } from './schema.js';
+
+/**
+ * One advisory lock per tenant, the same key everywhere: the provisioning saga, the
+ * isolation drivers (provision, restart) and the teardown (compensation, purge) take it,
+ * so a redelivered job, its stalled original, a health pass and a purge never work on the
+ * same tenant's storage at once.
+ */
+const key = (tenantId: string) => sql`hashtextextended(${tenantId}, 0)`;
+
+/** Take the tenant's lock until the end of the transaction `trx` is in. */
+export async function lockTenant(trx: Kysely<Database>, tenantId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(${key(tenantId)})`.execute(trx);
+}
+
+/**
+ * Hold the tenant's lock on a connection of its own while `fn` runs, for work that cannot
+ * sit inside a transaction (CREATE DATABASE, initdb, pg_ctl). `fn` gets that connection.
+ */
+export async function withTenantLock<T>(db: Db, tenantId: string, fn: (conn: Db) => Promise<T>): Promise<T> {
+  return db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(${key(tenantId)})`.execute(conn);
+    try {
+      return await fn(conn);
+    } finally {
+      await sql`select pg_advisory_unlock(${key(tenantId)})`.execute(conn);
+    }
+  });
+}
