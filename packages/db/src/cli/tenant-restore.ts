@@ -285,10 +285,11 @@ async function copyIntoTarget(
       throw new Error(`copied ${rows} row(s), target now shows ${visible.rows[0]!.n}, expected ${options.expected}; rolled back`);
     }
     const copied = { rows, replacedRows: options.replace ? replacedRows : 0 };
-    // withTenant's search_path is the tenant schema alone; the audit log (and its chain
-    // trigger's unqualified references) live in the control plane's schema. Still
+    // The audit entry is the control plane's, in the same transaction as the copy: back
+    // to the CLI's own role (the data role may not write the audit log), and the control
+    // plane's schema on the path, where withTenant left only the tenant's. Both are
     // transaction-local, and every statement above names its schema explicitly.
-    await sql`select set_config('search_path', quote_ident(${target.schema}) || ', ' || quote_ident(${options.auditSchema}), true)`.execute(trx);
+    await sql`select set_config('role', 'none', true), set_config('search_path', quote_ident(${target.schema}) || ', ' || quote_ident(${options.auditSchema}), true)`.execute(trx);
     await audit(trx, copied);
     return copied;
   });
