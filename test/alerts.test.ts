@@ -20,6 +20,7 @@ export const RUNBOOK_ANCHORS = [
   'api-error-budget',
   'entitlements-stale',
   'quota-exceeded',
+  'usage-flush-stalled',
   'worker-down',
   'tenant-unreachable',
   'provisioning-failures',

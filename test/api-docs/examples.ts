@@ -80,6 +80,16 @@ export const EXAMPLES: Example[] = [
     body: { data: { title: 'Quarterly plan', status: 'done' } },
   },
   { operationId: 'documents.delete', auth: 'tenant', path: { collection: 'notes', id: { env: 'DOCUMENT_ID' } } },
+  { operationId: 'usage.own', auth: 'tenant' },
+  { operationId: 'usage.ownMonth', auth: 'tenant', path: { month: '2026-11' } },
+  { operationId: 'usage.ofTenant', auth: 'platform', path: { id: 'acme-corp' } },
+  { operationId: 'usage.ofTenantMonth', auth: 'platform', path: { id: 'acme-corp', month: '2026-11' } },
+  {
+    operationId: 'usage.series',
+    auth: 'platform',
+    path: { id: 'acme-corp' },
+    query: { meter: 'apiRequests', from: '2026-12-01T00:00:00Z', to: '2026-12-02T00:00:00Z', interval: 'hour' },
+  },
   { operationId: 'audit.list', auth: 'platform', query: { limit: 5 } },
   { operationId: 'meta.openapi', auth: 'none' },
 ];

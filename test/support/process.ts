@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { PLATFORM_KEY, TENANT_SECRET_KEY } from './apps.js';
+import { TEST_REDIS_URL } from './env.js';
+import { freePort } from './ports.js';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -37,4 +40,35 @@ export function runToExit(app: 'api' | 'worker', env: Record<string, string>, ti
       resolve({ code, output: child.output() });
     });
   });
+}
+
+/**
+ * A real api process on a free port, configured like the in-process test apis (same
+ * platform key and secret key), ready when this resolves. For tests whose client must not
+ * share an event loop with the server, and for signals.
+ */
+export async function startApiProcess(env: Record<string, string>): Promise<{ child: ChildProcess & { output: () => string }; baseUrl: string }> {
+  const port = await freePort();
+  const child = spawnApp('api', {
+    REDIS_URL: TEST_REDIS_URL,
+    HOSTED_MODE: 'true',
+    MULTI_TENANT_ENABLED: 'true',
+    PLATFORM_API_KEY: PLATFORM_KEY,
+    TENANT_SECRET_KEY,
+    PORT: String(port),
+    API_METRICS_PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    SHUTDOWN_DRAIN_DELAY_MS: '200',
+    ...env,
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the api exited with ${child.exitCode}:\n${child.output()}`);
+    if ((await fetch(`${baseUrl}/healthz`).catch(() => undefined))?.status === 200) return { child, baseUrl };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`the api did not start:\n${child.output()}`);
 }

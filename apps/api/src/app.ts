@@ -20,7 +20,7 @@ import { readBodyBytes, strictQueryPairs } from './http/body.js';
 import { clientAddressOf } from './http/client-address.js';
 import { decodeUtf8, parseStrictJson } from './http/strict-json.js';
 import { checkReadiness } from './http/health.js';
-import { sendJson } from './http/respond.js';
+import { countBodyBytes, sendJson } from './http/respond.js';
 import { createRestHandler } from './http/rest.js';
 import { createStripeWebhookHandler } from './http/stripe-webhook.js';
 import { createLogger, listenOn, serveMetrics } from '@tenantry/observability';
@@ -28,7 +28,9 @@ import { createApiMetrics, statusClass } from './metrics.js';
 import { appOpenApiDocument, appRouter } from './routers/index.js';
 import { DocumentsService } from './services/documents.js';
 import { createEntitlements } from './services/entitlements.js';
+import { TenantRateLimit } from './services/quotas.js';
 import { createLoginLimiters, createSignupLimiter } from './services/rate-limit.js';
+import { UsageMeter } from './usage/meter.js';
 import { type PlatformKeySource, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
@@ -143,6 +145,10 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiters: createLoginLimiters(redis, config.REDIS_PREFIX, config.LOGIN_ATTEMPTS_PER_ADDRESS),
+    tenantRateLimit: new TenantRateLimit(redis, config.REDIS_PREFIX, metrics),
+    usage: config.USAGE_METERING
+      ? new UsageMeter({ databaseUrl: config.DATABASE_URL, flushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS, flushTimeoutMs: config.USAGE_FLUSH_TIMEOUT_MS, logger, metrics })
+      : undefined,
     metrics,
     dns: createDnsProvider(config),
     documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES),
@@ -167,11 +173,12 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     });
   });
   deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
+  deps.usage?.start();
 
   // Per request: the id (echoed as x-request-id), headers procedures add, fields for the log line.
   const requestState = new WeakMap<
     IncomingMessage,
-    { requestId: string; responseHeaders: Record<string, string>; logFields: Record<string, string>; inputError?: DomainError }
+    { requestId: string; responseHeaders: Record<string, string>; logFields: Record<string, string>; usage: { tenantId: string | undefined }; inputError?: DomainError }
   >();
   const stateOf = (req: IncomingMessage) => {
     let state = requestState.get(req);
@@ -179,7 +186,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       const given = req.headers['x-request-id'];
       // Accept a caller's id only if it is short and plain; it ends up in logs.
       const requestId = typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
-      state = { requestId, responseHeaders: {}, logFields: {} };
+      state = { requestId, responseHeaders: {}, logFields: {}, usage: { tenantId: undefined } };
       requestState.set(req, state);
     }
     return state;
@@ -194,6 +201,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       requestId: state.requestId,
       responseHeaders: state.responseHeaders,
       logFields: state.logFields,
+      usage: state.usage,
     };
   };
 
@@ -238,6 +246,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   const server = createServer({ connectionsCheckingInterval: 1_000 }, async (req, res) => {
     const started = performance.now();
     inFlight.set(req.socket, res);
+    const sent = countBodyBytes(res);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const state = stateOf(req);
     res.setHeader('x-request-id', state.requestId);
@@ -280,6 +289,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       if (!res.headersSent) sendJson(res, wire.status, wire.body, wire.headers);
     } finally {
       inFlight.delete(req.socket);
+      // egressBytes: the body bytes sent to a tenant on its authenticated calls.
+      if (state.usage.tenantId) deps.usage?.record(state.usage.tenantId, 'egressBytes', sent.bytes);
       const seconds = (performance.now() - started) / 1000;
       // route is a template (or 'unmatched'), never the raw path: bounded label values.
       metrics.httpDuration.observe({ route: route ?? 'unmatched', method: METHODS.has(req.method ?? '') ? req.method! : 'OTHER', status_class: statusClass(res.statusCode) }, seconds);
@@ -354,6 +365,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       // Bounded: with Redis down, BullMQ's close would wait for it forever.
       await withTimeout(deps.provisioningQueue.close(), 2_000).catch(() => undefined);
       await entitlements.close();
+      // Every request is answered by now: the counts are final; write them before exiting.
+      await deps.usage?.close(config.SHUTDOWN_TIMEOUT_MS);
       redis.disconnect();
       producerRedis.disconnect();
       await isolation.close();

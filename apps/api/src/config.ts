@@ -93,6 +93,17 @@ const ApiEnv = z
      * refuses cluster tenants under it.
      */
     TENANT_CLUSTER_DRIVER: z.enum(['local', 'kubernetes']).default('local'),
+    /**
+     * Usage metering (apiRequests, egressBytes) of tenant calls: counted in memory, flushed
+     * to Postgres every USAGE_FLUSH_INTERVAL_MS (a SIGKILL loses at most that much of this
+     * instance's counts); a flush not answered within USAGE_FLUSH_TIMEOUT_MS is retried.
+     * Off only to measure what metering costs.
+     */
+    USAGE_METERING: envBoolean.default(true),
+    USAGE_FLUSH_INTERVAL_MS: envPositiveInt.default(1_000),
+    USAGE_FLUSH_TIMEOUT_MS: envPositiveInt.default(5_000),
+    /** After a month ends, how long late counts may still arrive before its usage is final (and it may be invoiced). */
+    BILLING_CLOSE_GRACE_HOURS: z.coerce.number().min(0).default(12),
     /** A client must send its whole request (headers and body) within this, or get 408. */
     REQUEST_TIMEOUT_MS: envPositiveInt.default(30_000),
     SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(10_000),

@@ -9,7 +9,9 @@ import type { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { ApiConfig } from './config.js';
 import type { ApiMetrics } from './metrics.js';
 import type { DocumentsService } from './services/documents.js';
+import type { TenantRateLimit } from './services/quotas.js';
 import type { LoginLimiters } from './services/rate-limit.js';
+import type { UsageMeter } from './usage/meter.js';
 
 /** Long-lived things a request may use, built once at boot (see app.ts). */
 export interface ApiDeps {
@@ -30,6 +32,10 @@ export interface ApiDeps {
   documents: DocumentsService;
   /** The OpenAPI document of the REST surface (built once, at boot). */
   openApiDocument: Record<string, unknown>;
+  /** This instance's usage counters; undefined when USAGE_METERING=false. */
+  usage: UsageMeter | undefined;
+  /** Each tenant's request rate, across instances. */
+  tenantRateLimit: TenantRateLimit;
   /** Every tenant's data, routed to its isolation driver (the registry, as a TenantStore). */
   tenantStore: TenantStore;
   /** The isolation drivers: which models this installation can take new tenants of. */
@@ -49,6 +55,8 @@ export interface RequestContext {
   responseHeaders: Record<string, string>;
   /** Fields for this request's log line (the tenant, once authenticated). */
   logFields: Record<string, string>;
+  /** The tenant this request's response bytes are metered to (egressBytes), once authenticated. */
+  usage: { tenantId: string | undefined };
 }
 
 export function bearerOf(req: IncomingMessage): string | null {

@@ -1,5 +1,5 @@
 import { isPostgresUnavailable } from '@tenantry/db';
-import { DependencyUnavailableError, DomainError, type ErrorKind, type FieldIssue, RateLimitedError, ValidationError } from '@tenantry/domain';
+import { DependencyUnavailableError, DomainError, type ErrorKind, type FieldIssue, QuotaExceededError, RateLimitedError, ValidationError } from '@tenantry/domain';
 import { StandardSchemaV1Error, TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
@@ -31,7 +31,7 @@ export function toTRPCError(error: DomainError): TRPCError {
 export interface WireError {
   status: number;
   headers: Record<string, string>;
-  body: { code: string; message: string; fields?: FieldIssue[] };
+  body: { code: string; message: string; fields?: FieldIssue[]; resource?: string };
 }
 
 interface SchemaIssue {
@@ -62,9 +62,12 @@ export function toWireError(error: unknown): WireError {
   // thrown inside. Postgres unreachable (restart, failover, network) is an outage of a
   // dependency, which clients should retry, not a bug: 503 dependency_unavailable, as
   // when Redis is down.
-  if (error instanceof DomainError) {
-    error = toTRPCError(error);
-  } else if (!(error instanceof TRPCError && error.cause instanceof DomainError) && isPostgresUnavailable(error)) {
+  // So does one inside the INTERNAL_SERVER_ERROR tRPC first wraps it in (what middlewares
+  // below the ladder's mapper see).
+  const domain = error instanceof DomainError ? error : error instanceof TRPCError && error.cause instanceof DomainError ? error.cause : undefined;
+  if (domain) {
+    error = toTRPCError(domain);
+  } else if (isPostgresUnavailable(error)) {
     error = toTRPCError(new DependencyUnavailableError('postgres', { cause: error }));
   }
   const trpcError = error instanceof TRPCError ? error : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause: error });
@@ -81,6 +84,7 @@ export function toWireError(error: unknown): WireError {
     if (cause instanceof DependencyUnavailableError) headers['retry-after'] = '1';
     const body: WireError['body'] = { code: cause.code, message: cause.message };
     if (cause instanceof ValidationError) body.fields = cause.fields;
+    if (cause instanceof QuotaExceededError) body.resource = cause.resource;
     return { status, headers, body };
   }
   if (status >= 500) {

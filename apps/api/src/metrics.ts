@@ -38,13 +38,35 @@ export function createApiMetrics() {
   });
   const quotaExceeded = new Counter({
     name: 'tenantry_quota_exceeded_total',
-    help: 'Tenant calls refused for exceeding a plan limit, by limit',
-    labelNames: ['limit'] as const,
+    help: 'Tenant calls refused for exceeding a plan limit, by the limit (resource)',
+    labelNames: ['resource'] as const,
+    registers: [registry],
+  });
+  const usageFlushDuration = new Histogram({
+    name: 'tenantry_usage_flush_duration_seconds',
+    help: 'Time to write one flush of usage counts to Postgres',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const usageFlushRows = new Histogram({
+    name: 'tenantry_usage_flush_rows',
+    help: 'Rollup cells written per usage flush',
+    buckets: [0, 1, 10, 100, 1_000, 10_000, 100_000],
+    registers: [registry],
+  });
+  const usageFlushFailures = new Counter({
+    name: 'tenantry_usage_flush_failures_total',
+    help: 'Usage flushes that failed or timed out (each is retried with the same sequence number)',
+    registers: [registry],
+  });
+  const usageUnflushedSeconds = new Gauge({
+    name: 'tenantry_usage_unflushed_seconds',
+    help: 'Age of the oldest usage count not yet in Postgres (what a SIGKILL now would lose)',
     registers: [registry],
   });
 
   // Start at 0 so the first refusal after a restart shows as an increase.
-  for (const limit of Object.keys(Limits.shape)) quotaExceeded.inc({ limit }, 0);
+  for (const resource of Object.keys(Limits.shape)) quotaExceeded.inc({ resource }, 0);
   for (const result of ['accepted', 'invalid', 'rate_limited', 'unavailable']) signups.inc({ result }, 0);
   for (const limiter of ['signup', 'login', 'login_ip', 'login_account']) rateLimited.inc({ limiter }, 0);
 
@@ -68,6 +90,10 @@ export function createApiMetrics() {
     rateLimited,
     lifecycleTransitions,
     quotaExceeded,
+    usageFlushDuration,
+    usageFlushRows,
+    usageFlushFailures,
+    usageUnflushedSeconds,
     observeStaleness(seconds: number) {
       if (seconds > stalest) stalest = seconds;
     },

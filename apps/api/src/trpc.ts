@@ -2,6 +2,9 @@ import { type Capability, DomainError, ForbiddenError, NotFoundError, PaymentReq
 import { initTRPC } from '@trpc/server';
 import type { RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
+import { REST_PREFIX } from './http/route-table.js';
+import { statusClass } from './metrics.js';
+import { assertUnderQuota } from './services/quotas.js';
 import { authenticatePlatform } from './services/platform-keys.js';
 import { authenticateTenant } from './services/tenant-auth.js';
 
@@ -32,6 +35,8 @@ export interface RestMeta {
   rest?: RestRoute;
   /** A tenant procedure that needs a plan capability (403 capability_missing otherwise). */
   requires?: Capability;
+  /** A tenant mutation that adds to a quota-held gauge: refused (402 quota_exceeded) once the tenant is at its limit. */
+  addsTo?: 'storageBytes';
 }
 
 const t = initTRPC
@@ -44,7 +49,7 @@ const t = initTRPC
       return {
         ...shape,
         message: wire.body.message,
-        data: { ...shape.data, stack: undefined, code: wire.body.code, httpStatus: wire.status, fields: wire.body.fields },
+        data: { ...shape.data, stack: undefined, code: wire.body.code, httpStatus: wire.status, fields: wire.body.fields, resource: wire.body.resource },
       };
     },
   });
@@ -98,17 +103,60 @@ export const hostedProcedure = publicProcedure.use(({ ctx, next }) => {
 export const STALENESS_HEADER = 'tenantry-entitlements-staleness';
 
 /**
+ * Every tenant call that names its tenant counts toward that tenant's `apiRequests`,
+ * refused ones included (a 429, a 402, a 403 for a missing capability), by the route
+ * template, method and status class it answered with. A procedure without a REST route is
+ * counted under `trpc:<path>`. (Egress is counted by the HTTP layer, which sees the bytes.)
+ * A call whose credential does not resolve (401) names no tenant and is not counted.
+ */
+const meteredTenantProcedure = publicProcedure.use(async ({ ctx, next, meta, path, type }) => {
+  const result = await next();
+  const tenantId = ctx.usage.tenantId;
+  if (tenantId) {
+    const status = result.ok ? (meta?.rest?.successStatus ?? 200) : toWireError(result.error).status;
+    const route = meta?.rest ? `${REST_PREFIX}${meta.rest.path}` : `trpc:${path}`;
+    const method = meta?.rest?.method ?? type.toUpperCase();
+    ctx.deps.usage?.record(tenantId, 'apiRequests', 1, { route, method, statusClass: statusClass(status) });
+  }
+  return result;
+});
+
+/**
+ * A tenant credential, resolved (401 otherwise): who calls, for which tenant. A credential
+ * whose tenant is over its request rate is refused right here, before the credential query,
+ * for as long as its limit window lasts: a tenant hammering past its limit costs this
+ * instance next to nothing, so it cannot slow its neighbours down.
+ */
+const authenticatedTenantProcedure = meteredTenantProcedure.use(async ({ ctx, next }) => {
+  const blocked = ctx.deps.tenantRateLimit.blockedCredential(ctx.bearer);
+  // Unless its limit was raised meanwhile (entitlements are cached in memory and pushed on change).
+  if (blocked && (await ctx.deps.entitlements.get(blocked.tenantId)).limits.apiRequestsPerMinute <= blocked.limit) {
+    ctx.usage.tenantId = blocked.tenantId;
+    ctx.logFields.tenantId = blocked.tenantId;
+    throw ctx.deps.tenantRateLimit.refusal(ctx.responseHeaders, blocked.limit, blocked.until - Date.now());
+  }
+  const { principal, tenant } = await authenticateTenant(ctx.deps.db, ctx.bearer);
+  ctx.logFields.tenantId = principal.tenantId;
+  ctx.usage.tenantId = principal.tenantId;
+  return next({ ctx: { principal, tenant } });
+});
+
+/**
  * A tenant call: a session token or tenant API key, for an active tenant, judged against
  * the tenant's entitlements. Every tenant call:
  * - is refused while the tenant is suspended or pending deletion (sessions are kept, so
  *   access comes back on unsuspend or restore);
+ * - is held to the tenant's request rate, across every api instance (429 with
+ *   Retry-After; RateLimit-* headers on every answer);
  * - may not write (mutations) with a read-scoped API key, nor while the subscription is
  *   expired or billing-suspended (402: reads still work);
  * - needs the capability its meta `requires`, if any (403 naming it);
+ * - may not add data past a quota its meta names (402 quota_exceeded; deletes are never
+ *   held back, so a tenant can always get under its limit again);
  * - answers with how stale the entitlements were (header), so fail-open is visible.
  */
-export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, meta }) => {
-  const { principal, tenant } = await authenticateTenant(ctx.deps.db, ctx.bearer);
+export const tenantProcedure = authenticatedTenantProcedure.use(async ({ ctx, next, type, meta }) => {
+  const { principal, tenant } = ctx;
   const refusal = tenantAccessRefusal(tenant.status);
   if (refusal) throw new ForbiddenError(refusal.code, refusal.message);
 
@@ -121,7 +169,7 @@ export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, met
   const entitlements = await ctx.deps.entitlements.get(principal.tenantId);
   ctx.responseHeaders[STALENESS_HEADER] = String(Math.round(entitlements.staleSeconds));
   ctx.deps.metrics.observeStaleness(entitlements.staleSeconds);
-  ctx.logFields.tenantId = principal.tenantId;
+  await ctx.deps.tenantRateLimit.consume(principal.tenantId, ctx.bearer, entitlements.limits.apiRequestsPerMinute, ctx.responseHeaders);
   if (type === 'mutation') {
     if (principal.kind === 'api_key' && principal.scope === 'read') {
       throw new ForbiddenError('scope_insufficient', 'This API key is read-only');
@@ -137,6 +185,7 @@ export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, met
   if (required && !entitlements.capabilities.includes(required)) {
     throw new ForbiddenError('capability_missing', `The plan does not include "${required}"`);
   }
+  if (meta?.addsTo) await assertUnderQuota(ctx.deps, principal.tenantId, meta.addsTo, entitlements.limits);
   return next({ ctx: { principal, entitlements, tenant } });
 });
 

@@ -19,6 +19,7 @@ import { createWorkerMetrics } from './metrics.js';
 import { purgeDueTenants } from './purge.js';
 import { expireTrials } from './trial-expiry.js';
 import { reconcileSignups } from './reconciler.js';
+import { forgetStaleUsageInstances, sampleStorage } from './usage-sampler.js';
 
 /** Longest wait between provisioning tries while Postgres is unreachable. */
 const OUTAGE_RETRY_MAX_MS = 5_000;
@@ -55,6 +56,8 @@ export interface WorkerInstance {
    * starts any cluster instance that is down, of suspended and pending-deletion tenants too.
    */
   probeTenants(): Promise<{ probed: number; failed: number }>;
+  /** One usage-sampling pass now, as if the time were `now` (it also runs on its schedule). */
+  sampleUsage(now?: Date): Promise<{ sampled: number; overLimit: number }>;
   /** Where GET /metrics is served. */
   metricsPort: number;
 }
@@ -107,6 +110,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     const purged = await purgeDueTenants(db, now, tools);
     if (purged > 0) metrics.lifecycleTransitions.inc({ from: 'pending_deletion', to: 'deleted' }, purged);
     return purged;
+  };
+  const sampleUsage = async (now: Date) => {
+    const result = await sampleStorage(db, isolation, now, config.USAGE_GAUGE_MAX_GAP_MS / 1000);
+    await forgetStaleUsageInstances(db);
+    return result;
   };
   const runTrialExpiry = (now: Date) => expireTrials(db, now, (tenantId) => redis.publish(entitlementsChannel(config.REDIS_PREFIX), tenantId));
 
@@ -180,6 +188,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           if (failed > 0) logger.warn({ probed, failed }, 'tenant health probes failed');
           return probed;
         }
+        case JOBS.sampleUsage: {
+          const { sampled, overLimit } = await sampleUsage(new Date());
+          if (overLimit > 0) logger.info({ sampled, overLimit }, 'sampled usage; tenants at or over their storage limit were vacuumed first');
+          return sampled;
+        }
         case JOBS.purgeTenants: {
           const purged = await purge(new Date());
           if (purged > 0) logger.info({ purged }, 'purged tenants past their retention');
@@ -205,6 +218,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     [JOBS.probeTenants, config.HEALTH_PROBE_INTERVAL_MS],
     [JOBS.expireTrials, config.TRIAL_EXPIRY_INTERVAL_MS],
     [JOBS.purgeTenants, config.PURGE_INTERVAL_MS],
+    [JOBS.sampleUsage, config.USAGE_SAMPLE_INTERVAL_MS],
   ];
   for (const [job, every] of schedules) {
     await maintenanceQueue.upsertJobScheduler(job, { every }, { name: job, opts: { removeOnComplete: true, removeOnFail: 100 } });
@@ -217,6 +231,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     reconcile,
     purge: (now = new Date()) => purge(now),
     probeTenants,
+    sampleUsage: (now = new Date()) => sampleUsage(now),
     metricsPort: metricsServer.port,
     expireTrials: (now = new Date()) => runTrialExpiry(now),
     async close() {

@@ -24,6 +24,10 @@ const WorkerEnv = z.object({
   /** How often every active tenant's store is probed, and how many probes run at once. */
   HEALTH_PROBE_INTERVAL_MS: envPositiveInt.default(30_000),
   HEALTH_PROBE_CONCURRENCY: envPositiveInt.default(8),
+  /** How often the usage gauges (storageBytes) are sampled into the hourly rollups. */
+  USAGE_SAMPLE_INTERVAL_MS: envPositiveInt.default(60_000),
+  /** A gap between two samples longer than this (the sampler was down) is left uncovered, not filled with the older value. */
+  USAGE_GAUGE_MAX_GAP_MS: envPositiveInt.default(3_600_000),
   /** How often trials past their end date are moved to expired. */
   TRIAL_EXPIRY_INTERVAL_MS: envPositiveInt.default(60_000),
   /** How often tenants past their retention are purged. */

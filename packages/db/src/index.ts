@@ -25,3 +25,5 @@ export * from './isolation/cluster/runtime.js';
 export * from './isolation/cluster/local.js';
 export * from './isolation/cluster/kubernetes.js';
 export * from './isolation/cluster/driver.js';
+export * from './usage.js';
+export * from './isolation/shared/storage.js';

@@ -156,6 +156,37 @@ export interface TenantHealthTable {
   consecutive_failures: number;
 }
 
+/** Hourly rollups of every meter (migration 2026-12-01T1300_usage). Bigint columns come back as strings. */
+export interface UsageHourlyTable {
+  tenant_id: string;
+  meter: string;
+  hour: Timestamp;
+  route: Generated<string>;
+  method: Generated<string>;
+  status_class: Generated<string>;
+  count: ColumnType<string, string | number | bigint | undefined, string | number | bigint>;
+  max_value: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
+  last_value: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
+  value_seconds: ColumnType<string, string | number | undefined, string | number>;
+  covered_seconds: ColumnType<string, string | number | undefined, string | number>;
+}
+
+/** Each gauge's latest sample per tenant. */
+export interface UsageGaugesTable {
+  tenant_id: string;
+  meter: string;
+  value: ColumnType<string, string | number | bigint, string | number | bigint>;
+  sampled_at: Timestamp;
+}
+
+/** Per api instance: the last flush applied and up to when its counts are in. */
+export interface UsageInstancesTable {
+  instance_id: string;
+  last_seq: ColumnType<string, string | number | bigint, string | number | bigint>;
+  flushed_up_to: Timestamp;
+  seen_at: Generated<Date>;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -169,6 +200,9 @@ export interface Database {
   billing_events: BillingEventsTable;
   tenant_api_keys: TenantApiKeysTable;
   tenant_health: TenantHealthTable;
+  usage_hourly: UsageHourlyTable;
+  usage_gauges: UsageGaugesTable;
+  usage_instances: UsageInstancesTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

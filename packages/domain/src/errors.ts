@@ -140,3 +140,18 @@ export class PayloadTooLargeError extends DomainError {
     super(message);
   }
 }
+
+/**
+ * A tenant went over one of its limits. Storage-like limits are 402 (pay or free space:
+ * reads and deletes still work); a connection limit is 429. `resource` names the limit.
+ */
+export class QuotaExceededError extends DomainError {
+  readonly code = 'quota_exceeded';
+  constructor(
+    readonly resource: string,
+    readonly kind: 'payment_required' | 'rate_limited',
+    message: string,
+  ) {
+    super(message);
+  }
+}

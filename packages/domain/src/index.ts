@@ -11,3 +11,4 @@ export * from './tenants-api.js';
 export * from './plans.js';
 export * from './documents.js';
 export * from './paging.js';
+export * from './usage.js';

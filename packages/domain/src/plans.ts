@@ -11,7 +11,11 @@ const count = z.number().int().nonnegative();
 
 /** How much of each metered resource a tenant may use. */
 export const Limits = z.strictObject({
+  /** The tenant's database, as the storageBytes meter measures it. */
   storageBytes: count,
+  /** All its files together (the fileStorageBytes meter). */
+  fileStorageBytes: count,
+  /** One file. */
   fileBytes: count,
   apiRequestsPerMinute: count,
   realtimeConnections: count,
@@ -37,22 +41,22 @@ const GiB = 1024 * MiB;
 export const PLAN_CATALOG: Readonly<Record<PlanId, PlanDefinition>> = {
   trial: {
     capabilities: ['files'],
-    limits: { storageBytes: 1 * GiB, fileBytes: 10 * MiB, apiRequestsPerMinute: 600, realtimeConnections: 10, members: 5 },
+    limits: { storageBytes: 1 * GiB, fileStorageBytes: 1 * GiB, fileBytes: 10 * MiB, apiRequestsPerMinute: 600, realtimeConnections: 10, members: 5 },
     metersEnabled: false,
   },
   free: {
     capabilities: ['files'],
-    limits: { storageBytes: 500 * MiB, fileBytes: 5 * MiB, apiRequestsPerMinute: 300, realtimeConnections: 5, members: 3 },
+    limits: { storageBytes: 500 * MiB, fileStorageBytes: 1 * GiB, fileBytes: 5 * MiB, apiRequestsPerMinute: 300, realtimeConnections: 5, members: 3 },
     metersEnabled: false,
   },
   pro: {
     capabilities: ['files', 'realtime', 'api_keys', 'isolation.database'],
-    limits: { storageBytes: 50 * GiB, fileBytes: 100 * MiB, apiRequestsPerMinute: 6_000, realtimeConnections: 500, members: 50 },
+    limits: { storageBytes: 50 * GiB, fileStorageBytes: 100 * GiB, fileBytes: 100 * MiB, apiRequestsPerMinute: 6_000, realtimeConnections: 500, members: 50 },
     metersEnabled: true,
   },
   enterprise: {
     capabilities: ['files', 'realtime', 'api_keys', 'isolation.database', 'isolation.cluster'],
-    limits: { storageBytes: 1024 * GiB, fileBytes: 1 * GiB, apiRequestsPerMinute: 60_000, realtimeConnections: 10_000, members: 10_000 },
+    limits: { storageBytes: 1024 * GiB, fileStorageBytes: 10 * 1024 * GiB, fileBytes: 1 * GiB, apiRequestsPerMinute: 60_000, realtimeConnections: 10_000, members: 10_000 },
     metersEnabled: true,
   },
 };

@@ -20,6 +20,7 @@ export const JOBS = {
   purgeTenants: 'purge-tenants',
   expireTrials: 'expire-trials',
   probeTenants: 'probe-tenants',
+  sampleUsage: 'sample-usage',
 } as const;
 
 export const ProvisionTenantPayload = z.object({

@@ -19,20 +19,23 @@ const BRAND = Symbol.for('@tenantry/sdk/TenantryError');
  *   when the caller's AbortSignal fired.
  * - `status`: the HTTP status the api answered with; 0 when there was no api response.
  * - `fields`: with `validation_failed`, which input fields were wrong and why.
+ * - `resource`: with `quota_exceeded`, the limit that was reached (`storageBytes`, …).
  * - `cause`: the original TRPCClientError (its `cause` is the network error, if any).
  */
 export class TenantryError extends Error {
   readonly code: string;
   readonly status: number;
   readonly fields?: TenantryFieldIssue[];
+  readonly resource?: string;
   declare readonly cause: TRPCClientError<AnyRouter>;
 
-  constructor(init: { code: string; status: number; message: string; fields?: TenantryFieldIssue[]; cause: TRPCClientError<AnyRouter> }) {
+  constructor(init: { code: string; status: number; message: string; fields?: TenantryFieldIssue[]; resource?: string; cause: TRPCClientError<AnyRouter> }) {
     super(init.message, { cause: init.cause });
     this.name = 'TenantryError';
     this.code = init.code;
     this.status = init.status;
     if (init.fields) this.fields = init.fields;
+    if (init.resource) this.resource = init.resource;
     Object.defineProperty(this, BRAND, { value: true });
   }
 }
@@ -59,7 +62,7 @@ function isAbort(error: unknown): boolean {
 
 /**
  * Convert whatever a tRPC call rejected with into a TenantryError. The api's error
- * formatter (apps/api/src/trpc.ts) puts `code`, `httpStatus` and `fields` on every error's
+ * formatter (apps/api/src/trpc.ts) puts `code`, `httpStatus`, `fields` and `resource` on every error's
  * `data`; an error without `data` never got an api response.
  */
 export function toTenantryError(error: unknown): TenantryError {
@@ -74,6 +77,7 @@ export function toTenantryError(error: unknown): TenantryError {
       status: typeof data.httpStatus === 'number' ? data.httpStatus : 0,
       message: cause.message,
       ...(fields ? { fields } : {}),
+      ...(typeof data.resource === 'string' ? { resource: data.resource } : {}),
       cause,
     });
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DATA_ROLE, createDb, createIsolationRegistry, parseSecretKey } from '@tenantry/db';
-import { type Isolation, toPublicId } from '@tenantry/domain';
+import { type Isolation, monthOf, toPublicId } from '@tenantry/domain';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORM_KEY, TENANT_SECRET_KEY } from '../../support/apps.js';
@@ -291,6 +291,11 @@ export function defineIsolationSuite(isolation: Isolation): void {
         'documents.replace': { path: { collection: 'notes', id: sacrificial }, body: { data: { owner: 'A' } } },
         'documents.delete': { path: { collection: 'notes', id: sacrificial } },
         'audit.list': { query: { tenantId: victim?.tenantId ?? '', limit: '5' } },
+        'usage.ofTenant': { path: { id: victim?.tenantId ?? '' }, query: { month: monthOf(new Date()) } },
+        'usage.ofTenantMonth': { path: { id: victim?.tenantId ?? '', month: monthOf(new Date()) } },
+        'usage.series': { path: { id: victim?.tenantId ?? '' }, query: { meter: 'apiRequests', from: '2026-12-01T00:00:00Z', to: '2026-12-02T00:00:00Z', interval: 'hour' } },
+        'usage.own': { query: { month: monthOf(new Date()) } },
+        'usage.ownMonth': { path: { month: monthOf(new Date()) } },
         'meta.openapi': {},
       };
       // Every route has a baseline, and every input we found is exercised below.

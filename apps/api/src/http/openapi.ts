@@ -83,6 +83,7 @@ const WireErrorBody = z.object({
     .array(z.object({ field: z.string(), message: z.string() }))
     .optional()
     .describe('On validation_failed: one entry per invalid field (dotted path, or "(body)")'),
+  resource: z.string().optional().describe('On quota_exceeded: the limit that was reached, e.g. storageBytes'),
 });
 
 const ERROR_REF = { $ref: '#/components/schemas/Error' };

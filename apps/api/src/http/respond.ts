@@ -12,3 +12,26 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   });
   res.end(payload);
 }
+
+/**
+ * Count the body bytes written to `res` from now on (what egressBytes meters): every
+ * write and end, whoever makes it (our JSON, tRPC, a stream).
+ */
+export function countBodyBytes(res: ServerResponse): { bytes: number } {
+  const counter = { bytes: 0 };
+  const count = (chunk: unknown, encoding: unknown) => {
+    if (typeof chunk === 'string') counter.bytes += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+    else if (chunk instanceof Uint8Array) counter.bytes += chunk.byteLength;
+  };
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    count(chunk, rest[0]);
+    return write(chunk, ...rest);
+  }) as ServerResponse['write'];
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (typeof chunk !== 'function') count(chunk, rest[0]);
+    return end(chunk, ...rest);
+  }) as ServerResponse['end'];
+  return counter;
+}

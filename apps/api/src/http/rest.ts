@@ -45,7 +45,8 @@ function queryInput(search: string): Record<string, unknown> {
  * Errors are `{code, message, fields?}` with the status of the error's kind.
  */
 export function createRestHandler<TRouter extends AnyRouter>(options: RestHandlerOptions<TRouter>) {
-  const routes = routeTable(options.router, options.prefix);
+  // A literal segment beats a parameter: /tenants/{id}/usage/series before /tenants/{id}/usage/{month}.
+  const routes = routeTable(options.router, options.prefix).sort((a, b) => a.params.length - b.params.length);
 
   return async function handleRest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<string | undefined> {
     const candidates = routes

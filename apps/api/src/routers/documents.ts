@@ -23,10 +23,11 @@ export const documentsRouter = router({
         method: 'POST',
         path: '/collections/{collection}/documents',
         summary: 'Create a document',
-        description: "Stores a JSON document in one of the caller's tenant's collections. The JSON is stored exactly as sent: nesting deeper than 64, numbers a double cannot hold exactly, lone surrogates and `__proto__` keys are refused (400).",
+        description: "Stores a JSON document in one of the caller's tenant's collections. The JSON is stored exactly as sent: nesting deeper than 64, numbers a double cannot hold exactly, lone surrogates and `__proto__` keys are refused (400). Once the tenant's `storageBytes` reaches its limit, 402 `quota_exceeded` (reads and deletes still work).",
         successStatus: 201,
         auth: 'tenant',
       },
+      addsTo: 'storageBytes',
     })
     .input(CreateDocumentRequest)
     .output(DocumentView)
@@ -69,6 +70,7 @@ export const documentsRouter = router({
         description: "Replaces a document's data wholesale (same rules as create).",
         auth: 'tenant',
       },
+      addsTo: 'storageBytes',
     })
     .input(ReplaceDocumentRequest)
     .output(DocumentView)

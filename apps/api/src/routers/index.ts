@@ -8,6 +8,7 @@ import { documentsRouter } from './documents.js';
 import { metaRouter } from './meta.js';
 import { signupRouter } from './signup.js';
 import { tenantsRouter } from './tenants.js';
+import { usageRouter } from './usage.js';
 
 /** The api's table of contents. REST routes come from each procedure's `rest` meta. */
 export const appRouter = router({
@@ -19,6 +20,7 @@ export const appRouter = router({
   audit: auditRouter,
   apiKeys: apiKeysRouter,
   documents: documentsRouter,
+  usage: usageRouter,
 });
 
 export type AppRouter = typeof appRouter;
@@ -33,6 +35,7 @@ export const ROUTER_TAGS: Readonly<Record<keyof AppRouter['_def']['record'], str
   audit: 'The tamper-evident audit log (platform key)',
   apiKeys: "A tenant's API keys for its own programs",
   documents: "The tenant data plane: JSON documents in named collections, only ever the caller's tenant's",
+  usage: 'Metered usage per tenant and month (UTC), from the rollups quotas and invoices read: platform key for any tenant, a tenant credential for its own',
 };
 
 /** info.version of the OpenAPI document: the REST surface is /v1. */

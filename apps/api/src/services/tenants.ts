@@ -47,7 +47,7 @@ export function toTenantView(row: Tenant): TenantView {
 }
 
 /** A tenant by `ten_…` id or by slug; 404 `tenant_not_found` otherwise. */
-async function findTenant(db: Db | Transaction<Database>, ref: string, options: { lock?: boolean } = {}): Promise<Tenant> {
+export async function findTenant(db: Db | Transaction<Database>, ref: string, options: { lock?: boolean } = {}): Promise<Tenant> {
   const id = fromPublicId('ten', ref);
   let query = db.selectFrom('tenants').selectAll();
   query = id ? query.where('id', '=', id) : query.where('slug', '=', ref);

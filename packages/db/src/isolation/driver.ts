@@ -2,6 +2,7 @@ import type { Isolation } from '@tenantry/domain';
 import type { Transaction, UpdateType } from 'kysely';
 import type { Db } from '../client.js';
 import type { Database, Tenant, TenantsTable } from '../schema.js';
+import type { StorageMeasure } from './shared/storage.js';
 
 /** A tenant as requests and probes name it: enough for its driver to find its data. */
 export interface TenantRef {
@@ -136,6 +137,14 @@ export interface IsolationDriver {
    * does so, then probes again.
    */
   health(tenant: TenantRef): Promise<StoreProbe>;
+
+  /**
+   * The storageBytes of each tenant (see shared/storage.ts: on-disk size minus space marked
+   * reusable, from catalogs and free space maps, never rows). Tenants in `vacuumFirst` (at
+   * or over their limit) get a plain VACUUM first, so rows they deleted count as freed now.
+   * A tenant that cannot be measured (its instance down) is left out of the answer.
+   */
+  measureStorage(tenants: readonly TenantRef[], vacuumFirst: ReadonlySet<string>): Promise<Map<string, StorageMeasure>>;
 
   /**
    * For tenants not served right now (suspended, pending deletion): keep their storage

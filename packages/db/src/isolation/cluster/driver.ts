@@ -2,12 +2,14 @@ import { assertTenantRoleName } from '@tenantry/domain';
 import type { Transaction } from 'kysely';
 import type { Database } from '../../schema.js';
 import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, UnsupportedIsolationError, storeOf } from '../driver.js';
+import { withClient } from '../../pg-faults.js';
 import { probeTenantStore } from '../probe.js';
 import { decryptSecret } from '../shared/secrets.js';
+import { type StorageMeasure, measureTenantDatabase, vacuumSchemaTables } from '../shared/storage.js';
 import { connectionUrl } from '../shared/tenant-database.js';
 import { TenantPools } from '../shared/tenant-pools.js';
 import { KubernetesClusters } from './kubernetes.js';
-import { CLUSTER_TENANT_DATABASE, type LocalClusterOptions, LocalClusterProvisioner } from './local.js';
+import { CLUSTER_SUPERUSER, CLUSTER_TENANT_DATABASE, type LocalClusterOptions, LocalClusterProvisioner } from './local.js';
 import { type ClusterRuntime, RemoteClusters } from './runtime.js';
 
 export interface ClusterDriverOptions {
@@ -91,6 +93,38 @@ export class ClusterDriver implements IsolationDriver {
     // The tenant's own instance may simply be down: start it and probe again.
     const started = await this.keepReady(tenant.id).catch(() => false);
     return started ? probeTenantStore(storeOf(this), tenant) : probe;
+  }
+
+  /** As each instance's superuser, in its database `tenant` (pg_database_size and its free space maps). */
+  async measureStorage(tenants: readonly TenantRef[], vacuumFirst: ReadonlySet<string>): Promise<Map<string, StorageMeasure>> {
+    const measured = new Map<string, StorageMeasure>();
+    if (!this.context.secretKey || tenants.length === 0) return measured;
+    const rows = await this.context.db
+      .selectFrom('tenants')
+      .select(['id', 'database_server', 'cluster_port', 'cluster_admin_password_enc'])
+      .where('id', 'in', tenants.map((t) => t.id))
+      .where('isolation', '=', this.model)
+      .execute();
+    for (const row of rows) {
+      if (!row.cluster_port || !row.cluster_admin_password_enc || !row.database_server || !LOOPBACK_SERVER.test(row.database_server)) continue;
+      const password = decryptSecret(this.context.secretKey, row.cluster_admin_password_enc, row.id);
+      try {
+        measured.set(
+          row.id,
+          await withClient(
+            { host: '127.0.0.1', port: row.cluster_port, user: CLUSTER_SUPERUSER, password, database: CLUSTER_TENANT_DATABASE, connectionTimeoutMillis: 5_000, application_name: 'tenantry-storage-sampler' },
+            async (client) => {
+              if (vacuumFirst.has(row.id)) await vacuumSchemaTables(client, 'public');
+              return measureTenantDatabase(client);
+            },
+            (message) => this.context.warn(message),
+          ),
+        );
+      } catch (err) {
+        this.context.warn('could not measure a tenant cluster', { tenantId: row.id, err: (err as Error).message });
+      }
+    }
+    return measured;
   }
 
   close(): Promise<void> {

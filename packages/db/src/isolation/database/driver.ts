@@ -7,7 +7,8 @@ import { decryptSecret } from '../shared/secrets.js';
 import { connectionUrl } from '../shared/tenant-database.js';
 import { TenantPools } from '../shared/tenant-pools.js';
 import { TenantDatabaseProvisioner } from './provisioner.js';
-import { type TenantDbServer, serverOf, tenantDbServers } from './servers.js';
+import { type StorageMeasure, measureTenantDatabase, vacuumSchemaTables } from '../shared/storage.js';
+import { type TenantDbServer, serverOf, tenantDbServers, withAdmin } from './servers.js';
 
 export interface DatabaseDriverOptions {
   /** TENANT_DB_SERVERS: admin URLs of the servers tenant databases are placed on (default: the control plane's server). */
@@ -73,6 +74,34 @@ export class DatabaseDriver implements IsolationDriver {
 
   health(tenant: TenantRef): Promise<StoreProbe> {
     return probeTenantStore(storeOf(this), tenant);
+  }
+
+  /** As the server's admin, in each tenant's own database (pg_database_size and its free space maps). */
+  async measureStorage(tenants: readonly TenantRef[], vacuumFirst: ReadonlySet<string>): Promise<Map<string, StorageMeasure>> {
+    const measured = new Map<string, StorageMeasure>();
+    if (tenants.length === 0) return measured;
+    const rows = await this.context.db
+      .selectFrom('tenants')
+      .select(['id', 'database_server', 'database_name'])
+      .where('id', 'in', tenants.map((t) => t.id))
+      .where('isolation', '=', this.model)
+      .execute();
+    for (const row of rows) {
+      if (!row.database_server || !row.database_name) continue;
+      assertTenantDatabaseName(row.database_name);
+      try {
+        measured.set(
+          row.id,
+          await withAdmin(serverOf(this.servers, row.database_server), row.database_name, async (client) => {
+            if (vacuumFirst.has(row.id)) await vacuumSchemaTables(client, 'public');
+            return measureTenantDatabase(client);
+          }),
+        );
+      } catch (err) {
+        this.context.warn('could not measure a tenant database', { tenantId: row.id, err: (err as Error).message });
+      }
+    }
+    return measured;
   }
 
   close(): Promise<void> {

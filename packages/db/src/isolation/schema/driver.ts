@@ -1,10 +1,12 @@
-import { tenantSchemaName } from '@tenantry/domain';
+import { assertTenantSchemaName, tenantSchemaName } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
 import type { Database } from '../../schema.js';
 import { lockTenant } from '../../tenant-lock.js';
 import { insertProvisioningTenant } from '../../tenants.js';
 import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, storeOf } from '../driver.js';
+import { withClient } from '../../pg-faults.js';
 import { probeTenantStore } from '../probe.js';
+import { STORAGE_QUERY, type StorageMeasure, storageMeasure, vacuumSchemaTables } from '../shared/storage.js';
 import { dropTenantSchema, provisionTenantSchema } from './ddl.js';
 import { withTenant } from './with-tenant.js';
 
@@ -52,6 +54,21 @@ export class SchemaDriver implements IsolationDriver {
 
   health(tenant: TenantRef): Promise<StoreProbe> {
     return probeTenantStore(storeOf(this), tenant);
+  }
+
+  /** One connection to the control-plane database for the whole batch (every schema lives there). */
+  async measureStorage(tenants: readonly TenantRef[], vacuumFirst: ReadonlySet<string>): Promise<Map<string, StorageMeasure>> {
+    const measured = new Map<string, StorageMeasure>();
+    await withClient({ connectionString: this.context.controlPlaneUrl, application_name: 'tenantry-storage-sampler' }, async (client) => {
+      for (const tenant of tenants) {
+        if (!tenant.schemaName) continue;
+        assertTenantSchemaName(tenant.schemaName);
+        if (vacuumFirst.has(tenant.id)) await vacuumSchemaTables(client, tenant.schemaName);
+        const { rows } = await client.query<{ total: string; reusable: string }>(STORAGE_QUERY, [tenant.schemaName, false]);
+        measured.set(tenant.id, storageMeasure(rows[0]));
+      }
+    }, (message) => this.context.warn(message));
+    return measured;
   }
 
   async close(): Promise<void> {}

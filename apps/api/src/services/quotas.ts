@@ -1,0 +1,121 @@
+import { createHash } from 'node:crypto';
+import { latestGauges } from '@tenantry/db';
+import { type Limits, QuotaExceededError, RateLimitedError } from '@tenantry/domain';
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { ApiDeps } from '../context.js';
+import type { ApiMetrics } from '../metrics.js';
+
+const WINDOW_SECONDS = 60;
+const MAX_BLOCKED_CREDENTIALS = 10_000;
+
+const hashOf = (bearer: string) => createHash('sha256').update(bearer).digest('base64');
+
+/**
+ * Each tenant's request rate (its `apiRequestsPerMinute`), counted in Redis so that every
+ * api instance draws from one budget. Fixed one-minute windows; every call of a tRPC batch
+ * counts. Every answer carries RateLimit-Limit / -Remaining / -Reset; a refusal is 429
+ * with Retry-After.
+ *
+ * Unlike signup, it fails open to an in-memory limiter per instance while Redis is away: a
+ * Redis blip must not turn every tenant's traffic into 429s, and the memory limiter still
+ * holds each instance to the rate.
+ */
+export class TenantRateLimit {
+  /** One limiter per distinct limit (plans have a handful; overrides add a few). */
+  private readonly limiters = new Map<number, RateLimiterRedis>();
+  /**
+   * Credentials (by hash) whose tenant is over its limit, until its window ends: refused by
+   * this instance without a credential query or a Redis call. Bounded: a flood of distinct
+   * credentials drops the oldest entries (they then cost one lookup again).
+   */
+  private readonly blocked = new Map<string, { tenantId: string; until: number; limit: number }>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly metrics: ApiMetrics,
+  ) {}
+
+  /** Take one call from the tenant's budget; over it, refuse (and remember the credential until the window ends). */
+  async consume(tenantId: string, bearer: string | null, perMinute: number, headers: Record<string, string>): Promise<void> {
+    headers['ratelimit-limit'] = String(perMinute);
+    let msBeforeNext = WINDOW_SECONDS * 1000;
+    if (perMinute > 0) {
+      try {
+        const res = await this.limiterFor(perMinute).consume(tenantId);
+        headers['ratelimit-remaining'] = String(res.remainingPoints);
+        headers['ratelimit-reset'] = String(Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
+        return;
+      } catch (rejection) {
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        msBeforeNext = rejection.msBeforeNext;
+      }
+    }
+    if (bearer) this.remember(hashOf(bearer), { tenantId, until: Date.now() + msBeforeNext, limit: perMinute });
+    throw this.refusal(headers, perMinute, msBeforeNext);
+  }
+
+  /** A credential this instance already refused in the current window: whose, at which limit, until when. */
+  blockedCredential(bearer: string | null): { tenantId: string; limit: number; until: number } | undefined {
+    if (!bearer || this.blocked.size === 0) return undefined;
+    const key = hashOf(bearer);
+    const entry = this.blocked.get(key);
+    if (!entry) return undefined;
+    if (entry.until <= Date.now()) {
+      this.blocked.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** The 429 of a tenant over `limit`, its headers set; counted in tenantry_quota_exceeded_total. */
+  refusal(headers: Record<string, string>, limit: number, msBeforeNext: number): RateLimitedError {
+    const retryAfterSeconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
+    headers['ratelimit-limit'] = String(limit);
+    headers['ratelimit-remaining'] = '0';
+    headers['ratelimit-reset'] = String(retryAfterSeconds);
+    this.metrics.quotaExceeded.inc({ resource: 'apiRequestsPerMinute' });
+    return new RateLimitedError(retryAfterSeconds, `The tenant's request rate limit is reached; retry in ${retryAfterSeconds} s`);
+  }
+
+  private remember(key: string, entry: { tenantId: string; until: number; limit: number }): void {
+    this.blocked.delete(key);
+    this.blocked.set(key, entry);
+    if (this.blocked.size > MAX_BLOCKED_CREDENTIALS) this.blocked.delete(this.blocked.keys().next().value!);
+  }
+
+  private limiterFor(points: number): RateLimiterRedis {
+    let limiter = this.limiters.get(points);
+    if (!limiter) {
+      const options = { points, duration: WINDOW_SECONDS };
+      limiter = new RateLimiterRedis({
+        storeClient: this.redis,
+        keyPrefix: `${this.prefix}-rl-tenant-${points}`,
+        ...options,
+        rejectIfRedisNotReady: true,
+        insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${this.prefix}-rl-tenant-${points}-mem`, ...options }),
+      });
+      this.limiters.set(points, limiter);
+    }
+    return limiter;
+  }
+}
+
+/**
+ * Refuse a write that would add to a quota-held gauge once the tenant is at its limit, as
+ * the gauge's latest sample says (the worker samples every USAGE_SAMPLE_INTERVAL_MS, so a
+ * tenant is held back at most one interval after crossing its limit, and let through again
+ * at most one interval after freeing space). A limit change applies at once.
+ */
+export async function assertUnderQuota(deps: ApiDeps, tenantId: string, resource: 'storageBytes', limits: Limits): Promise<void> {
+  const sample = (await latestGauges(deps.db, tenantId)).get(resource);
+  if (sample && sample.value >= limits[resource]) {
+    deps.metrics.quotaExceeded.inc({ resource });
+    throw new QuotaExceededError(
+      resource,
+      'payment_required',
+      `The tenant has used ${sample.value} of its ${limits[resource]} bytes of ${resource}: reads and deletes still work; free space or raise the limit to write again`,
+    );
+  }
+}
