@@ -14,8 +14,9 @@ import { createFailFastRedis, createProducerRedis, createProvisioningQueue } fro
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
 import type { ApiConfig } from './config.js';
-import { type ApiDeps, type RequestContext, bearerOf, clientIpOf, hostOf } from './context.js';
+import { type ApiDeps, type RequestContext, bearerOf, clientIpOf, cookieOf, headerOf, hostOf } from './context.js';
 import { toWireError } from './errors.js';
+import { DASHBOARD_PATH, createDashboardHandler } from './http/dashboard.js';
 import { checkReadiness } from './http/health.js';
 import { sendJson } from './http/respond.js';
 import { createRestHandler } from './http/rest.js';
@@ -26,6 +27,7 @@ import { appRouter } from './routers/index.js';
 import { DocumentsService } from './services/documents.js';
 import { createEntitlements } from './services/entitlements.js';
 import { createLoginLimiter, createSignupLimiter } from './services/rate-limit.js';
+import { CSRF_HEADER, OPERATOR_COOKIE } from './services/operator-sessions.js';
 import { configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
@@ -141,6 +143,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       deps,
       clientIp: clientIpOf(req, config.TRUST_PROXY),
       bearer: bearerOf(req),
+      operatorToken: cookieOf(req, OPERATOR_COOKIE),
+      csrfToken: headerOf(req, CSRF_HEADER),
       host: hostOf(req),
       requestId: state.requestId,
       responseHeaders: state.responseHeaders,
@@ -177,6 +181,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     ? createStripeWebhookHandler({ db, webhookSecret: config.STRIPE_WEBHOOK_SECRET, logger, onBillingChanged: deps.onBillingChanged })
     : undefined;
 
+  const handleDashboard = createDashboardHandler(config.DASHBOARD_DIR);
+
   let draining = false;
   const server = createServer(async (req, res) => {
     const started = performance.now();
@@ -200,6 +206,9 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       } else if (handleStripeWebhook && url.pathname === STRIPE_WEBHOOK_PATH) {
         route = STRIPE_WEBHOOK_PATH;
         await handleStripeWebhook(req, res);
+      } else if (url.pathname === DASHBOARD_PATH || url.pathname.startsWith(`${DASHBOARD_PATH}/`)) {
+        route = DASHBOARD_PATH;
+        handleDashboard(req, res, url);
       } else if (url.pathname === '/v1' || url.pathname.startsWith('/v1/')) {
         route = await handleRest(req, res, url);
       } else {

@@ -11,6 +11,7 @@ import {
   redisUrl,
   tenantSecretKey,
 } from '@tenantry/domain';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 /**
@@ -32,6 +33,10 @@ const ApiEnv = z
     SIGNUP_RATE_LIMIT_PER_HOUR: envPositiveInt.default(5),
     TRUST_PROXY: envBoolean.default(false),
     SESSION_TTL_HOURS: envPositiveInt.default(24 * 7),
+    /** Lifetime of an operator (dashboard) session, from sign-in; then the operator signs in again. */
+    OPERATOR_SESSION_TTL_MINUTES: envPositiveInt.default(60),
+    /** The built dashboard (static files) served at /dashboard/; default: the monorepo's apps/dashboard/dist. */
+    DASHBOARD_DIR: z.string().min(1).default(fileURLToPath(new URL('../../dashboard/dist', import.meta.url))),
     /** Largest document (its JSON) the data API stores; larger is 413 document_too_large. */
     DOCUMENT_MAX_BYTES: envPositiveInt.default(1024 * 1024),
     /** Comma-separated platform keys (several during a rotation). Unset: one is generated at first start. */

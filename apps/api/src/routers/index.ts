@@ -5,6 +5,7 @@ import { authRouter } from './auth.js';
 import { billingRouter } from './billing.js';
 import { documentsRouter } from './documents.js';
 import { metaRouter } from './meta.js';
+import { operatorRouter } from './operator.js';
 import { signupRouter } from './signup.js';
 import { tenantsRouter } from './tenants.js';
 
@@ -18,6 +19,7 @@ export const appRouter = router({
   audit: auditRouter,
   apiKeys: apiKeysRouter,
   documents: documentsRouter,
+  operator: operatorRouter,
 });
 
 export type AppRouter = typeof appRouter;
