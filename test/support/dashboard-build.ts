@@ -10,7 +10,11 @@ import { REPO_ROOT } from './process.js';
  */
 export default async function setup() {
   const cwd = path.join(REPO_ROOT, 'apps/dashboard');
-  await promisify(execFile)(process.execPath, [path.join(cwd, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd }).catch(
+  await promisify(execFile)(process.execPath, [path.join(cwd, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], {
+    cwd,
+    // Vitest runs with NODE_ENV=test, which would make Vite bundle React's development build.
+    env: { ...process.env, NODE_ENV: 'production' },
+  }).catch(
     (err: Error & { stderr?: string }) => {
       throw new Error(`building the dashboard failed: ${err.message}\n${err.stderr ?? ''}`);
     },
