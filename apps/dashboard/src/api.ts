@@ -31,6 +31,7 @@ export function isSignedOut(error: unknown): boolean {
 }
 
 export function errorMessage(error: unknown): string {
+  if (error instanceof CookieRefusedError) return error.message;
   if (isTenantryError(error)) return error.code === 'network_error' ? 'The api could not be reached. Check your connection and try again.' : error.message;
   return 'Something went wrong.';
 }
@@ -79,9 +80,19 @@ export async function fetchSession(): Promise<OperatorSession | null> {
  * Authorization header of this one request, and is not kept anywhere.
  */
 export async function signIn(platformKey: string): Promise<OperatorSession> {
-  const session = await createAdminClient({ baseUrl, platformKey }).operator.signIn.mutate();
+  await createAdminClient({ baseUrl, platformKey }).operator.signIn.mutate();
+  // Read the session back through the cookie: a browser that dropped it (a Secure cookie
+  // on plain HTTP other than localhost) would otherwise bounce back here on the next call.
+  const session = await fetchSession();
+  if (!session) throw new CookieRefusedError();
   queryClient.setQueryData(queryKeys.session, session);
   return session;
+}
+
+export class CookieRefusedError extends Error {
+  constructor() {
+    super('The browser did not keep the session cookie. Open the dashboard over HTTPS (or on localhost).');
+  }
 }
 
 export async function signOut(): Promise<void> {

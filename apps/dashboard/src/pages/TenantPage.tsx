@@ -97,7 +97,12 @@ function Health({ tenant }: { tenant: Tenant }) {
       ) : (
         <Facts
           items={[
-            ['Healthy', <span key="h" className={health.data.healthy ? 'text-success' : 'text-danger'}>{health.data.healthy ? 'yes' : 'no'}</span>],
+            [
+              'Healthy',
+              <span key="h" className={health.data.healthy ? 'text-success' : 'text-danger'}>
+                {health.data.healthy ? 'yes' : health.data.lifecycle === 'active' ? 'no' : `no (${health.data.lifecycle.replace('_', ' ')})`}
+              </span>,
+            ],
             [
               'Store',
               health.data.store
