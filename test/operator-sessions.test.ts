@@ -22,7 +22,7 @@ async function trpc(method: 'GET' | 'POST', procedure: string, options: { bearer
   if (method === 'POST') headers['content-type'] = 'application/json';
   else if (options.input !== undefined) url += `?input=${encodeURIComponent(JSON.stringify(options.input))}`;
   const res = await fetch(url, { method, headers, body: method === 'POST' ? JSON.stringify(options.input ?? {}) : undefined });
-  return { status: res.status, setCookie: res.headers.get('set-cookie'), body: (await res.json()) as any };
+  return { status: res.status, setCookie: res.headers.get('set-cookie'), cacheControl: res.headers.get('cache-control'), body: (await res.json()) as any };
 }
 
 async function signIn(key = PLATFORM_KEY) {
@@ -93,6 +93,7 @@ describe('operator sessions', () => {
     const a = await signIn();
     const current = await trpc('GET', 'operator.session', { cookie: a.cookie });
     expect([current.status, current.body.result.data]).toEqual([200, a.view]);
+    expect(current.cacheControl).toBe('no-store');
     const none = await trpc('GET', 'operator.session');
     expect([none.status, none.body.error.data.code]).toEqual([401, 'unauthenticated']);
     const bogus = await trpc('GET', 'operator.session', { cookie: `${COOKIE}=tnt_o_${randomBytes(32).toString('base64url')}` });

@@ -170,7 +170,9 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       if (toWireError(error).status >= 500) logger.error({ err: error, path }, 'request failed');
     },
     responseMeta: ({ ctx, errors }) => {
-      const headers = { ...ctx?.responseHeaders, ...(errors[0] ? toWireError(errors[0]).headers : {}) };
+      // Like REST: answers are per caller (the dashboard reads tenants and its CSRF token
+      // over GET), so no browser or proxy cache may keep them.
+      const headers = { 'cache-control': 'no-store', ...ctx?.responseHeaders, ...(errors[0] ? toWireError(errors[0]).headers : {}) };
       return { headers };
     },
   });
