@@ -122,6 +122,9 @@ describe('signed in', () => {
   });
   afterAll(async () => {
     for (const url of urls) expect(url).not.toContain(PLATFORM_KEY.slice(4));
+    // Metadata only: the dashboard never asks for a tenant's documents or files.
+    expect(urls.filter((url) => /\/v1\/(collections|files)|\/trpc\/documents\./.test(url))).toEqual([]);
+    expect(urls.some((url) => url.includes('/trpc/tenants.get'))).toBe(true);
     await closeContext();
   });
 

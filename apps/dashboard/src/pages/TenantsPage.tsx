@@ -117,7 +117,9 @@ export function TenantsPage() {
               Clear filters
             </button>
           ) : (
-            <p className="muted">Create one with POST /v1/tenants, or run `pnpm demo` for sample data.</p>
+            <p className="muted">
+              Create one with <code>POST /v1/tenants</code>, or run <code>pnpm demo</code> for sample data.
+            </p>
           )}
         </Empty>
       ) : (
