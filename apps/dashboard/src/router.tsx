@@ -2,7 +2,8 @@ import { Outlet, createRootRoute, createRoute, createRouter } from '@tanstack/re
 import { Layout } from './pages/Layout';
 import { NotFound } from './pages/NotFound';
 import { TenantPage } from './pages/TenantPage';
-import { TenantsPage } from './pages/TenantsPage';
+import { TenantsPage, tenantListQuery } from './pages/TenantsPage';
+import { queryClient } from './api';
 import { PLANS, STATUSES, type TenantFilters } from './filters';
 
 const rootRoute = createRootRoute({
@@ -38,6 +39,11 @@ export const tenantsRoute = createRoute({
   getParentRoute: () => rootRoute,
   path: '/',
   validateSearch: parseFilters,
+  // Start the list request with the navigation, alongside the session check, instead of
+  // after it (one round trip less before the first paint). Not awaited: the page shows
+  // its own loading state, and a 401 here just leads to sign-in like any other.
+  loaderDeps: ({ search }) => search,
+  loader: ({ deps }) => void queryClient.prefetchQuery(tenantListQuery(deps)),
   component: TenantsPage,
 });
 

@@ -1,4 +1,4 @@
-import { keepPreviousData, useQuery } from '@tanstack/react-query';
+import { keepPreviousData, queryOptions, useQuery } from '@tanstack/react-query';
 import { Link, useNavigate } from '@tanstack/react-router';
 import { createColumnHelper, tableFeatures, useTable } from '@tanstack/react-table';
 import { useEffect, useState } from 'react';
@@ -28,6 +28,22 @@ const columns = column.columns([
 ]);
 const noRows: Tenant[] = [];
 
+/** The list query of a view: the route's loader starts it, the page renders it. */
+export function tenantListQuery(filters: TenantFilters) {
+  const cursor = filters.c?.split('.').at(-1);
+  const input = {
+    ...(filters.q?.trim() ? { search: filters.q.trim() } : {}),
+    ...(filters.plan ? { plan: filters.plan } : {}),
+    ...(filters.status ? { status: filters.status } : {}),
+    ...(cursor ? { cursor } : {}),
+    limit: PAGE_SIZE,
+  };
+  return queryOptions({
+    queryKey: queryKeys.tenantList(input),
+    queryFn: ({ signal }) => api.tenants.list.query(input, { signal }),
+  });
+}
+
 /** How long typing may pause before the search runs: short enough to feel live, long enough to skip most keystrokes. */
 const SEARCH_DEBOUNCE_MS = 120;
 
@@ -35,7 +51,6 @@ export function TenantsPage() {
   const filters = tenantsRoute.useSearch();
   const navigate = useNavigate({ from: '/' });
   const cursors = filters.c ? filters.c.split('.') : [];
-  const cursor = cursors.at(-1);
 
   useEffect(() => {
     document.title = 'Tenants · Tenantry';
@@ -54,18 +69,7 @@ export function TenantsPage() {
     return () => window.clearTimeout(timer);
   });
 
-  const input = {
-    ...(filters.q?.trim() ? { search: filters.q.trim() } : {}),
-    ...(filters.plan ? { plan: filters.plan } : {}),
-    ...(filters.status ? { status: filters.status } : {}),
-    ...(cursor ? { cursor } : {}),
-    limit: PAGE_SIZE,
-  };
-  const page = useQuery({
-    queryKey: queryKeys.tenantList(input),
-    queryFn: ({ signal }) => api.tenants.list.query(input, { signal }),
-    placeholderData: keepPreviousData,
-  });
+  const page = useQuery({ ...tenantListQuery(filters), placeholderData: keepPreviousData });
   const table = useTable({ features, columns, data: page.data?.items ?? noRows, getRowId: (row) => row.id });
 
   const nextCursor = page.data?.nextCursor;
