@@ -7,7 +7,7 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['@tenantry/source', 'module', 'node', 'development|production'] } },
   test: {
     include: ['test/**/*.test.ts', 'packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts'],
-    globalSetup: ['test/support/global-setup.ts'],
+    globalSetup: ['test/support/global-setup.ts', 'test/support/dashboard-build.ts'],
     // Files run in parallel (each with its own database and Redis prefix); tests within a
     // file run in order.
     pool: 'forks',

@@ -1,5 +1,5 @@
-// The README's run command (`node scripts/start.mjs`, also `pnpm start`): migrate, then the
-// api and the worker side by side in one terminal.
+// The README's run command (`node scripts/start.mjs`, also `pnpm start`): migrate, build
+// the dashboard, then the api and the worker side by side in one terminal.
 //
 // A small supervisor rather than turbo, because what a person running this needs is
 // process handling, not a task graph: each app's lines prefixed with its name; readable
@@ -23,10 +23,18 @@ if (terminal) {
   env.FORCE_COLOR ??= '1';
 }
 
+/** Run a step to its end with the terminal's output; stop here if it fails. */
+async function step(args, options = {}) {
+  const child = spawn(process.execPath, args, { stdio: 'inherit', ...options, cwd: options.cwd ?? root });
+  const code = await new Promise((resolve) => child.on('exit', (c) => resolve(c)));
+  if (code !== 0) process.exit(code ?? 1);
+}
+
 // Migrations first, once, so the two apps do not both wait on the migration lock.
-const migrate = spawn(process.execPath, ['--import', 'tsx', 'packages/db/src/cli/migrate.ts'], { cwd: root, env, stdio: 'inherit' });
-const migrated = await new Promise((resolve) => migrate.on('exit', (code) => resolve(code)));
-if (migrated !== 0) process.exit(migrated ?? 1);
+await step(['--import', 'tsx', 'packages/db/src/cli/migrate.ts'], { env });
+// The dashboard the api serves at /dashboard/ (a production build: NODE_ENV may be anything here).
+const dashboard = `${root}apps/dashboard`;
+await step([`${dashboard}/node_modules/vite/bin/vite.js`, 'build', '--logLevel', 'warn'], { cwd: dashboard, env: { ...env, NODE_ENV: 'production' } });
 
 const COLORS = { api: '\u001b[36m', worker: '\u001b[35m' };
 const label = (name) => (terminal ? `${COLORS[name]}${name.padEnd(6)}\u001b[0m│ ` : `${name.padEnd(6)}| `);

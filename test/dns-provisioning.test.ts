@@ -47,7 +47,7 @@ describe('per-tenant DNS', () => {
     const { tenantId } = await signUp('Dns Co');
     expect(await resolver.resolve4('dns-co.tenants.test')).toEqual(['127.0.0.20']);
     const health = await request(api.baseUrl, 'GET', `/v1/tenants/${tenantId}/health`, { token: PLATFORM_KEY });
-    expect(health.body.dns).toEqual({ status: 'ok' });
+    expect(health.body.dns).toEqual({ status: 'ok', name: 'dns-co.tenants.test' });
 
     await request(api.baseUrl, 'DELETE', `/v1/tenants/${tenantId}`, { token: PLATFORM_KEY });
     await worker.purge(new Date(Date.now() + 31 * 86_400_000));
@@ -69,7 +69,7 @@ describe('per-tenant DNS', () => {
     const { PowerDnsProvider } = await import('@tenantry/dns');
     await new PowerDnsProvider({ apiUrl: pdns.apiUrl, apiKey: pdns.apiKey, zone: 'tenants.test', target: '127.0.0.20' }).removeTenantRecord('lost-record');
     const health = await request(api.baseUrl, 'GET', `/v1/tenants/${tenantId}/health`, { token: PLATFORM_KEY });
-    expect(health.body.dns).toEqual({ status: 'missing' });
+    expect(health.body.dns).toEqual({ status: 'missing', name: 'lost-record.tenants.test' });
   });
 
   it('DNS settings are checked at boot: PowerDNS needs its API, key, zone and target', async () => {

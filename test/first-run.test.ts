@@ -70,13 +70,20 @@ afterAll(async () => {
 
 describe('the first run', () => {
   it('says where everything is, and generates a platform key and the installation key, once', () => {
-    expect(output).toMatch(/Tenantry is up\. API http:\/\/127\.0\.0\.1:\d+\/v1 · reference http:\/\/127\.0\.0\.1:\d+\/v1\/openapi\.json \(docs\/api\.md\) · metrics http:\/\/127\.0\.0\.1:\d+\/metrics · platform key: generated and printed above, once/);
+    expect(output).toMatch(/Tenantry is up\. API http:\/\/127\.0\.0\.1:\d+\/v1 · dashboard http:\/\/127\.0\.0\.1:\d+\/dashboard\/ · reference http:\/\/127\.0\.0\.1:\d+\/v1\/openapi\.json \(docs\/api\.md\) · metrics http:\/\/127\.0\.0\.1:\d+\/metrics · platform key: generated and printed above, once/);
     expect(platformKey).toMatch(/^tpk_/);
     expect(output.match(/generated the installation key/g)).toHaveLength(1);
     const keyFile = path.join(dataDir, 'secret.key');
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     // Each line is labelled with the app it came from.
     expect(output).toMatch(/^worker\s*\| .*worker started/m);
+  });
+
+  it('serves the dashboard it built', async () => {
+    const page = await fetch(`${baseUrl}/dashboard/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
+    expect(await page.text()).toContain('<div id="root"');
   });
 
   it.each([

@@ -20,7 +20,8 @@ async function postRaw(path: string, body: string | Uint8Array, headers: Record<
   const res = await fetch(stack.api.baseUrl + path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...headers },
-    body,
+    // Bytes as they are: a Blob carries them unchanged (invalid UTF-8 included).
+    body: typeof body === 'string' ? body : new Blob([body as Uint8Array<ArrayBuffer>]),
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };

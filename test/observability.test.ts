@@ -109,7 +109,7 @@ describe('per-tenant health', () => {
       lifecycle: 'active',
       provisioning: { status: 'ready', stepsDone: ['tenant_row', 'storage', 'owner_user', 'trial_billing', 'dns_record', 'activate'] },
       store: { ok: true, error: null },
-      dns: { status: 'not_configured' },
+      dns: { status: 'not_configured', name: null },
     });
   });
 

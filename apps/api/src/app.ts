@@ -14,10 +14,11 @@ import { createFailFastRedis, createProducerRedis, createProvisioningQueue } fro
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
 import type { ApiConfig } from './config.js';
-import { type ApiDeps, type RequestContext, bearerOf, hostOf } from './context.js';
+import { type ApiDeps, type RequestContext, bearerOf, cookieOf, headerOf, hostOf } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
 import { readBodyBytes, strictQueryPairs } from './http/body.js';
 import { clientAddressOf } from './http/client-address.js';
+import { DASHBOARD_PATH, createDashboardHandler } from './http/dashboard.js';
 import { decodeUtf8, parseStrictJson } from './http/strict-json.js';
 import { checkReadiness } from './http/health.js';
 import { countBodyBytes, sendJson } from './http/respond.js';
@@ -28,10 +29,11 @@ import { createApiMetrics, statusClass } from './metrics.js';
 import { appOpenApiDocument, appRouter } from './routers/index.js';
 import { DocumentsService } from './services/documents.js';
 import { createEntitlements } from './services/entitlements.js';
+import { CSRF_HEADER, OPERATOR_COOKIE } from './services/operator-sessions.js';
+import { type PlatformKeySource, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { TenantRateLimit } from './services/quotas.js';
 import { createLoginLimiters, createSignupLimiter } from './services/rate-limit.js';
 import { UsageMeter } from './usage/meter.js';
-import { type PlatformKeySource, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
 
@@ -197,6 +199,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       deps,
       clientIp: clientAddressOf(req, config.TRUST_PROXY),
       bearer: bearerOf(req),
+      operatorToken: cookieOf(req, OPERATOR_COOKIE),
+      csrfToken: headerOf(req, CSRF_HEADER),
       host: hostOf(req),
       requestId: state.requestId,
       responseHeaders: state.responseHeaders,
@@ -228,7 +232,9 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       if (toWireError(error).status >= 500) logger.error({ err: error, path }, 'request failed');
     },
     responseMeta: ({ ctx, errors }) => {
-      const headers = { ...ctx?.responseHeaders, ...(errors[0] ? toWireError(errors[0]).headers : {}) };
+      // Like REST: answers are per caller (the dashboard reads tenants and its CSRF token
+      // over GET), so no browser or proxy cache may keep them.
+      const headers = { 'cache-control': 'no-store', ...ctx?.responseHeaders, ...(errors[0] ? toWireError(errors[0]).headers : {}) };
       return { headers };
     },
   });
@@ -238,6 +244,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   const handleStripeWebhook = config.STRIPE_WEBHOOK_SECRET
     ? createStripeWebhookHandler({ db, webhookSecret: config.STRIPE_WEBHOOK_SECRET, logger, onBillingChanged: deps.onBillingChanged })
     : undefined;
+
+  const handleDashboard = createDashboardHandler(config.DASHBOARD_DIR);
 
   let draining = false;
   /** The response our handler is writing on a socket (see the clientError handler). */
@@ -277,6 +285,9 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       } else if (handleStripeWebhook && url.pathname === STRIPE_WEBHOOK_PATH) {
         route = STRIPE_WEBHOOK_PATH;
         await handleStripeWebhook(req, res);
+      } else if (url.pathname === DASHBOARD_PATH || url.pathname.startsWith(`${DASHBOARD_PATH}/`)) {
+        route = DASHBOARD_PATH;
+        handleDashboard(req, res, url);
       } else if (url.pathname === '/v1' || url.pathname.startsWith('/v1/')) {
         route = await handleRest(req, res, url);
       } else {

@@ -14,6 +14,7 @@ import {
   redisUrl,
   tenantSecretKey,
 } from '@tenantry/domain';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defaultDataDir } from '@tenantry/db';
 import { parseTrustProxy } from './http/client-address.js';
@@ -54,6 +55,10 @@ const ApiEnv = z
     SESSION_TTL_HOURS: envPositiveInt.default(24 * 7),
     /** Login attempts one client address (IPv6: its /64) may make across all accounts per 15 minutes. */
     LOGIN_ATTEMPTS_PER_ADDRESS: envPositiveInt.default(100),
+    /** Lifetime of an operator (dashboard) session, from sign-in; then the operator signs in again. */
+    OPERATOR_SESSION_TTL_MINUTES: envPositiveInt.default(60),
+    /** The built dashboard (static files) served at /dashboard/; default: the monorepo's apps/dashboard/dist. */
+    DASHBOARD_DIR: z.string().min(1).default(fileURLToPath(new URL('../../dashboard/dist', import.meta.url))),
     /** Largest document (its JSON) the data API stores; larger is 413 document_too_large. */
     DOCUMENT_MAX_BYTES: envPositiveInt.default(1024 * 1024),
     /** Comma-separated platform keys (several during a rotation). Unset: one is generated at first start. */

@@ -50,6 +50,9 @@ export interface RequestContext {
   host: string | null;
   /** The bearer credential of the request, if any; which kind it is is decided by the procedure. */
   bearer: string | null;
+  /** The operator session cookie (dashboard), if any, and the CSRF token header sent with it. */
+  operatorToken: string | null;
+  csrfToken: string | null;
   requestId: string;
   /** Headers the procedure wants on the response (set by the ladder, applied by both adapters). */
   responseHeaders: Record<string, string>;
@@ -69,4 +72,18 @@ export function bearerOf(req: IncomingMessage): string | null {
 export function hostOf(req: IncomingMessage): string | null {
   const host = req.headers.host?.toLowerCase().replace(/:\d+$/, '');
   return host || null;
+}
+
+/** One cookie's value from the Cookie header (the first, if a name repeats). */
+export function cookieOf(req: IncomingMessage, name: string): string | null {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim() || null;
+  }
+  return null;
+}
+
+export function headerOf(req: IncomingMessage, name: string): string | null {
+  const value = req.headers[name];
+  return (Array.isArray(value) ? value[0] : value) || null;
 }

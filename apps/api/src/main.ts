@@ -25,7 +25,7 @@ const platformKey = {
   stored: 'stored hashed in the database; make another with `pnpm platform-key create <name>`',
 }[api.platformKeySource];
 logger.info(
-  `Tenantry is up. API ${base}/v1 · reference ${base}/v1/openapi.json (docs/api.md) · metrics http://${host}:${metricsPort}/metrics · platform key: ${platformKey}`,
+  `Tenantry is up. API ${base}/v1 · dashboard ${base}/dashboard/ · reference ${base}/v1/openapi.json (docs/api.md) · metrics http://${host}:${metricsPort}/metrics · platform key: ${platformKey}`,
 );
 
 let stopping = false;

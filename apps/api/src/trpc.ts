@@ -4,8 +4,8 @@ import type { RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
 import { REST_PREFIX } from './http/route-table.js';
 import { statusClass } from './metrics.js';
+import { authenticateOperator } from './services/operator-sessions.js';
 import { assertUnderQuota } from './services/quotas.js';
-import { authenticatePlatform } from './services/platform-keys.js';
 import { authenticateTenant } from './services/tenant-auth.js';
 
 /**
@@ -189,14 +189,14 @@ export const tenantProcedure = authenticatedTenantProcedure.use(async ({ ctx, ne
   return next({ ctx: { principal, entitlements, tenant } });
 });
 
+/**
+ * A platform key as bearer, or the dashboard's operator session cookie standing in for
+ * the key it came from (a write then also needs the session's CSRF token).
+ */
+const platformAuth = t.middleware(async ({ ctx, type, next }) => next({ ctx: { principal: await authenticateOperator(ctx, type) } }));
+
 /** An operator or billing system holding a platform API key. */
-export const platformProcedure = publicProcedure.use(async ({ ctx, next }) => {
-  const principal = await authenticatePlatform(ctx.deps.db, ctx.deps.platformKeyHashes, ctx.bearer);
-  return next({ ctx: { principal } });
-});
+export const platformProcedure = publicProcedure.use(platformAuth);
 
 /** Platform routes that exist only in hosted mode (lifecycle, billing state). */
-export const hostedPlatformProcedure = hostedProcedure.use(async ({ ctx, next }) => {
-  const principal = await authenticatePlatform(ctx.deps.db, ctx.deps.platformKeyHashes, ctx.bearer);
-  return next({ ctx: { principal } });
-});
+export const hostedPlatformProcedure = hostedProcedure.use(platformAuth);

@@ -135,6 +135,18 @@ export interface PlatformKeysTable {
   revoked_at: Timestamp | null;
 }
 
+export interface OperatorSessionsTable {
+  id: Generated<string>;
+  /** SHA-256 of the session token (the cookie); the token itself is never stored. */
+  token_hash: Buffer;
+  /** The platform key's id as audit entries name it: a platform_keys id, or `env:<n>`. */
+  key_id: string;
+  /** SHA-256 of the platform key it came from: the session lives only while that key does. */
+  key_hash: Buffer;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+}
+
 export interface TenantApiKeysTable {
   id: Generated<string>;
   tenant_id: string;
@@ -197,6 +209,7 @@ export interface Database {
   sessions: SessionsTable;
   audit_log: AuditLogTable;
   platform_keys: PlatformKeysTable;
+  operator_sessions: OperatorSessionsTable;
   billing_events: BillingEventsTable;
   tenant_api_keys: TenantApiKeysTable;
   tenant_health: TenantHealthTable;

@@ -93,7 +93,11 @@ export const TenantHealth = z.object({
     lastError: z.string().nullable(),
   }),
   store: z.object({ ok: z.boolean(), latencyMs: z.number(), error: z.string().nullable() }).nullable(),
-  dns: z.object({ status: z.enum(['not_configured', 'ok', 'missing', 'unreachable']) }),
+  dns: z.object({
+    status: z.enum(['not_configured', 'ok', 'missing', 'unreachable']),
+    /** The tenant's hostname, `<slug>.<TENANT_DNS_ZONE>`; null without per-tenant DNS. */
+    name: z.string().nullable(),
+  }),
   lastProbe: z
     .object({ at: z.string(), ok: z.boolean(), consecutiveFailures: z.number().int(), lastError: z.string().nullable() })
     .nullable(),

@@ -68,7 +68,7 @@ export async function consumer(): Promise<void> {
 
 const RUNTIME = `
 import * as sdk from '@tenantry/sdk';
-const expected = ['TenantryError', 'createAdminClient', 'createClient', 'createPublicClient', 'createTenantClient', 'isTenantryError', 'toTenantryError'];
+const expected = ['TenantryError', 'createAdminClient', 'createClient', 'createOperatorClient', 'createPublicClient', 'createTenantClient', 'isTenantryError', 'toTenantryError'];
 const missing = expected.filter((name) => typeof sdk[name] !== 'function');
 if (missing.length) throw new Error('missing exports: ' + missing.join(', '));
 const client = sdk.createPublicClient({ baseUrl: 'http://127.0.0.1:9' });

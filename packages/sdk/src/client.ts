@@ -25,6 +25,14 @@ export interface AdminClientOptions extends PublicClientOptions {
   platformKey: Credential;
 }
 
+export interface OperatorClientOptions extends PublicClientOptions {
+  /**
+   * The CSRF token of the operator session (`operator.signIn` or `operator.session` return
+   * it), sent as the `X-CSRF-Token` header; the session itself travels in its HttpOnly cookie.
+   */
+  csrfToken: Credential;
+}
+
 /** A typed client of a router: `client.auth.me.query()`, `client.auth.login.mutate({...})`. */
 export type TenantryClient<TRouter extends AnyRouter = AppRouter> = TRPCClient<TRouter>;
 /** Inputs of every procedure: `RouterInputs['auth']['login']`. */
@@ -85,7 +93,9 @@ function trpcUrl(baseUrl: string): string {
  * credential, wrapped so failures are TenantryErrors. Generic over the router, so new
  * procedures (e.g. `tenants.*`) appear on every client as soon as the router type has them.
  */
-export function createClient<TRouter extends AnyRouter = AppRouter>(options: PublicClientOptions & { bearer?: Credential }): TenantryClient<TRouter> {
+export function createClient<TRouter extends AnyRouter = AppRouter>(
+  options: PublicClientOptions & { bearer?: Credential; headers?: () => Promise<Record<string, string>> },
+): TenantryClient<TRouter> {
   const { bearer } = options;
   // The api has no data transformer (plain JSON); the link is built for any router and
   // typed for TRouter, whose transformer option TypeScript cannot resolve while generic.
@@ -94,7 +104,7 @@ export function createClient<TRouter extends AnyRouter = AppRouter>(options: Pub
     ...(options.fetch ? { fetch: options.fetch } : {}),
     async headers() {
       const value = typeof bearer === 'function' ? await bearer() : bearer;
-      return value ? { authorization: `Bearer ${value}` } : {};
+      return { ...(await options.headers?.()), ...(value ? { authorization: `Bearer ${value}` } : {}) };
     },
   }) as TRPCLink<TRouter>;
   const client = createTRPCClient<TRouter>({ links: [link] });
@@ -121,5 +131,23 @@ export function createAdminClient(options: AdminClientOptions): TenantryClient {
     baseUrl: options.baseUrl,
     ...(options.fetch ? { fetch: options.fetch } : {}),
     bearer: options.platformKey,
+  });
+}
+
+/**
+ * A browser client acting as the operator through an operator session (the dashboard):
+ * no key in the page, the session cookie goes with every same-origin request, and writes
+ * carry the session's CSRF token. Sign in first with `createAdminClient(…).operator.signIn`.
+ */
+export function createOperatorClient(options: OperatorClientOptions): TenantryClient {
+  const { csrfToken } = options;
+  const base = options.fetch ?? ((input: string | URL | Request, init?: RequestInit) => fetch(input, init));
+  return createClient<AppRouter>({
+    baseUrl: options.baseUrl,
+    fetch: (input, init) => base(input, { ...init, credentials: 'same-origin' }),
+    async headers(): Promise<Record<string, string>> {
+      const value = typeof csrfToken === 'function' ? await csrfToken() : csrfToken;
+      return value ? { 'x-csrf-token': value } : {};
+    },
   });
 }

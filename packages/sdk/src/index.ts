@@ -2,6 +2,7 @@ export {
   type AdminClientOptions,
   type Credential,
   type FetchLike,
+  type OperatorClientOptions,
   type PublicClientOptions,
   type RouterInputs,
   type RouterOutputs,
@@ -9,6 +10,7 @@ export {
   type TenantryClient,
   createAdminClient,
   createClient,
+  createOperatorClient,
   createPublicClient,
   createTenantClient,
 } from './client.js';

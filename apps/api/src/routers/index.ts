@@ -6,6 +6,7 @@ import { authRouter } from './auth.js';
 import { billingRouter } from './billing.js';
 import { documentsRouter } from './documents.js';
 import { metaRouter } from './meta.js';
+import { operatorRouter } from './operator.js';
 import { signupRouter } from './signup.js';
 import { tenantsRouter } from './tenants.js';
 import { usageRouter } from './usage.js';
@@ -21,6 +22,7 @@ export const appRouter = router({
   apiKeys: apiKeysRouter,
   documents: documentsRouter,
   usage: usageRouter,
+  operator: operatorRouter,
 });
 
 export type AppRouter = typeof appRouter;
@@ -35,6 +37,7 @@ export const ROUTER_TAGS: Readonly<Record<keyof AppRouter['_def']['record'], str
   audit: 'The tamper-evident audit log (platform key)',
   apiKeys: "A tenant's API keys for its own programs",
   documents: "The tenant data plane: JSON documents in named collections, only ever the caller's tenant's",
+  operator: 'Operator sessions of the web dashboard (tRPC only: a platform key exchanged for an HttpOnly cookie)',
   usage: 'Metered usage per tenant and month (UTC), from the rollups quotas and invoices read: platform key for any tenant, a tenant credential for its own',
 };
 

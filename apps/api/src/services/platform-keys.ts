@@ -10,6 +10,8 @@ const KEY_PREFIX = 'tpk_';
 export interface PlatformPrincipal {
   /** Which key: `env:<n>` for a configured key, else the platform_keys row id. Never the key. */
   keyId: string;
+  /** Set when the call came with an operator session (dashboard) instead of the key itself. */
+  sessionId?: string;
 }
 
 /** A new platform key and the hash that is all we keep of it. */

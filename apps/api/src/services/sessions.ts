@@ -3,8 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 /** Session tokens are opaque random strings; only their SHA-256 is stored. */
 const TOKEN_PREFIX = 'tnt_s_';
 
-export function newSessionToken(): { token: string; tokenHash: Buffer } {
-  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+export function newSessionToken(prefix = TOKEN_PREFIX): { token: string; tokenHash: Buffer } {
+  const token = prefix + randomBytes(32).toString('base64url');
   return { token, tokenHash: hashToken(token) };
 }
 

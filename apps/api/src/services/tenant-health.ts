@@ -45,12 +45,13 @@ export async function tenantHealth(db: Db, tenantStore: TenantStore, dns: DnsPro
   };
 }
 
-/** Whether the tenant's hostname is published: `ok`, `missing`, or DNS not configured. */
-async function dnsStatus(dns: DnsProvider, slug: string, status: string): Promise<{ status: 'not_configured' | 'ok' | 'missing' | 'unreachable' }> {
-  if (!dns.zone || status === 'deleted') return { status: 'not_configured' };
+/** The tenant's hostname and whether it is published: `ok`, `missing`, or DNS not configured. */
+async function dnsStatus(dns: DnsProvider, slug: string, status: string): Promise<{ status: 'not_configured' | 'ok' | 'missing' | 'unreachable'; name: string | null }> {
+  if (!dns.zone || status === 'deleted') return { status: 'not_configured', name: null };
+  const name = `${slug}.${dns.zone}`;
   try {
-    return { status: (await dns.readTenantRecord(slug)) ? 'ok' : 'missing' };
+    return { status: (await dns.readTenantRecord(slug)) ? 'ok' : 'missing', name };
   } catch {
-    return { status: 'unreachable' };
+    return { status: 'unreachable', name };
   }
 }

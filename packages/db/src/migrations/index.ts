@@ -7,6 +7,7 @@ import * as tenantHealth from './2026-11-21T1600_tenant_health.js';
 import * as tenantDatabases from './2026-11-22T1000_tenant_databases.js';
 import * as tenantClusters from './2026-11-22T1200_tenant_clusters.js';
 import * as hardening from './2026-12-01T1000_hardening.js';
+import * as operatorSessions from './2026-12-01T1100_operator_sessions.js';
 import * as usage from './2026-12-01T1300_usage.js';
 
 /**
@@ -22,5 +23,6 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22T1000_tenant_databases': tenantDatabases,
   '2026-11-22T1200_tenant_clusters': tenantClusters,
   '2026-12-01T1000_hardening': hardening,
+  '2026-12-01T1100_operator_sessions': operatorSessions,
   '2026-12-01T1300_usage': usage,
 };
