@@ -11,3 +11,5 @@ export * from './tenants-api.js';
 export * from './plans.js';
 export * from './documents.js';
 export * from './paging.js';
+export * from './pricing.js';
+export * from './invoice.js';
