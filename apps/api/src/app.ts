@@ -10,7 +10,7 @@ import {
   parseSecretKey,
   tenantDbServers,
 } from '@tenantry/db';
-import { createFailFastRedis, createProducerRedis, createProvisioningQueue } from '@tenantry/jobs';
+import { createFailFastRedis, createProducerRedis, createProvisioningQueue, createWebhookQueue } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
 import type { ApiConfig } from './config.js';
@@ -25,7 +25,7 @@ import { createApiMetrics, statusClass } from './metrics.js';
 import { appRouter } from './routers/index.js';
 import { DocumentsService } from './services/documents.js';
 import { createEntitlements } from './services/entitlements.js';
-import { createLoginLimiter, createSignupLimiter } from './services/rate-limit.js';
+import { createLoginLimiter, createPricingLimiter, createSignupLimiter } from './services/rate-limit.js';
 import { configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
@@ -96,8 +96,10 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     db,
     redis,
     provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
+    webhookQueue: createWebhookQueue(producerRedis, config.REDIS_PREFIX),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiter: createLoginLimiter(redis, config.REDIS_PREFIX),
+    pricingLimiter: createPricingLimiter(redis, config.REDIS_PREFIX, config.PRICING_RATE_LIMIT_PER_MINUTE),
     metrics,
     dns: createDnsProvider(config),
     documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES),
@@ -121,6 +123,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     });
   });
   deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
+  deps.webhookQueue.on('error', (err) => logger.warn({ err: err.message }, 'webhook queue error'));
 
   // Per request: the id (echoed as x-request-id), headers procedures add, fields for the log line.
   const requestState = new WeakMap<IncomingMessage, { requestId: string; responseHeaders: Record<string, string>; logFields: Record<string, string> }>();
@@ -254,7 +257,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       clearInterval(sweeper);
       server.closeAllConnections();
       // Bounded: with Redis down, BullMQ's close would wait for it forever.
-      await withTimeout(deps.provisioningQueue.close(), 2_000).catch(() => undefined);
+      await withTimeout(Promise.all([deps.provisioningQueue.close(), deps.webhookQueue.close()]), 2_000).catch(() => undefined);
       await entitlements.close();
       redis.disconnect();
       producerRedis.disconnect();

@@ -5,11 +5,13 @@ import {
   envBoolean,
   envPort,
   envPositiveInt,
+  invoiceEnv,
   postgresUrl,
   postgresUrlList,
   redisPrefix,
   redisUrl,
   tenantSecretKey,
+  webhookEnv,
 } from '@tenantry/domain';
 import { z } from 'zod';
 
@@ -30,6 +32,10 @@ const ApiEnv = z
     HOSTED_MODE: envBoolean.default(false),
     MULTI_TENANT_ENABLED: envBoolean.default(false),
     SIGNUP_RATE_LIMIT_PER_HOUR: envPositiveInt.default(5),
+    /** Pricing calculator requests per client IP per minute, across all api instances. */
+    PRICING_RATE_LIMIT_PER_MINUTE: envPositiveInt.default(60),
+    ...invoiceEnv,
+    ...webhookEnv,
     TRUST_PROXY: envBoolean.default(false),
     SESSION_TTL_HOURS: envPositiveInt.default(24 * 7),
     /** Largest document (its JSON) the data API stores; larger is 413 document_too_large. */

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Db, TenantStore } from '@tenantry/db';
 import type { DnsProvider } from '@tenantry/dns';
 import type { EntitlementSource } from '@tenantry/entitlements';
-import type { ProvisioningQueue } from '@tenantry/jobs';
+import type { ProvisioningQueue, WebhookQueue } from '@tenantry/jobs';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RateLimiterRedis } from 'rate-limiter-flexible';
@@ -16,8 +16,11 @@ export interface ApiDeps {
   db: Db;
   redis: Redis;
   provisioningQueue: ProvisioningQueue;
+  /** Outgoing webhook deliveries (the worker sends them). */
+  webhookQueue: WebhookQueue;
   signupLimiter: RateLimiterRedis;
   loginLimiter: RateLimiterRedis;
+  pricingLimiter: RateLimiterRedis;
   entitlements: EntitlementSource;
   /** Tell every api instance a tenant's billing state changed (entitlement caches). */
   onBillingChanged: (tenantId: string) => Promise<void>;

@@ -1,5 +1,5 @@
 import type { DnsProvider } from '@tenantry/dns';
-import { type Db, type LocalClusterProvisioner, type TenantDatabaseProvisioner, appendAudit, dropTenantSchema } from '@tenantry/db';
+import { type Db, type LocalClusterProvisioner, type TenantDatabaseProvisioner, appendAudit, dropTenantSchema, recordWebhookEvent, tenantEventData } from '@tenantry/db';
 import { nextStatus } from '@tenantry/domain';
 import { sql } from 'kysely';
 
@@ -10,7 +10,14 @@ const BATCH = 100;
  * Purge every tenant whose retention ended by `now`. `now` is a parameter, not read
  * here, so the retention boundary can be driven from outside (tests, a manual run).
  */
-export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatabaseProvisioner, dns?: DnsProvider, clusters?: LocalClusterProvisioner): Promise<number> {
+export async function purgeDueTenants(
+  db: Db,
+  now: Date,
+  databases?: TenantDatabaseProvisioner,
+  dns?: DnsProvider,
+  clusters?: LocalClusterProvisioner,
+  announce: (deliveryIds: string[]) => Promise<void> = async () => undefined,
+): Promise<number> {
   const due = await db
     .selectFrom('tenants')
     .select('id')
@@ -21,7 +28,11 @@ export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatab
     .execute();
   let purged = 0;
   for (const { id } of due) {
-    if (await purgeTenant(db, id, now, databases, dns, clusters)) purged += 1;
+    const deliveries = await purgeTenant(db, id, now, databases, dns, clusters);
+    if (deliveries) {
+      purged += 1;
+      await announce(deliveries);
+    }
   }
   return purged;
 }
@@ -34,7 +45,8 @@ export async function purgeDueTenants(db: Db, now: Date, databases?: TenantDatab
  *
  * One transaction — DROP SCHEMA is transactional — so a purge killed half-way leaves the
  * tenant whole and still pending deletion, and the next pass does it all again. Re-checks
- * the state under a row lock: a tenant restored meanwhile is left alone.
+ * the state under a row lock: a tenant restored meanwhile is left alone. Returns the
+ * deliveries of its `tenant.purged` webhook event, or null when nothing was purged.
  */
 export async function purgeTenant(
   db: Db,
@@ -43,7 +55,7 @@ export async function purgeTenant(
   databases?: TenantDatabaseProvisioner,
   dns?: DnsProvider,
   clusters?: LocalClusterProvisioner,
-): Promise<boolean> {
+): Promise<string[] | null> {
   if (dns?.zone) {
     // Outside this database, so first and idempotently; the tombstone keeps the slug.
     const due = await db
@@ -53,12 +65,12 @@ export async function purgeTenant(
       .where('status', '=', 'pending_deletion')
       .where('delete_after', '<=', now)
       .executeTakeFirst();
-    if (!due) return false;
+    if (!due) return null;
     await dns.removeTenantRecord(due.slug);
   }
   return db.transaction().execute(async (trx) => {
     const tenant = await trx.selectFrom('tenants').selectAll().where('id', '=', tenantId).forUpdate().executeTakeFirst();
-    if (!tenant || tenant.status !== 'pending_deletion' || !tenant.delete_after || new Date(tenant.delete_after) > now) return false;
+    if (!tenant || tenant.status !== 'pending_deletion' || !tenant.delete_after || new Date(tenant.delete_after) > now) return null;
     const to = nextStatus({ status: tenant.status, statusBeforeDeletion: tenant.status_before_deletion, isDefault: tenant.is_default }, 'purge');
 
     if (tenant.schema_name) await dropTenantSchema(trx, tenant.schema_name);
@@ -92,7 +104,7 @@ export async function purgeTenant(
     await trx.deleteFrom('billing_states').where('tenant_id', '=', tenantId).execute();
     await trx.deleteFrom('provisioning_steps').where('tenant_id', '=', tenantId).execute();
     await trx.deleteFrom('signups').where('tenant_id', '=', tenantId).execute();
-    await trx
+    const purged = await trx
       .updateTable('tenants')
       .set({
         status: to,
@@ -110,13 +122,16 @@ export async function purgeTenant(
         updated_at: sql`now()`,
       })
       .where('id', '=', tenantId)
-      .execute();
+      .returningAll()
+      .executeTakeFirstOrThrow();
     await appendAudit(trx, {
       actor: 'system:worker',
       action: 'tenant.purged',
       tenantId,
       data: { from: tenant.status, to, deleteAfter: new Date(tenant.delete_after).toISOString() },
     });
-    return true;
+    // Billing systems hear of the purge too: tenant.deleted said the data could still be
+    // restored; this says it is gone and nothing more will be billed.
+    return recordWebhookEvent(trx, { type: 'tenant.purged', tenantId, data: { tenant: tenantEventData(purged) } });
   });
 }

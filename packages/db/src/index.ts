@@ -15,3 +15,4 @@ export * from './tenant-store/cluster-store.js';
 export * from './tenant-store/cluster-kubernetes.js';
 export * from './tenant-store/tenant-stores.js';
 export * from './pg-faults.js';
+export * from './webhooks.js';

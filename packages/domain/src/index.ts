@@ -13,3 +13,4 @@ export * from './documents.js';
 export * from './paging.js';
 export * from './pricing.js';
 export * from './invoice.js';
+export * from './webhooks.js';

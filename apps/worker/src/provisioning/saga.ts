@@ -3,7 +3,7 @@ import { type Isolation, tenantSchemaName } from '@tenantry/domain';
 import { sql } from 'kysely';
 import { PROVISIONING_STEPS, type StepContext } from './steps.js';
 
-export type SagaOutcome = { status: 'ready'; isolation: Isolation } | { status: 'already_final' | 'superseded' };
+export type SagaOutcome = { status: 'ready'; isolation: Isolation; webhookDeliveries: string[] } | { status: 'already_final' | 'superseded' };
 
 /** Thrown between steps when the worker is shutting down: the job is handed back, not failed. */
 export class ProvisioningInterrupted extends Error {}
@@ -50,6 +50,7 @@ export async function provisionTenant(
   // anywhere rolls back to the last commit and the retry resumes from the recorded steps.
   // (It also makes provisioning one commit instead of one per step.) A step with effects
   // outside Postgres — another server, DNS — will need a boundary of its own.
+  const webhookDeliveries: string[] = [];
   await db.transaction().execute(async (trx) => {
     // Serialise runs of the same tenant (a redelivered job racing its stalled original):
     // CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent twin.
@@ -64,11 +65,11 @@ export async function provisionTenant(
     for (const step of PROVISIONING_STEPS) {
       if (done.has(step.name)) continue;
       if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
-      await step.run(trx, signup);
+      await step.run(trx, signup, { announce: (ids) => webhookDeliveries.push(...ids) });
       await trx.insertInto('provisioning_steps').values({ tenant_id: signup.tenant_id, step: step.name }).execute();
     }
   });
-  return { status: 'ready', isolation: signup.isolation };
+  return { status: 'ready', isolation: signup.isolation, webhookDeliveries };
 }
 
 /** Note a failed attempt that will be retried, so operators can see why it is slow. */

@@ -6,6 +6,7 @@ import * as tenantApiKeys from './2026-11-21T1500_tenant_api_keys.js';
 import * as tenantHealth from './2026-11-21T1600_tenant_health.js';
 import * as tenantDatabases from './2026-11-22T1000_tenant_databases.js';
 import * as tenantClusters from './2026-11-22T1200_tenant_clusters.js';
+import * as webhooks from './2026-12-01T1200_webhooks.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-21T1600_tenant_health': tenantHealth,
   '2026-11-22T1000_tenant_databases': tenantDatabases,
   '2026-11-22T1200_tenant_clusters': tenantClusters,
+  '2026-12-01T1200_webhooks': webhooks,
 };
