@@ -42,7 +42,7 @@ export interface PostResult {
  * through `lookup`), connects only through pinnedLookup, follows no redirect, keeps no
  * connection alive, and gives up after `timeoutMs` for the whole exchange.
  */
-export function postWebhook(
+export async function postWebhook(
   rawUrl: string,
   headers: Record<string, string>,
   body: string,
