@@ -59,6 +59,15 @@ export const EXAMPLES: Example[] = [
     body: { plan: 'pro', limits: { members: 500 } },
   },
   {
+    operationId: 'pricing.estimate',
+    summary: 'Price a month of usage on a plan (the pricing calculator: the same engine as the month close; public, limited per IP).',
+    auth: 'none',
+    body: {
+      plan: 'pro',
+      usage: { apiRequests: 1234567, egressBytes: 67108864000, storageBytes: 13421772800, fileStorageBytes: 161061273600, realtimeConnections: 750 },
+    },
+  },
+  {
     operationId: 'apiKeys.create',
     summary: 'Make an API key for the tenant (owner or admin; plans with `api_keys`). The key is shown only here.',
     auth: 'tenant',
@@ -90,5 +99,13 @@ export const EXAMPLES: Example[] = [
   },
   { operationId: 'documents.delete', summary: 'Delete a document.', auth: 'tenant', path: { collection: 'notes', id: { env: 'DOCUMENT_ID' } } },
   { operationId: 'audit.list', summary: 'The tamper-evident audit trail, newest first.', auth: 'platform', query: { limit: 5 } },
+  {
+    operationId: 'webhooks.create',
+    summary: 'Register a billing system\'s endpoint for signed events (Standard Webhooks). The signing secret is shown only here.',
+    auth: 'platform',
+    body: { url: 'https://billing.example.com/hooks/tenantry', events: ['tenant.suspended', 'tenant.deleted'], description: 'Billing system' },
+  },
+  { operationId: 'webhooks.list', summary: 'The registered endpoints, their state and failures (never their secrets).', auth: 'platform' },
+  { operationId: 'webhooks.delete', summary: 'Remove an endpoint: nothing more is sent to it.', auth: 'platform', path: { id: { env: 'WEBHOOK_ID' } } },
   { operationId: 'meta.openapi', summary: 'The OpenAPI 3.1 document this reference is generated from.', auth: 'none' },
 ];
