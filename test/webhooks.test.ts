@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -9,6 +11,8 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningApi, startApi, startWorker } from './support/apps.js';
 import { request, waitFor } from './support/http.js';
+import { freePort } from './support/ports.js';
+import { REPO_ROOT } from './support/process.js';
 import { deleteRedisKeys } from './support/redis.js';
 import { useStack } from './support/stack.js';
 
@@ -359,6 +363,41 @@ async function activeTenantWithoutWorker(name: string): Promise<string> {
     await temporary.close();
   }
 }
+
+describe('docs/billing.md', () => {
+  it('its TypeScript receiver verifies and accepts a real delivery', async () => {
+    const docs = readFileSync(new URL('../docs/billing.md', import.meta.url), 'utf8');
+    const code = /### Receiving: TypeScript[\s\S]*?```ts\n([\s\S]*?)```/.exec(docs)?.[1];
+    expect(code).toBeDefined();
+    const dir = new URL('./api-docs/.run/', import.meta.url);
+    mkdirSync(dir, { recursive: true });
+    const file = new URL(`receiver-${Date.now()}.ts`, dir);
+    writeFileSync(file, code!);
+
+    const port = await freePort();
+    const endpoint = await stack.admin('POST', '/v1/webhooks', { body: { url: `http://127.0.0.1:${port}/`, events: ['tenant.suspended'] } });
+    issuedSecrets.push(endpoint.body.secret);
+    const child = spawn(process.execPath, ['--import', 'tsx', file.pathname], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', PORT: String(port), TENANTRY_WEBHOOK_SECRET: endpoint.body.secret },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c) => (output += c));
+    child.stderr.on('data', (c) => (output += c));
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: '{}' }).then((r) => r.status === 400)) || undefined, 20_000);
+      const tenantId = await activeTenant('Docs Receiver Co');
+      expect((await stack.admin('POST', `/v1/tenants/${tenantId}/suspend`, { body: { reason: 'docs' } })).status).toBe(200);
+      await waitFor(async () => (output.includes(`tenant.suspended ${tenantId}`) ? true : undefined), 15_000);
+      const delivery = await stack.database.db.selectFrom('webhook_deliveries').select(['status']).where('endpoint_id', '=', fromPublicId('whe', endpoint.body.id)!).executeTakeFirstOrThrow();
+      expect(delivery.status).toBe('delivered');
+    } finally {
+      child.kill();
+      await stack.admin('DELETE', `/v1/webhooks/${endpoint.body.id}`);
+    }
+  });
+});
 
 describe('without WEBHOOK_ALLOW_PRIVATE_TARGETS', () => {
   let strict: RunningApi;
