@@ -238,6 +238,21 @@ describe('the invoice engine', () => {
     expect(() => invoice({ month: '2026-13' })).toThrow(ValidationError);
   });
 
+  it('segments reaching outside the month are cut at its edges', () => {
+    // On free since February, pro from 20 February to 11 March, enterprise after: March sees pro for 10 days, then enterprise.
+    const doc = invoice({
+      segments: [
+        { plan: 'free', planVersion: 1, from: d('2026-02-01T00:00:00Z'), to: d('2026-02-20T00:00:00Z'), usage: ZERO_USAGE },
+        { plan: 'pro', planVersion: 1, from: d('2026-02-20T00:00:00Z'), to: d('2026-03-11T00:00:00Z'), usage: ZERO_USAGE },
+        { plan: 'enterprise', planVersion: 1, from: d('2026-03-11T00:00:00Z'), to: d('2026-05-01T00:00:00Z'), usage: ZERO_USAGE },
+      ],
+    });
+    expect(doc.lines.filter((l) => l.kind === 'base').map((l) => [l.plan, l.amountMinor, l.from, l.to])).toEqual([
+      ['pro', 806, '2026-03-01T00:00:00.000Z', '2026-03-11T00:00:00.000Z'],
+      ['enterprise', 40_645, '2026-03-11T00:00:00.000Z', '2026-04-01T00:00:00.000Z'],
+    ]);
+  });
+
   it('February is 28 days: a full month is still exactly the base fee, and a day is 1/28 of it', () => {
     const seg = { plan: 'pro' as const, planVersion: 1, usage: ZERO_USAGE };
     expect(invoice({ month: '2026-02', segments: [{ ...seg, from: d('2026-02-01T00:00:00Z'), to: d('2026-03-01T00:00:00Z') }] }).totalMinor).toBe(2_500);

@@ -260,8 +260,8 @@ export function computeInvoice(input: InvoiceInput): InvoiceDocument {
     }
     return { segment, from, to };
   });
-  for (let i = 1; i < clipped.length; i++) {
-    if (clipped[i]!.from < clipped[i - 1]!.to) {
+  for (let i = 1; i < input.segments.length; i++) {
+    if (seconds(input.segments[i]!.from) < seconds(input.segments[i - 1]!.to)) {
       throw new ValidationError([{ field: `segments.${i}`, message: 'segments must be in order and must not overlap' }]);
     }
   }

@@ -99,6 +99,8 @@ export async function deliverWebhook(options: DeliveryOptions, deliveryId: strin
         ...(!ok && !final ? { next_attempt_at: sql`now() + make_interval(secs => ${webhookRetryDelayMs(attempt, options.backoffMs) / 1000})` } : {}),
       })
       .where('id', '=', deliveryId)
+      // Cancelled meanwhile (its endpoint was disabled): it stays cancelled.
+      .where('status', '=', 'pending')
       .execute();
     if (ok) {
       await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', '=', delivery.endpoint_id).where('failing_since', 'is not', null).execute();
