@@ -216,6 +216,26 @@ describe('events, signed and delivered', () => {
     for (const path of ['/all', '/deletes']) await stack.admin('DELETE', `/v1/webhooks/${(path === '/all' ? all : deletesOnly).id}`);
   });
 
+  it('restore and purge are announced too: tenant.purged says the data is gone for good', async () => {
+    const endpoint = await register('/endings', { events: ['tenant.restored', 'tenant.purged'] });
+    const tenantId = await activeTenant('Ending Co');
+    expect((await stack.admin('DELETE', `/v1/tenants/${tenantId}`)).status).toBe(200);
+    expect((await stack.admin('POST', `/v1/tenants/${tenantId}/restore`, { body: {} })).status).toBe(200);
+    expect((await stack.admin('DELETE', `/v1/tenants/${tenantId}`)).status).toBe(200);
+    // Past the retention (30 days): the worker purges it.
+    expect(await worker.purge(new Date(Date.now() + 31 * 86_400_000))).toBeGreaterThanOrEqual(1);
+    // Other tenants deleted earlier in this file are purged by the same pass: look at this one's.
+    const events = await waitFor(async () => {
+      const mine = receiver.at('/endings').map((r) => verify(endpoint.secret, r)).filter((e) => e.data.tenant.id === tenantId);
+      return mine.length >= 2 ? mine : undefined;
+    });
+    expect(events.map((e) => [e.type, e.data.tenant.id, e.data.tenant.status])).toEqual([
+      ['tenant.restored', tenantId, 'active'],
+      ['tenant.purged', tenantId, 'deleted'],
+    ]);
+    await stack.admin('DELETE', `/v1/webhooks/${endpoint.id}`);
+  });
+
   it('a change that fails (an illegal transition) announces nothing', async () => {
     const rollback = await register('/rollback');
     const tenantId = await activeTenant('Rollback Co');
