@@ -6,6 +6,7 @@ import {
   type PlanId,
   type TenantView,
   ValidationError,
+  type WebhookEventType,
   fromPublicId,
   nextStatus,
   normaliseEmail,
@@ -23,12 +24,12 @@ import { enqueueIntent, recordTenantIntent } from './tenant-intents.js';
 const actorOf = (principal: PlatformPrincipal) => `platform:${principal.keyId}`;
 
 /** The webhook event each lifecycle action announces to billing systems. */
-const WEBHOOK_EVENT = {
+const WEBHOOK_EVENT: Record<Exclude<LifecycleAction, 'purge'>, WebhookEventType> = {
   suspend: 'tenant.suspended',
   unsuspend: 'tenant.unsuspended',
   delete: 'tenant.deleted',
   restore: 'tenant.restored',
-} as const;
+};
 
 const AUDIT_ACTION: Record<Exclude<LifecycleAction, 'purge'>, string> = {
   suspend: 'tenant.suspended',
