@@ -87,6 +87,13 @@ describe('docs/api.md', () => {
       if (example.operationId === 'documents.replace') expect(output.data.status).toBe('done');
       if (example.operationId === 'apiKeys.revoke') expect(output.revokedAt).not.toBeNull();
       if (example.operationId === 'audit.list') expect(output.items.length).toBeGreaterThan(0);
+      if (example.operationId === 'pricing.estimate') expect(output.totalMinor).toBe(3766);
+      if (example.operationId === 'webhooks.create') {
+        expect(output.secret).toMatch(/^whsec_/);
+        env.WEBHOOK_ID = output.id;
+      }
+      if (example.operationId === 'webhooks.list') expect(output.items.map((e: { id: string }) => e.id)).toContain(env.WEBHOOK_ID);
+      if (example.operationId === 'webhooks.delete') expect(output.id).toBe(env.WEBHOOK_ID);
       if (example.operationId === 'meta.openapi') expect(output.openapi).toBe('3.1.0');
     }
   });

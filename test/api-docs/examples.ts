@@ -54,6 +54,14 @@ export const EXAMPLES: Example[] = [
     body: { plan: 'pro', limits: { members: 500 } },
   },
   {
+    operationId: 'pricing.estimate',
+    auth: 'none',
+    body: {
+      plan: 'pro',
+      usage: { apiRequests: 1234567, egressBytes: 67108864000, storageBytes: 13421772800, fileStorageBytes: 161061273600, realtimeConnections: 750 },
+    },
+  },
+  {
     operationId: 'apiKeys.create',
     auth: 'tenant',
     body: { name: 'ci-pipeline', scope: 'write' },
@@ -91,5 +99,12 @@ export const EXAMPLES: Example[] = [
     query: { meter: 'apiRequests', from: '2026-12-01T00:00:00Z', to: '2026-12-02T00:00:00Z', interval: 'hour' },
   },
   { operationId: 'audit.list', auth: 'platform', query: { limit: 5 } },
+  {
+    operationId: 'webhooks.create',
+    auth: 'platform',
+    body: { url: 'https://billing.example.com/hooks/tenantry', events: ['tenant.suspended', 'tenant.deleted'], description: 'Billing system' },
+  },
+  { operationId: 'webhooks.list', auth: 'platform' },
+  { operationId: 'webhooks.delete', auth: 'platform', path: { id: { env: 'WEBHOOK_ID' } } },
   { operationId: 'meta.openapi', auth: 'none' },
 ];

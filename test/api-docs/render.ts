@@ -202,6 +202,7 @@ export function renderApiReference(doc: OpenApiDocument): string {
     'export SIGNUP_ID=sgn_…               # from POST /v1/signup',
     'export API_KEY_ID=…                  # from POST /v1/api-keys',
     'export DOCUMENT_ID=…                 # from POST /v1/collections/notes/documents',
+    'export WEBHOOK_ID=whe_…              # from POST /v1/webhooks',
     '```',
     '',
     '## Routes',

@@ -41,7 +41,7 @@ export async function startApi(env: Record<string, string>, options: ApiOptions 
 }
 
 /** A real worker, with short retry and lock timings so failure paths finish quickly. */
-export async function startWorker(env: Record<string, string>): Promise<WorkerInstance> {
+export async function startWorker(env: Record<string, string>, options: Parameters<typeof createWorker>[1] = {}): Promise<WorkerInstance> {
   const config = parseWorkerConfig({
     REDIS_URL: TEST_REDIS_URL,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -53,5 +53,5 @@ export async function startWorker(env: Record<string, string>): Promise<WorkerIn
     TENANT_SECRET_KEY,
     ...env,
   });
-  return createWorker(config);
+  return createWorker(config, options);
 }

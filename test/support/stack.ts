@@ -1,5 +1,6 @@
 import type { WorkerInstance } from '@tenantry/worker';
 import { afterAll, beforeAll } from 'vitest';
+import type { ApiOptions } from '@tenantry/api';
 import { PLATFORM_KEY, type RunningApi, startApi, startWorker } from './apps.js';
 import { type TestDatabase, createTestDatabase } from './database.js';
 import { request, validSignup, waitForSignup } from './http.js';
@@ -19,6 +20,8 @@ export interface Stack {
 export interface StackOptions {
   /** Extra env of the api only. */
   api?: Record<string, string>;
+  /** Options of the api (e.g. a logger to inspect). */
+  apiOptions?: ApiOptions;
   worker?: boolean;
   /** Extra env of the worker only. */
   workerEnv?: Record<string, string>;
@@ -40,7 +43,7 @@ export function useStack(options: StackOptions = {}): Stack {
     service = await options.service?.();
     stack.database = await createTestDatabase();
     const env = { DATABASE_URL: stack.database.url, REDIS_PREFIX: stack.prefix, ...service?.env };
-    stack.api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '10000', ...options.api });
+    stack.api = await startApi({ ...env, SIGNUP_RATE_LIMIT_PER_HOUR: '10000', ...options.api }, options.apiOptions);
     stack.worker = options.worker === false ? undefined : await startWorker({ ...env, ...options.workerEnv });
   });
   afterAll(async () => {

@@ -28,6 +28,7 @@ const TOOLS = [
   },
   { what: 'sqlite3 (PowerDNS test zones)', ok: () => onPath('sqlite3'), packages: ['sqlite3'] },
   { what: 'curl (API reference examples)', ok: () => onPath('curl'), packages: ['curl'] },
+  { what: 'pdftotext and pdffonts (invoice PDFs: their text and embedded fonts)', ok: () => onPath('pdftotext') && onPath('pdffonts'), packages: ['poppler-utils'] },
   { what: 'Python 3 with requests (API reference examples)', ok: pythonHasRequests, packages: ['python3-requests'] },
   // playwright-core drives Debian's Chromium: never a downloaded browser.
   { what: "Chromium (the dashboard's browser tests)", ok: () => existsSync(process.env.TEST_CHROMIUM ?? '/usr/bin/chromium'), packages: ['chromium'] },

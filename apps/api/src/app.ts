@@ -10,7 +10,7 @@ import {
   loadInstallationKey,
 } from '@tenantry/db';
 import { BadRequestError, DomainError, UnsupportedMediaTypeError } from '@tenantry/domain';
-import { createFailFastRedis, createProducerRedis, createProvisioningQueue } from '@tenantry/jobs';
+import { createFailFastRedis, createProducerRedis, createProvisioningQueue, createWebhookQueue } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
 import type { ApiConfig } from './config.js';
@@ -32,7 +32,7 @@ import { createEntitlements } from './services/entitlements.js';
 import { CSRF_HEADER, OPERATOR_COOKIE } from './services/operator-sessions.js';
 import { type PlatformKeySource, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { TenantRateLimit } from './services/quotas.js';
-import { createLoginLimiters, createSignupLimiter } from './services/rate-limit.js';
+import { createLoginLimiters, createPricingLimiter, createSignupLimiter } from './services/rate-limit.js';
 import { UsageMeter } from './usage/meter.js';
 import { withTimeout } from './timeout.js';
 import { createCallerFactory } from './trpc.js';
@@ -141,16 +141,19 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   const tenantStore = isolation;
   const deps: ApiDeps = {
     config,
+    secretKey,
     openApiDocument: appOpenApiDocument() as unknown as Record<string, unknown>,
     db,
     redis,
     provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
+    webhookQueue: createWebhookQueue(producerRedis, config.REDIS_PREFIX),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiters: createLoginLimiters(redis, config.REDIS_PREFIX, config.LOGIN_ATTEMPTS_PER_ADDRESS),
     tenantRateLimit: new TenantRateLimit(redis, config.REDIS_PREFIX, metrics),
     usage: config.USAGE_METERING
       ? new UsageMeter({ databaseUrl: config.DATABASE_URL, flushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS, flushTimeoutMs: config.USAGE_FLUSH_TIMEOUT_MS, logger, metrics })
       : undefined,
+    pricingLimiter: createPricingLimiter(redis, config.REDIS_PREFIX, config.PRICING_RATE_LIMIT_PER_MINUTE),
     metrics,
     dns: createDnsProvider(config),
     documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES),
@@ -176,6 +179,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   });
   deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
   deps.usage?.start();
+  deps.webhookQueue.on('error', (err) => logger.warn({ err: err.message }, 'webhook queue error'));
 
   // Per request: the id (echoed as x-request-id), headers procedures add, fields for the log line.
   const requestState = new WeakMap<
@@ -374,7 +378,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       clearInterval(sweeper);
       server.closeAllConnections();
       // Bounded: with Redis down, BullMQ's close would wait for it forever.
-      await withTimeout(deps.provisioningQueue.close(), 2_000).catch(() => undefined);
+      await withTimeout(Promise.all([deps.provisioningQueue.close(), deps.webhookQueue.close()]), 2_000).catch(() => undefined);
       await entitlements.close();
       // Every request is answered by now: the counts are final; write them before exiting.
       await deps.usage?.close(config.SHUTDOWN_TIMEOUT_MS);

@@ -8,11 +8,13 @@ import {
   envPositiveInt,
   logFormat,
   plainAbsolutePath,
+  invoiceEnv,
   postgresUrl,
   postgresUrlList,
   redisPrefix,
   redisUrl,
   tenantSecretKey,
+  webhookEnv,
 } from '@tenantry/domain';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -37,6 +39,10 @@ const ApiEnv = z
     HOSTED_MODE: envBoolean.default(false),
     MULTI_TENANT_ENABLED: envBoolean.default(false),
     SIGNUP_RATE_LIMIT_PER_HOUR: envPositiveInt.default(5),
+    /** Pricing calculator requests per client address per minute, across all api instances. */
+    PRICING_RATE_LIMIT_PER_MINUTE: envPositiveInt.default(60),
+    ...invoiceEnv,
+    ...webhookEnv,
     /**
      * Which proxies' X-Forwarded-For to believe: `false` (none, the default), the number of
      * proxies in front of the api, or their comma-separated addresses/CIDRs.

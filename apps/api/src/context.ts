@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Db, IsolationRegistry, TenantStore } from '@tenantry/db';
 import type { DnsProvider } from '@tenantry/dns';
 import type { EntitlementSource } from '@tenantry/entitlements';
-import type { ProvisioningQueue } from '@tenantry/jobs';
+import type { ProvisioningQueue, WebhookQueue } from '@tenantry/jobs';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RateLimiterRedis } from 'rate-limiter-flexible';
@@ -19,8 +19,11 @@ export interface ApiDeps {
   db: Db;
   redis: Redis;
   provisioningQueue: ProvisioningQueue;
+  /** Outgoing webhook deliveries (the worker sends them). */
+  webhookQueue: WebhookQueue;
   signupLimiter: RateLimiterRedis;
   loginLimiters: LoginLimiters;
+  pricingLimiter: RateLimiterRedis;
   entitlements: EntitlementSource;
   /** Tell every api instance a tenant's billing state changed (entitlement caches). */
   onBillingChanged: (tenantId: string) => Promise<void>;
@@ -30,6 +33,8 @@ export interface ApiDeps {
   metrics: ApiMetrics;
   dns: DnsProvider;
   documents: DocumentsService;
+  /** The installation key (TENANT_SECRET_KEY, or the generated key file): seals secrets at rest. */
+  secretKey: Buffer;
   /** The OpenAPI document of the REST surface (built once, at boot). */
   openApiDocument: Record<string, unknown>;
   /** This instance's usage counters; undefined when USAGE_METERING=false. */

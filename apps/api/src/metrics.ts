@@ -68,7 +68,7 @@ export function createApiMetrics() {
   // Start at 0 so the first refusal after a restart shows as an increase.
   for (const resource of Object.keys(Limits.shape)) quotaExceeded.inc({ resource }, 0);
   for (const result of ['accepted', 'invalid', 'rate_limited', 'unavailable']) signups.inc({ result }, 0);
-  for (const limiter of ['signup', 'login', 'login_ip', 'login_account']) rateLimited.inc({ limiter }, 0);
+  for (const limiter of ['signup', 'login', 'login_ip', 'login_account', 'pricing']) rateLimited.inc({ limiter }, 0);
 
   // The stalest entitlement answer served since the last scrape (0 when all were fresh):
   // a gauge that remembers the worst case between scrapes instead of the last value.

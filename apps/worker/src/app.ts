@@ -1,13 +1,17 @@
 import { createDnsProvider } from '@tenantry/dns';
 import { GENERATED_KEY_NOTICE, createDb, createIsolationRegistry, ensureDatabase, isPostgresUnavailable, loadInstallationKey, migrateToLatest } from '@tenantry/db';
 import {
+  DeliverWebhookPayload,
   JOBS,
   ProvisionTenantPayload,
   QUEUES,
   createProvisioningQueue,
+  createWebhookQueue,
   createWorkerRedis,
+  enqueueWebhookDeliveries,
   entitlementsChannel,
   provisioningRetryPolicy,
+  webhookRetryPolicy,
 } from '@tenantry/jobs';
 import { DelayedError, type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
@@ -20,6 +24,7 @@ import { purgeDueTenants } from './purge.js';
 import { expireTrials } from './trial-expiry.js';
 import { reconcileSignups } from './reconciler.js';
 import { forgetStaleUsageInstances, sampleStorage } from './usage-sampler.js';
+import { DeliveryAttemptFailed, deliverWebhook, reconcileWebhookDeliveries } from './webhooks/deliver.js';
 
 /** Longest wait between provisioning tries while Postgres is unreachable. */
 const OUTAGE_RETRY_MAX_MS = 5_000;
@@ -58,6 +63,11 @@ export interface WorkerInstance {
   probeTenants(): Promise<{ probed: number; failed: number }>;
   /** One usage-sampling pass now, as if the time were `now` (it also runs on its schedule). */
   sampleUsage(now?: Date): Promise<{ sampled: number; overLimit: number }>;
+  /**
+   * One webhook reconciler pass now (it also runs on its schedule): re-enqueues pending
+   * deliveries more than `slackSeconds` (default 30) past due.
+   */
+  reconcileWebhooks(slackSeconds?: number): Promise<number>;
   /** Where GET /metrics is served. */
   metricsPort: number;
 }
@@ -99,7 +109,20 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const retry = provisioningRetryPolicy(config.PROVISION_ATTEMPTS, config.PROVISION_BACKOFF_MS);
   const provisioningQueue = createProvisioningQueue(redis, config.REDIS_PREFIX);
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
-  const metrics = createWorkerMetrics(db, { [QUEUES.provisioning]: provisioningQueue, [QUEUES.maintenance]: maintenanceQueue }, config.HEALTH_PROBE_INTERVAL_MS);
+  const webhookQueue = createWebhookQueue(redis, config.REDIS_PREFIX);
+  const webhookRetry = webhookRetryPolicy(config.WEBHOOK_ATTEMPTS, config.WEBHOOK_BACKOFF_MS);
+  // Deliveries committed by a saga or a purge: enqueue now; if Redis is away the reconciler will.
+  const announce = async (deliveryIds: string[]) => {
+    await enqueueWebhookDeliveries(webhookQueue, deliveryIds, webhookRetry).catch((err: Error) =>
+      logger.warn({ err: err.message, deliveries: deliveryIds.length }, 'webhook enqueue failed; the reconciler will send them'),
+    );
+  };
+  const reconcileWebhooks = (slackSeconds?: number) => reconcileWebhookDeliveries(db, webhookQueue, webhookRetry, slackSeconds);
+  const metrics = createWorkerMetrics(
+    db,
+    { [QUEUES.provisioning]: provisioningQueue, [QUEUES.maintenance]: maintenanceQueue, [QUEUES.webhooks]: webhookQueue },
+    config.HEALTH_PROBE_INTERVAL_MS,
+  );
   const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
   const probeTenants = async () => {
     const result = await probeActiveTenants(db, isolation, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc());
@@ -107,7 +130,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     return result;
   };
   const purge = async (now: Date) => {
-    const purged = await purgeDueTenants(db, now, tools);
+    const purged = await purgeDueTenants(db, now, tools, announce);
     if (purged > 0) metrics.lifecycleTransitions.inc({ from: 'pending_deletion', to: 'deleted' }, purged);
     return purged;
   };
@@ -128,6 +151,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         const outcome = await provisionTenant(db, parsed.data, signal, tools);
         logger.info({ signupId, outcome, attempt: job.attemptsMade + 1 }, 'provisioning finished');
         if (outcome.status === 'ready') {
+          await announce(outcome.webhookDeliveries);
           metrics.provisions.inc({ status: 'succeeded', isolation: outcome.isolation });
           metrics.provisionDuration.observe({ isolation: outcome.isolation }, (Date.now() - job.timestamp) / 1000);
         }
@@ -193,6 +217,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           if (overLimit > 0) logger.info({ sampled, overLimit }, 'sampled usage; tenants at or over their storage limit were vacuumed first');
           return sampled;
         }
+        case JOBS.reconcileWebhooks: {
+          const requeued = await reconcileWebhooks();
+          if (requeued > 0) logger.info({ requeued }, 'webhook reconciler re-enqueued due deliveries');
+          return requeued;
+        }
         case JOBS.purgeTenants: {
           const purged = await purge(new Date());
           if (purged > 0) logger.info({ purged }, 'purged tenants past their retention');
@@ -205,7 +234,42 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     { connection: redis, prefix: config.REDIS_PREFIX, concurrency: 1 },
   );
 
+  const deliveryOptions = {
+    db,
+    secretKey,
+    allowPrivate: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    maxAttempts: config.WEBHOOK_ATTEMPTS,
+    backoffMs: config.WEBHOOK_BACKOFF_MS,
+    disableAfterMs: config.WEBHOOK_DISABLE_AFTER_MS,
+    logger,
+  };
+  const webhookWorker = new Worker<DeliverWebhookPayload>(
+    QUEUES.webhooks,
+    async (job) => {
+      const parsed = DeliverWebhookPayload.safeParse(job.data);
+      if (!parsed.success) throw new UnrecoverableError(`invalid ${JOBS.deliverWebhook} payload: ${parsed.error.message}`);
+      try {
+        return await deliverWebhook(deliveryOptions, parsed.data.deliveryId);
+      } catch (err) {
+        // A failed attempt is recorded already; rethrown so BullMQ schedules the retry.
+        if (!(err instanceof DeliveryAttemptFailed)) logger.warn({ deliveryId: parsed.data.deliveryId, err: (err as Error).message }, 'webhook delivery could not be attempted');
+        throw err;
+      }
+    },
+    {
+      connection: redis,
+      prefix: config.REDIS_PREFIX,
+      concurrency: config.WEBHOOK_CONCURRENCY,
+      // An attempt is bounded by its timeout; the lock outlives it comfortably.
+      lockDuration: Math.max(config.WORKER_LOCK_DURATION_MS, config.WEBHOOK_TIMEOUT_MS * 3),
+      maxStalledCount: 2,
+    },
+  );
+
   const logConnectionError = (err: Error) => logger.error({ err: err.message }, 'queue connection error');
+  webhookWorker.on('error', logConnectionError);
+  webhookQueue.on('error', logConnectionError);
   provisioningWorker.on('error', logConnectionError);
   maintenanceWorker.on('error', logConnectionError);
   // A pass that failed (Postgres away mid-pass, say) is simply run again on its schedule.
@@ -219,6 +283,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     [JOBS.expireTrials, config.TRIAL_EXPIRY_INTERVAL_MS],
     [JOBS.purgeTenants, config.PURGE_INTERVAL_MS],
     [JOBS.sampleUsage, config.USAGE_SAMPLE_INTERVAL_MS],
+    [JOBS.reconcileWebhooks, config.WEBHOOK_RECONCILE_INTERVAL_MS],
   ];
   for (const [job, every] of schedules) {
     await maintenanceQueue.upsertJobScheduler(job, { every }, { name: job, opts: { removeOnComplete: true, removeOnFail: 100 } });
@@ -234,8 +299,9 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     sampleUsage: (now = new Date()) => sampleUsage(now),
     metricsPort: metricsServer.port,
     expireTrials: (now = new Date()) => runTrialExpiry(now),
+    reconcileWebhooks,
     async close() {
-      const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close()]);
+      const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close(), webhookWorker.close()]);
       if (await timesOut(drained, config.SHUTDOWN_TIMEOUT_MS)) {
         // Past the deadline: ask running sagas to stop at their next step boundary and
         // hand their jobs back. A job we cannot hand back (Redis gone) is redelivered by
@@ -246,7 +312,14 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       }
       // Every remaining step is bounded too: with Redis down, BullMQ's close would wait forever.
       await timesOut(
-        Promise.allSettled([provisioningWorker.close(true), maintenanceWorker.close(true), provisioningQueue.close(), maintenanceQueue.close()]),
+        Promise.allSettled([
+          provisioningWorker.close(true),
+          maintenanceWorker.close(true),
+          webhookWorker.close(true),
+          provisioningQueue.close(),
+          maintenanceQueue.close(),
+          webhookQueue.close(),
+        ]),
         HAND_BACK_GRACE_MS,
       );
       metricsServer.server.close();

@@ -1,6 +1,22 @@
 import path from 'node:path';
 import { defaultDataDir } from '@tenantry/db';
-import { RETIRED_METRICS_PORT, checkDnsEnv, describeEnvError, dnsEnv, envPort, envPositiveInt, logFormat, plainAbsolutePath, postgresUrl, postgresUrlList, redisPrefix, redisUrl, tenantSecretKey } from '@tenantry/domain';
+import {
+  RETIRED_METRICS_PORT,
+  checkDnsEnv,
+  describeEnvError,
+  dnsEnv,
+  envPort,
+  envPositiveInt,
+  invoiceEnv,
+  logFormat,
+  plainAbsolutePath,
+  postgresUrl,
+  postgresUrlList,
+  redisPrefix,
+  redisUrl,
+  tenantSecretKey,
+  webhookEnv,
+} from '@tenantry/domain';
 import { z } from 'zod';
 
 /** The worker's configuration, parsed once at boot; nothing else reads process.env. */
@@ -58,6 +74,16 @@ const WorkerEnv = z.object({
   TENANT_CLUSTER_OS_USER: z.string().min(1).default('postgres'),
   TENANT_CLUSTER_SETTINGS: z.string().default('').transform((s) => s.split(/\s+/).filter(Boolean)),
   TENANT_CLUSTER_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).max(63).default('tenantry'),
+  ...invoiceEnv,
+  ...webhookEnv,
+  /** How long one webhook attempt may take (connect, send, answer) before it counts as failed. */
+  WEBHOOK_TIMEOUT_MS: envPositiveInt.default(10_000),
+  /** An endpoint whose every attempt has failed for this long is disabled (and audited). */
+  WEBHOOK_DISABLE_AFTER_MS: envPositiveInt.default(24 * 60 * 60_000),
+  /** How often pending deliveries that are due but not queued (Redis flushed, worker killed) are re-enqueued. */
+  WEBHOOK_RECONCILE_INTERVAL_MS: envPositiveInt.default(30_000),
+  /** Deliveries sent at once by one worker. */
+  WEBHOOK_CONCURRENCY: envPositiveInt.default(8),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: logFormat,
   /** This machine's files: the generated secret key when TENANT_SECRET_KEY is unset, local tenant clusters. */

@@ -1,4 +1,4 @@
-import { appendAudit } from '@tenantry/db';
+import { appendAudit, recordWebhookEvent, tenantEventData } from '@tenantry/db';
 import type { Db, TenantUpdate } from '@tenantry/db';
 import { nextStatus } from '@tenantry/domain';
 import { sql } from 'kysely';
@@ -11,7 +11,12 @@ const BATCH = 100;
  * Purge every tenant whose retention ended by `now`. `now` is a parameter, not read
  * here, so the retention boundary can be driven from outside (tests, a manual run).
  */
-export async function purgeDueTenants(db: Db, now: Date, tools: TeardownTools): Promise<number> {
+export async function purgeDueTenants(
+  db: Db,
+  now: Date,
+  tools: TeardownTools,
+  announce: (deliveryIds: string[]) => Promise<void> = async () => undefined,
+): Promise<number> {
   const due = await db
     .selectFrom('tenants')
     .select('id')
@@ -22,7 +27,11 @@ export async function purgeDueTenants(db: Db, now: Date, tools: TeardownTools): 
     .execute();
   let purged = 0;
   for (const { id } of due) {
-    if (await purgeTenant(db, id, now, tools)) purged += 1;
+    const deliveries = await purgeTenant(db, id, now, tools);
+    if (deliveries) {
+      purged += 1;
+      await announce(deliveries);
+    }
   }
   return purged;
 }
@@ -37,9 +46,11 @@ export async function purgeDueTenants(db: Db, now: Date, tools: TeardownTools): 
  * One transaction, so a purge killed half-way leaves the tenant still pending deletion
  * (and whole, where its storage is a schema), and the next pass does it all again.
  * Re-checks the state under a row lock: a tenant restored meanwhile is left alone.
+ * Returns the deliveries of its `tenant.purged` webhook event, or null when nothing was purged.
  */
-export async function purgeTenant(db: Db, tenantId: string, now: Date, tools: TeardownTools): Promise<boolean> {
-  return tearDownTenant(db, tools, {
+export async function purgeTenant(db: Db, tenantId: string, now: Date, tools: TeardownTools): Promise<string[] | null> {
+  const deliveries: string[] = [];
+  const purged = await tearDownTenant(db, tools, {
     async find(q, lock) {
       const query = q.selectFrom('tenants').selectAll().where('id', '=', tenantId);
       const tenant = await (lock ? query.forUpdate() : query).executeTakeFirst();
@@ -51,7 +62,7 @@ export async function purgeTenant(db: Db, tenantId: string, now: Date, tools: Te
       await trx.deleteFrom('signups').where('tenant_id', '=', tenantId).execute();
       // Every placement column, whatever the model: the encrypted passwords go with what they opened.
       const placement = Object.fromEntries(tools.isolation.placementColumns.map((column) => [column, null])) as TenantUpdate;
-      await trx
+      const tombstone = await trx
         .updateTable('tenants')
         .set({
           ...placement,
@@ -61,13 +72,18 @@ export async function purgeTenant(db: Db, tenantId: string, now: Date, tools: Te
           updated_at: sql`now()`,
         })
         .where('id', '=', tenantId)
-        .execute();
+        .returningAll()
+        .executeTakeFirstOrThrow();
       await appendAudit(trx, {
         actor: 'system:worker',
         action: 'tenant.purged',
         tenantId,
         data: { from, to, deleteAfter: deleteAfter.toISOString() },
       });
+      // Billing systems hear of the purge too: tenant.deleted said the data could still be
+      // restored; this says it is gone and nothing more will be billed.
+      deliveries.push(...(await recordWebhookEvent(trx, { type: 'tenant.purged', tenantId, data: { tenant: tenantEventData(tombstone) } })));
     },
   });
+  return purged ? deliveries : null;
 }

@@ -27,3 +27,4 @@ export * from './isolation/cluster/kubernetes.js';
 export * from './isolation/cluster/driver.js';
 export * from './usage.js';
 export * from './isolation/shared/storage.js';
+export * from './webhooks.js';

@@ -199,6 +199,55 @@ export interface UsageInstancesTable {
   seen_at: Generated<Date>;
 }
 
+export interface WebhookEndpointsTable {
+  id: Generated<string>;
+  url: string;
+  description: string | null;
+  /** Subscribed event types; null: all of them. */
+  events: string[] | null;
+  /** The signing secret, AES-256-GCM with the installation key (AAD: the endpoint id). Never stored in clear. */
+  secret_enc: Buffer;
+  status: Generated<'enabled' | 'disabled'>;
+  disabled_reason: string | null;
+  /** Since when every attempt has failed; null once one succeeds. */
+  failing_since: Timestamp | null;
+  created_by: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface WebhookEventsTable {
+  id: Generated<string>;
+  type: string;
+  tenant_id: string | null;
+  /** The body every delivery sends: `{type, timestamp, data}`. */
+  payload: ColumnType<Record<string, unknown>, string, never>;
+  created_at: Generated<Date>;
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<string>;
+  event_id: string;
+  endpoint_id: string;
+  status: Generated<'pending' | 'delivered' | 'failed' | 'cancelled'>;
+  attempts: Generated<number>;
+  /** When the next attempt is due (the reconciler re-enqueues pending deliveries past it). */
+  next_attempt_at: Generated<Date>;
+  last_attempt_at: Timestamp | null;
+  delivered_at: Timestamp | null;
+  created_at: Generated<Date>;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<string>;
+  delivery_id: string;
+  attempt: number;
+  at: Generated<Date>;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -216,6 +265,10 @@ export interface Database {
   usage_hourly: UsageHourlyTable;
   usage_gauges: UsageGaugesTable;
   usage_instances: UsageInstancesTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_events: WebhookEventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

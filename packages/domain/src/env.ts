@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CurrencyCode } from './pricing.js';
 
 /**
  * Building blocks for the apps' env schemas (each app parses its env once, at boot, in its
@@ -89,3 +90,25 @@ export const plainAbsolutePath = z.string().regex(/^\/[A-Za-z0-9_./-]*$/, 'must 
 
 /** LOG_FORMAT: `auto` is pretty on a terminal, JSON lines otherwise (what log shippers read). */
 export const logFormat = z.enum(['auto', 'json', 'pretty']).default('auto');
+/** Invoicing settings, shared by the api (pricing calculator) and the worker (month close). */
+export const invoiceEnv = {
+  /** The installation's one currency (ISO 4217); the price book's minor units are of it. */
+  INVOICE_CURRENCY: CurrencyCode.default('USD'),
+  /** Who issues the invoices, as printed on them. */
+  INVOICE_ISSUER_NAME: z.string().trim().min(1).max(200).default('Tenantry'),
+  /** The issuer's address, lines separated by ";". */
+  INVOICE_ISSUER_ADDRESS: z
+    .string()
+    .max(1000)
+    .default('')
+    .transform((v) => v.split(';').map((l) => l.trim()).filter(Boolean)),
+};
+
+/** Outgoing webhook settings, shared by the api (registration, enqueue) and the worker (delivery). */
+export const webhookEnv = {
+  /** Allow http and private, loopback and other special addresses as webhook targets (tests, on-premises receivers). */
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: envBoolean.default(false),
+  /** Attempts per delivery, and the first retry's delay (doubling after each failure). */
+  WEBHOOK_ATTEMPTS: envPositiveInt.default(15),
+  WEBHOOK_BACKOFF_MS: envPositiveInt.default(10_000),
+};

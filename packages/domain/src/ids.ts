@@ -5,7 +5,8 @@ import { z } from 'zod';
  * so a support engineer can tell a signup id from a tenant id at a glance. Inside the
  * database they are plain uuids; these helpers convert at the API boundary.
  */
-export type IdPrefix = 'sgn' | 'ten' | 'usr';
+/** `whe_`: a webhook endpoint; `msg_`: one webhook message (an event for one endpoint, the `webhook-id`). */
+export type IdPrefix = 'sgn' | 'ten' | 'usr' | 'whe' | 'msg';
 
 const UUID_HEX = /^[0-9a-f]{32}$/;
 

@@ -12,3 +12,6 @@ export * from './plans.js';
 export * from './documents.js';
 export * from './paging.js';
 export * from './usage.js';
+export * from './pricing.js';
+export * from './invoice.js';
+export * from './webhooks.js';

@@ -12,6 +12,8 @@ export const QUEUES = {
   provisioning: 'provisioning',
   /** Housekeeping on a schedule: the reconciler, the purge of deleted tenants. */
   maintenance: 'maintenance',
+  /** Outgoing webhook deliveries, one job per (event, endpoint). */
+  webhooks: 'webhooks',
 } as const;
 
 export const JOBS = {
@@ -21,6 +23,8 @@ export const JOBS = {
   expireTrials: 'expire-trials',
   probeTenants: 'probe-tenants',
   sampleUsage: 'sample-usage',
+  deliverWebhook: 'deliver-webhook',
+  reconcileWebhooks: 'reconcile-webhooks',
 } as const;
 
 export const ProvisionTenantPayload = z.object({
@@ -40,6 +44,18 @@ export function provisionJobId(normalisedEmail: string, generation: number): str
   return `prov-${digest}-g${generation}`;
 }
 
+export const DeliverWebhookPayload = z.object({ deliveryId: z.uuid() });
+export type DeliverWebhookPayload = z.infer<typeof DeliverWebhookPayload>;
+
+/**
+ * The job id of a webhook delivery: one per (event, endpoint) for its whole life, so an
+ * enqueue while it is queued, delayed for a retry or running adds nothing, and the
+ * reconciler can re-enqueue blindly.
+ */
+export function webhookJobId(deliveryId: string): string {
+  return `whd-${deliveryId.replaceAll('-', '')}`;
+}
+
 export interface RetryPolicy {
   attempts: number;
   backoff: BackoffOptions;
@@ -48,6 +64,20 @@ export interface RetryPolicy {
 /** Exponential backoff with jitter, so a burst of failures does not retry in lock-step. */
 export function provisioningRetryPolicy(attempts: number, baseDelayMs: number): RetryPolicy {
   return { attempts, backoff: { type: 'exponential', delay: baseDelayMs, jitter: 0.5 } };
+}
+
+/**
+ * Webhook retries: exponential from `baseDelayMs` (10 s, 20 s, 40 s, … by default about
+ * two days over 15 attempts), with jitter so a receiver coming back is not hit by every
+ * delivery at once. The attempt count is also enforced from Postgres by the handler.
+ */
+export function webhookRetryPolicy(attempts: number, baseDelayMs: number): RetryPolicy {
+  return { attempts, backoff: { type: 'exponential', delay: baseDelayMs, jitter: 0.5 } };
+}
+
+/** The longest wait before attempt `attemptsMade + 1` under webhookRetryPolicy (jitter only shortens it). */
+export function webhookRetryDelayMs(attemptsMade: number, baseDelayMs: number): number {
+  return baseDelayMs * 2 ** Math.max(0, attemptsMade - 1);
 }
 
 /**

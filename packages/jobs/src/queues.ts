@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { JOBS, type ProvisionTenantPayload, QUEUES, type RetryPolicy, provisionJobId } from './catalog.js';
+import { type DeliverWebhookPayload, JOBS, type ProvisionTenantPayload, QUEUES, type RetryPolicy, provisionJobId, webhookJobId } from './catalog.js';
 
 export type ProvisioningQueue = Queue<ProvisionTenantPayload>;
 
@@ -31,5 +31,27 @@ export async function enqueueProvisioning(queue: ProvisioningQueue, request: Pro
       removeOnComplete: true,
       removeOnFail: true,
     },
+  );
+}
+
+export type WebhookQueue = Queue<DeliverWebhookPayload>;
+
+/** The webhook delivery queue (producers: the api and the worker's reconciler and saga). */
+export function createWebhookQueue(connection: Redis, prefix: string): WebhookQueue {
+  return new Queue<DeliverWebhookPayload>(QUEUES.webhooks, { connection, prefix, skipWaitingForReady: true });
+}
+
+/**
+ * Enqueue deliveries. Idempotent per delivery (its job id is fixed), so the reconciler may
+ * call it for anything pending. Finished jobs are removed: a delivery is final in Postgres.
+ */
+export async function enqueueWebhookDeliveries(queue: WebhookQueue, deliveryIds: readonly string[], retry: RetryPolicy): Promise<void> {
+  if (deliveryIds.length === 0) return;
+  await queue.addBulk(
+    deliveryIds.map((deliveryId) => ({
+      name: JOBS.deliverWebhook,
+      data: { deliveryId },
+      opts: { jobId: webhookJobId(deliveryId), attempts: retry.attempts, backoff: retry.backoff, removeOnComplete: true, removeOnFail: true },
+    })),
   );
 }

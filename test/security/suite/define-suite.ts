@@ -265,6 +265,11 @@ export function defineIsolationSuite(isolation: Isolation): void {
       const apiKey = await request(stack.api.baseUrl, 'POST', '/v1/api-keys', { token: a.token, body: { name: 'corpus', scope: 'read' } });
       expect(apiKey.status).toBe(201);
       const signupId = (await stack.database.db.selectFrom('signups').select('id').limit(1).executeTakeFirstOrThrow()).id;
+      // Subscribed only to an event nothing emits yet, so the endpoints the corpus registers
+      // (a payload can be a valid description) are never sent anything.
+      const webhookBody = { url: 'https://billing.example.com/hooks/corpus', events: ['invoice.finalized'], description: 'corpus' };
+      const webhook = isolation === 'schema' ? await stack.admin('POST', '/v1/webhooks', { body: webhookBody }) : undefined;
+      if (webhook) expect(webhook.status).toBe(201);
       const unique = `${process.pid}-${Date.now()}`;
       const baselines: Record<string, Baseline> = {
         'signup.create': { body: { email: `corpus-signup-${unique}@example.com`, password: 'violet-otter-stapler-42', orgName: 'Corpus Org', isolation: 'schema' } },
@@ -297,6 +302,10 @@ export function defineIsolationSuite(isolation: Isolation): void {
         'usage.own': { query: { month: monthOf(new Date()) } },
         'usage.ownMonth': { path: { month: monthOf(new Date()) } },
         'meta.openapi': {},
+        'pricing.estimate': { body: { plan: 'pro', usage: { apiRequests: 1000 } } },
+        'webhooks.create': { body: webhookBody },
+        'webhooks.list': {},
+        'webhooks.delete': { path: { id: webhook?.body.id ?? '' } },
       };
       // Every route has a baseline, and every input we found is exercised below.
       for (const op of operations) expect(baselines, op.operationId).toHaveProperty([op.operationId]);
@@ -326,7 +335,10 @@ export function defineIsolationSuite(isolation: Isolation): void {
       // A's rows from before are all there and unchanged (new ones may be added: a payload
       // can be valid data), except the sacrificial document the baselines replace or delete.
       for (const [id, text] of before.a) if (id !== sacrificial) expect(after.a.get(id), id).toBe(text);
-    });
+      // The corpus grows with every route and field (thousands of requests, some of them
+      // argon2 hashes): its own budget, not the suite's default 30 s, which it can pass on a
+      // loaded machine.
+    }, 120_000);
   });
 
   /** Ids of the control-plane rows that exist before the corpus runs (the comparison is over these). */

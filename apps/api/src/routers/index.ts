@@ -7,9 +7,11 @@ import { billingRouter } from './billing.js';
 import { documentsRouter } from './documents.js';
 import { metaRouter } from './meta.js';
 import { operatorRouter } from './operator.js';
+import { pricingRouter } from './pricing.js';
 import { signupRouter } from './signup.js';
 import { tenantsRouter } from './tenants.js';
 import { usageRouter } from './usage.js';
+import { webhooksRouter } from './webhooks.js';
 
 /** The api's table of contents. REST routes come from each procedure's `rest` meta. */
 export const appRouter = router({
@@ -23,6 +25,8 @@ export const appRouter = router({
   documents: documentsRouter,
   usage: usageRouter,
   operator: operatorRouter,
+  pricing: pricingRouter,
+  webhooks: webhooksRouter,
 });
 
 export type AppRouter = typeof appRouter;
@@ -37,6 +41,8 @@ export const ROUTER_TAGS: Readonly<Record<keyof AppRouter['_def']['record'], str
   audit: 'The tamper-evident audit log (platform key)',
   apiKeys: "A tenant's API keys for its own programs",
   documents: "The tenant data plane: JSON documents in named collections, only ever the caller's tenant's",
+  pricing: 'The public pricing calculator: what a month of usage costs on a plan',
+  webhooks: 'Endpoints of billing systems that receive signed events: tenant lifecycle and invoices (platform key)',
   operator: 'Operator sessions of the web dashboard (tRPC only: a platform key exchanged for an HttpOnly cookie)',
   usage: 'Metered usage per tenant and month (UTC), from the rollups quotas and invoices read: platform key for any tenant, a tenant credential for its own',
 };

@@ -80,6 +80,23 @@ export function createLoginLimiters(redis: Redis, prefix: string, attemptsPerAdd
 }
 
 /**
+ * The per-IP limiter of the public pricing calculator. It fails open to a per-process
+ * memory limiter while Redis is away: the calculator writes nothing and costs little, so
+ * a Redis outage should not take the pricing page down with it, and the memory limiter
+ * still bounds what one client can ask of one instance.
+ */
+export function createPricingLimiter(redis: Redis, prefix: string, perMinute: number): RateLimiterRedis {
+  const limits = { points: perMinute, duration: 60 };
+  return new RateLimiterRedis({
+    storeClient: redis,
+    keyPrefix: `${prefix}-rl-pricing`,
+    ...limits,
+    rejectIfRedisNotReady: true,
+    insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${prefix}-rl-pricing-mem`, ...limits }),
+  });
+}
+
+/**
  * Take one point for `key`. Over the limit → RateLimitedError (429 + Retry-After).
  * Redis unreachable → DependencyUnavailableError (503): signup fails closed, because an
  * unlimited signup endpoint is an open door to mass tenant creation, while a 503 during a

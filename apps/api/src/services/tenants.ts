@@ -1,4 +1,4 @@
-import { type Db, type Tenant, appendAudit } from '@tenantry/db';
+import { type Db, type Tenant, appendAudit, recordWebhookEvent, tenantEventData } from '@tenantry/db';
 import {
   ForbiddenError,
   type Isolation,
@@ -7,6 +7,7 @@ import {
   type PlanId,
   type TenantView,
   ValidationError,
+  type WebhookEventType,
   fromPublicId,
   nextStatus,
   normaliseEmail,
@@ -17,10 +18,19 @@ import { type Transaction, sql } from 'kysely';
 import type { Database } from '@tenantry/db';
 import type { ApiDeps } from '../context.js';
 import { hashPassword } from './passwords.js';
+import { enqueueDeliveries } from './webhooks.js';
 import type { PlatformPrincipal } from './platform-keys.js';
 import { enqueueIntent, recordTenantIntent } from './tenant-intents.js';
 
 const actorOf = (principal: PlatformPrincipal) => `platform:${principal.keyId}`;
+
+/** The webhook event each lifecycle action announces to billing systems. */
+const WEBHOOK_EVENT: Record<Exclude<LifecycleAction, 'purge'>, WebhookEventType> = {
+  suspend: 'tenant.suspended',
+  unsuspend: 'tenant.unsuspended',
+  delete: 'tenant.deleted',
+  restore: 'tenant.restored',
+};
 
 const AUDIT_ACTION: Record<Exclude<LifecycleAction, 'purge'>, string> = {
   suspend: 'tenant.suspended',
@@ -174,7 +184,7 @@ export async function transitionTenant(
   principal: PlatformPrincipal,
   input: { id: string; action: Exclude<LifecycleAction, 'purge'>; reason?: string | undefined },
 ): Promise<TenantView> {
-  const { view, from } = await deps.db.transaction().execute(async (trx) => {
+  const { view, from, deliveries } = await deps.db.transaction().execute(async (trx) => {
     const tenant = await findTenant(trx, input.id, { lock: true });
     const from = tenant.status;
     const to = nextStatus({ status: from, statusBeforeDeletion: tenant.status_before_deletion, isDefault: tenant.is_default }, input.action);
@@ -206,8 +216,20 @@ export async function transitionTenant(
       tenantId: tenant.id,
       data: { from, to, reason: input.reason ?? null, ...(after.delete_after ? { deleteAfter: new Date(after.delete_after).toISOString() } : {}) },
     });
-    return { view: toTenantView(after), from };
+    const view = toTenantView(after);
+    const deliveries = await recordWebhookEvent(trx, {
+      type: WEBHOOK_EVENT[input.action],
+      tenantId: tenant.id,
+      data: {
+        tenant: tenantEventData(after),
+        previousStatus: from,
+        reason: input.reason ?? null,
+        ...(view.deleteAfter ? { deleteAfter: view.deleteAfter } : {}),
+      },
+    });
+    return { view, from, deliveries };
   });
+  await enqueueDeliveries(deps, deliveries);
   deps.metrics.lifecycleTransitions.inc({ from, to: view.status });
   return view;
 }

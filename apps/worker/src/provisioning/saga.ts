@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { type TeardownSubject, type TeardownTools, tearDownTenant } from '../teardown.js';
 import { PROVISIONING_STEPS, type StepContext } from './steps.js';
 
-export type SagaOutcome = { status: 'ready'; isolation: Isolation } | { status: 'already_final' | 'superseded' };
+export type SagaOutcome = { status: 'ready'; isolation: Isolation; webhookDeliveries: string[] } | { status: 'already_final' | 'superseded' };
 
 /** Thrown between steps when the worker is shutting down: the job is handed back, not failed. */
 export class ProvisioningInterrupted extends Error {}
@@ -50,6 +50,7 @@ export async function provisionTenant(
   // The rest of every step is in this database, so they share one transaction: a crash
   // anywhere rolls back to the last commit and the retry resumes from the recorded steps.
   // (It also makes provisioning one commit instead of one per step.)
+  const webhookDeliveries: string[] = [];
   await db.transaction().execute(async (trx) => {
     // Serialise runs of the same tenant (a redelivered job racing its stalled original).
     await lockTenant(trx, signup.tenant_id);
@@ -63,11 +64,11 @@ export async function provisionTenant(
     for (const step of PROVISIONING_STEPS) {
       if (done.has(step.name)) continue;
       if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
-      await step.run(trx, signup);
+      await step.run(trx, signup, { announce: (ids) => webhookDeliveries.push(...ids) });
       await trx.insertInto('provisioning_steps').values({ tenant_id: signup.tenant_id, step: step.name }).execute();
     }
   });
-  return { status: 'ready', isolation: signup.isolation };
+  return { status: 'ready', isolation: signup.isolation, webhookDeliveries };
 }
 
 /** Note a failed attempt that will be retried, so operators can see why it is slow. */

@@ -1,5 +1,5 @@
 import type { DnsProvider } from '@tenantry/dns';
-import { type Db, type IsolationRegistry, type Signup, appendAudit, insertProvisioningTenant } from '@tenantry/db';
+import { type Db, type IsolationRegistry, type Signup, appendAudit, insertProvisioningTenant, recordWebhookEvent, tenantEventData } from '@tenantry/db';
 import { TRIAL_DAYS, TRIAL_PLAN } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
 import type { Database } from '@tenantry/db';
@@ -14,6 +14,11 @@ export interface StepContext {
   dns?: DnsProvider | undefined;
 }
 
+/** What a step leaves for after the saga's commit: webhook deliveries to enqueue. */
+export interface StepEffects {
+  announce(deliveryIds: readonly string[]): void;
+}
+
 export interface ProvisioningStep {
   name: string;
   /**
@@ -22,7 +27,7 @@ export interface ProvisioningStep {
    * idempotent on their own and leave something the next attempt can resume from.
    */
   prepare?(db: Db, signup: Signup, context: StepContext): Promise<void>;
-  run(trx: Trx, signup: Signup): Promise<void>;
+  run(trx: Trx, signup: Signup, effects: StepEffects): Promise<void>;
 }
 
 /**
@@ -97,13 +102,17 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
   },
   {
     name: 'activate',
-    async run(trx, signup) {
-      await trx
+    async run(trx, signup, effects) {
+      const activated = await trx
         .updateTable('tenants')
         .set({ status: 'active', updated_at: sql`now()` })
         .where('id', '=', signup.tenant_id)
         .where('status', '=', 'provisioning')
-        .execute();
+        .returningAll()
+        .executeTakeFirst();
+      // Announced to billing systems with the activation itself: a saga that rolls back
+      // announces nothing, one that commits cannot lose the event.
+      if (activated) effects.announce(await recordWebhookEvent(trx, { type: 'tenant.provisioned', tenantId: activated.id, data: { tenant: tenantEventData(activated) } }));
       // The owner now holds the password hash; the signup no longer needs a copy.
       await trx
         .updateTable('signups')

@@ -8,6 +8,7 @@ import * as tenantDatabases from './2026-11-22T1000_tenant_databases.js';
 import * as tenantClusters from './2026-11-22T1200_tenant_clusters.js';
 import * as hardening from './2026-12-01T1000_hardening.js';
 import * as operatorSessions from './2026-12-01T1100_operator_sessions.js';
+import * as webhooks from './2026-12-01T1200_webhooks.js';
 import * as usage from './2026-12-01T1300_usage.js';
 
 /**
@@ -24,5 +25,6 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22T1200_tenant_clusters': tenantClusters,
   '2026-12-01T1000_hardening': hardening,
   '2026-12-01T1100_operator_sessions': operatorSessions,
+  '2026-12-01T1200_webhooks': webhooks,
   '2026-12-01T1300_usage': usage,
 };

@@ -1,0 +1,3 @@
+export * from './engine.js';
+export * from './exact.js';
+export * from './formats.js';
