@@ -17,7 +17,7 @@ beforeAll(async () => {
   const env = {
     DATABASE_URL: database.url,
     REDIS_PREFIX: prefix,
-    TRUST_PROXY: 'true',
+    TRUST_PROXY: '1',
     PRICING_RATE_LIMIT_PER_MINUTE: '4',
     INVOICE_CURRENCY: 'eur',
     INVOICE_ISSUER_NAME: 'Tenantry GmbH',
@@ -112,7 +112,7 @@ describe('with Redis down', () => {
   let api: RunningApi;
   beforeAll(async () => {
     redis = await PrivateRedis.start();
-    api = await startApi({ DATABASE_URL: database.url, REDIS_URL: redis.url, REDIS_PREFIX: 'tenantry', TRUST_PROXY: 'true', PRICING_RATE_LIMIT_PER_MINUTE: '3' });
+    api = await startApi({ DATABASE_URL: database.url, REDIS_URL: redis.url, REDIS_PREFIX: 'tenantry', TRUST_PROXY: '1', PRICING_RATE_LIMIT_PER_MINUTE: '3' });
   });
   afterAll(async () => {
     await api?.close();
