@@ -2,7 +2,9 @@
  * The servers of the data-plane benchmark (test/bench/data-plane.ts), each in a child
  * process of its own so that the load generator does not share their event loop:
  *
- *   api   — the real api (test/support/apps.ts startApi), configured like the tests.
+ *   api   — the real api (test/support/apps.ts startApi), configured like the tests, with
+ *           usage metering on (the default);
+ *   unmetered — the same api with USAGE_METERING=false: what metering costs is the difference.
  *   bare  — the floor: node:http + pg, serving the same two routes with the same SQL in the
  *           same kind of transaction, and nothing else: no auth, no tRPC, no validation, no
  *           entitlements, no per-request tenant lookup. It reads every tenant's placement
@@ -25,6 +27,8 @@ import { TENANT_SECRET_KEY, startApi } from '../support/apps.js';
 export interface ServerReady {
   ready: true;
   port: number;
+  /** The api's Prometheus endpoint (api and unmetered). */
+  metricsUrl?: string;
   /** The pool sizes the server runs with (the api's effective config). */
   dbPoolSize: number;
   tenantPoolMax: number;
@@ -41,11 +45,11 @@ function env(name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-async function serveApi(): Promise<void> {
+async function serveApi(metering: boolean): Promise<void> {
   const overrides = Object.fromEntries(
     ['DB_POOL_SIZE', 'TENANT_POOL_MAX', 'TENANT_POOL_SIZE'].flatMap((name) => (env(name) ? [[name, env(name)!]] : [])),
   );
-  const api = await startApi({ DATABASE_URL: env('DATABASE_URL')!, REDIS_PREFIX: env('REDIS_PREFIX')!, ...overrides });
+  const api = await startApi({ DATABASE_URL: env('DATABASE_URL')!, REDIS_PREFIX: env('REDIS_PREFIX')!, USAGE_METERING: String(metering), ...overrides });
   const { config } = api.api.deps;
   process.on('message', (message) => {
     if (message === 'close') void api.close().finally(() => process.exit(0));
@@ -53,6 +57,7 @@ async function serveApi(): Promise<void> {
   send({
     ready: true,
     port: Number(new URL(api.baseUrl).port),
+    metricsUrl: api.metricsUrl,
     dbPoolSize: config.DB_POOL_SIZE,
     tenantPoolMax: config.TENANT_POOL_MAX,
     tenantPoolSize: config.TENANT_POOL_SIZE,
@@ -235,7 +240,12 @@ async function serveBare(): Promise<void> {
   send({ ready: true, port: (server.address() as AddressInfo).port, dbPoolSize, tenantPoolMax, tenantPoolSize } satisfies ServerReady);
 }
 
-(mode === 'api' ? serveApi() : mode === 'bare' ? serveBare() : Promise.reject(new Error(`usage: data-plane-server.ts api|bare (got ${mode})`))).catch((err) => {
+(mode === 'api' || mode === 'unmetered'
+  ? serveApi(mode === 'api')
+  : mode === 'bare'
+    ? serveBare()
+    : Promise.reject(new Error(`usage: data-plane-server.ts api|unmetered|bare (got ${mode})`))
+).catch((err) => {
   console.error(`data-plane ${mode} server failed:`, err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });

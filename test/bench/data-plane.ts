@@ -22,9 +22,12 @@
  * uniformly from all of them — so about one in eleven goes to a database tenant, whose
  * per-tenant pools the api keeps in an LRU of TENANT_POOL_MAX (printed; 100 database
  * tenants against the default 50 means pools are evicted and reopened as the load moves).
- * Two servers take the same load from the same client:
+ * Three servers take the same load from the same client:
  *   api  — the real api (tRPC REST adapter, session auth, tenant lookup, entitlements,
- *          tenant store), configured like the tests;
+ *          tenant store, usage metering), configured like the tests;
+ *   unmetered — the same api with USAGE_METERING=false: the difference is what metering
+ *          costs (target: ≤ 5% throughput, ≤ 1 ms added p95). After each api session its
+ *          metrics endpoint gives the flush latency and the rollup cells written per flush;
  *   bare — node:http + pg with the same SQL in the same kind of transaction (begin;
  *          set_config('app.tenant_id', …, true) and, for schema tenants, search_path and
  *          SET LOCAL ROLE tenantry_data; the query; commit) on pools of the same sizes
@@ -36,8 +39,8 @@
  * Both servers run in child processes of their own (test/bench/data-plane-server.ts), one at
  * a time, so neither shares the load generator's event loop; the client is node:http with
  * keep-alive sockets (one per lane). Client, server and Postgres share this machine's cores
- * alike for both. BENCH_ROUNDS rounds, alternating which server goes first (api, bare |
- * bare, api, …), each server session starting with BENCH_WARMUP requests not counted; the
+ * alike for all. BENCH_ROUNDS rounds, rotating which server goes first (api, unmetered,
+ * bare | unmetered, bare, api | …), each server session starting with BENCH_WARMUP requests not counted; the
  * figures pool the rounds. The same pseudo-random tenant/document sequence is used for both.
  *
  * It prints p50/p95/max and requests/s of api and bare for reads and writes, their ratios, and
@@ -107,8 +110,12 @@ const PROVISION_TIMEOUT_MS = 120_000;
 const TARGET_P95_MS = 20;
 const SEED_TARGET_P95_MS = 100;
 const TARGET_THROUGHPUT_SHARE = 0.5;
+/** Metering's budget: throughput lost, and p95 added, against the same api unmetered. */
+const METERING_MAX_THROUGHPUT_LOSS = 0.05;
+const METERING_MAX_ADDED_P95_MS = 1;
 
-type Kind = 'api' | 'bare';
+type Kind = 'api' | 'unmetered' | 'bare';
+const KINDS: readonly Kind[] = ['api', 'unmetered', 'bare'];
 type Op = 'read' | 'write';
 
 interface BenchTenant {
@@ -424,6 +431,31 @@ function startServer(kind: Kind, env: Record<string, string>): Promise<RunningSe
   });
 }
 
+interface FlushStats {
+  count: number;
+  seconds: number;
+  rows: number;
+  failures: number;
+  /** The upper bound of the histogram bucket holding the 95th percentile flush. */
+  p95UpperMs: number;
+}
+
+/** The usage-flush figures of an api's metrics endpoint (its whole session, warm-up included). */
+async function flushStats(metricsUrl: string): Promise<FlushStats> {
+  const text = await (await fetch(metricsUrl)).text();
+  const value = (name: string) => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').filter((l) => l.startsWith(`${name} `)).join('\n'))?.[2] ?? 0);
+  const buckets = [...text.matchAll(/^tenantry_usage_flush_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)].map((m) => ({ le: Number(m[1]), n: Number(m[2]) }));
+  const count = value('tenantry_usage_flush_duration_seconds_count');
+  const p95 = buckets.find((b) => b.n >= 0.95 * count);
+  return {
+    count,
+    seconds: value('tenantry_usage_flush_duration_seconds_sum'),
+    rows: value('tenantry_usage_flush_rows_sum'),
+    failures: value('tenantry_usage_flush_failures_total'),
+    p95UpperMs: p95 && Number.isFinite(p95.le) ? p95.le * 1000 : Number.NaN,
+  };
+}
+
 // ---------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------
@@ -522,7 +554,8 @@ async function main(teardown: Teardown): Promise<void> {
   };
   const apiEnv = { ...env, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) };
 
-  const results: Record<Kind, Record<Op, PhaseResult[]>> = { api: { read: [], write: [] }, bare: { read: [], write: [] } };
+  const results: Record<Kind, Record<Op, PhaseResult[]>> = { api: { read: [], write: [] }, unmetered: { read: [], write: [] }, bare: { read: [], write: [] } };
+  const flushes: FlushStats[] = [];
   const perRound: string[] = [];
   const perPhase = SECONDS ? `${SECONDS} s` : `${REQUESTS} requests`;
   console.log(
@@ -531,15 +564,15 @@ async function main(teardown: Teardown): Promise<void> {
   );
 
   for (let round = 0; round < ROUNDS; round++) {
-    const order: Kind[] = round % 2 === 0 ? ['api', 'bare'] : ['bare', 'api'];
+    const order = KINDS.map((_, i) => KINDS[(i + round) % KINDS.length]!);
     const line: string[] = [];
     for (const kind of order) {
-      const server = await startServer(kind, kind === 'api' ? apiEnv : bareEnv);
+      const server = await startServer(kind, kind === 'bare' ? bareEnv : apiEnv);
       teardown.add(`${kind} server`, () => server.stop());
       const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
       try {
         const target = { port: server.ready.port, pid: server.child.pid! };
-        if (kind === 'api' && (server.ready.tenantPoolMax !== apiConfig.TENANT_POOL_MAX || server.ready.dbPoolSize !== apiConfig.DB_POOL_SIZE)) {
+        if (kind !== 'bare' && (server.ready.tenantPoolMax !== apiConfig.TENANT_POOL_MAX || server.ready.dbPoolSize !== apiConfig.DB_POOL_SIZE)) {
           throw new Error(`the api runs with other pool sizes than printed: ${JSON.stringify(server.ready)}`);
         }
         // Warm-up, not counted; its errors are.
@@ -551,6 +584,7 @@ async function main(teardown: Teardown): Promise<void> {
           results[kind][op].push(result);
           line.push(`${kind} ${op} ${(result.latencies.length / (result.wallMs / 1000)).toFixed(0)}/s`);
         }
+        if (kind === 'api' && server.ready.metricsUrl) flushes.push(await flushStats(server.ready.metricsUrl));
       } finally {
         agent.destroy();
         await server.stop();
@@ -600,18 +634,19 @@ async function main(teardown: Teardown): Promise<void> {
     };
   };
   const figures = {
-    read: { api: pooled(results.api.read), bare: pooled(results.bare.read) },
-    write: { api: pooled(results.api.write), bare: pooled(results.bare.write) },
+    read: { api: pooled(results.api.read), unmetered: pooled(results.unmetered.read), bare: pooled(results.bare.read) },
+    write: { api: pooled(results.api.write), unmetered: pooled(results.unmetered.write), bare: pooled(results.bare.write) },
   };
   const title: Record<Op, string> = {
     read: `Reads: GET /v1/collections/${COLLECTION}/documents/{id}`,
     write: `Writes: POST /v1/collections/${COLLECTION}/documents`,
   };
   for (const op of ['read', 'write'] as const) {
-    const { api, bare } = figures[op];
-    console.log(header(`${title[op]}   (n=${api.all.n} api, ${bare.all.n} bare; concurrency ${CONCURRENCY})`));
+    const { api, unmetered, bare } = figures[op];
+    console.log(header(`${title[op]}   (n=${api.all.n} api, ${unmetered.all.n} unmetered, ${bare.all.n} bare; concurrency ${CONCURRENCY})`));
     for (const [label, f] of [
       ['api', api],
+      ['api, metering off', unmetered],
       ['bare node:http + pg', bare],
     ] as const) {
       console.log(row(label, f.all, `${f.rate.toFixed(0)} req/s${f.errors ? `, ${f.errors} errors` : ''}`));
@@ -628,7 +663,23 @@ async function main(teardown: Teardown): Promise<void> {
       `  api / bare:  p50 ${ratio(api.all.p50, bare.all.p50)}   p95 ${ratio(api.all.p95, bare.all.p95)}   max ${ratio(api.all.max, bare.all.max)}   ` +
         `throughput ${((100 * api.rate) / bare.rate).toFixed(0)}% of bare`,
     );
-    for (const e of [...api.firstErrors.map((m) => `api: ${m}`), ...bare.firstErrors.map((m) => `bare: ${m}`)]) console.log(`  error: ${e}`);
+    console.log(
+      `  metering:    p95 ${ratio(api.all.p95, unmetered.all.p95)} (${(api.all.p95 - unmetered.all.p95).toFixed(2)} ms added)   ` +
+        `throughput ${((100 * api.rate) / unmetered.rate).toFixed(1)}% of the same api unmetered`,
+    );
+    for (const e of [...api.firstErrors.map((m) => `api: ${m}`), ...unmetered.firstErrors.map((m) => `unmetered: ${m}`), ...bare.firstErrors.map((m) => `bare: ${m}`)]) {
+      console.log(`  error: ${e}`);
+    }
+  }
+  if (flushes.length > 0) {
+    const n = flushes.reduce((a, f) => a + f.count, 0);
+    const seconds = flushes.reduce((a, f) => a + f.seconds, 0);
+    const cells = flushes.reduce((a, f) => a + f.rows, 0);
+    console.log(header(`Usage flushes of the metered api (${n} flushes over its sessions; ${SCHEMA_TENANTS + DATABASE_TENANTS} tenants drawn uniformly)`));
+    console.log(
+      `  flush latency mean ${((1000 * seconds) / Math.max(1, n)).toFixed(1)} ms, p95 ≤ ${Math.max(...flushes.map((f) => f.p95UpperMs)).toFixed(0)} ms (histogram bucket); ` +
+        `rollup cells written per flush mean ${(cells / Math.max(1, n)).toFixed(0)}; failures ${flushes.reduce((a, f) => a + f.failures, 0)}`,
+    );
   }
   console.log('\nThroughput per round (req/s)');
   for (const l of perRound) console.log(l);
@@ -644,7 +695,14 @@ async function main(teardown: Teardown): Promise<void> {
     );
     console.log(`  ${verdict(api.all.p95 < SEED_TARGET_P95_MS)}  api ${op} p95 < ${SEED_TARGET_P95_MS} ms (seed target)  (p95 ${api.all.p95.toFixed(1)} ms)`);
   }
-  const errors = figures.read.api.errors + figures.write.api.errors + figures.read.bare.errors + figures.write.bare.errors;
+  for (const op of ['read', 'write'] as const) {
+    const { api, unmetered } = figures[op];
+    const loss = 1 - api.rate / unmetered.rate;
+    const added = api.all.p95 - unmetered.all.p95;
+    console.log(`  ${verdict(loss <= METERING_MAX_THROUGHPUT_LOSS)}  metering costs ≤ ${METERING_MAX_THROUGHPUT_LOSS * 100}% of ${op} throughput  (${(100 * loss).toFixed(1)}%)`);
+    console.log(`  ${verdict(added <= METERING_MAX_ADDED_P95_MS)}  metering adds ≤ ${METERING_MAX_ADDED_P95_MS} ms to ${op} p95         (${added.toFixed(2)} ms)`);
+  }
+  const errors = KINDS.reduce((sum, kind) => sum + figures.read[kind].errors + figures.write[kind].errors, 0);
   console.log(`  ${verdict(errors === 0)}  no failed requests                (${errors})`);
 }
 
