@@ -81,7 +81,10 @@ export async function monthInvoiceInput(db: Q, tenant: BilledTenant, month: stri
 /** The current month so far, as a draft (no number); null when nothing of it is billed (yet). */
 export async function draftInvoice(db: Db, tenant: BilledTenant, now: Date, settings: InvoiceSettings): Promise<InvoiceDocument | null> {
   const input = await monthInvoiceInput(db, tenant, monthOf(now), settings);
-  return input ? computeInvoice({ ...input, status: 'draft', until: now }) : null;
+  // Billed by the whole second: a tenant activated within the current second has nothing billed yet.
+  const second = Math.floor(now.getTime() / 1000);
+  if (!input?.segments.some((s) => Math.floor(s.from.getTime() / 1000) < second)) return null;
+  return computeInvoice({ ...input, status: 'draft', until: now });
 }
 
 /** When a month may be closed without `force`: its end plus the grace period. */

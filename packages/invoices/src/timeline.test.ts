@@ -76,3 +76,14 @@ describe('which hours of usage each segment is billed for', () => {
     ]);
   });
 });
+
+describe('whole seconds', () => {
+  it('changes within one second leave no empty segment behind (the engine would refuse it)', () => {
+    const { segments } = timeline([
+      entry('2026-03-10T12:00:00.100Z', 'active', 'trial'),
+      entry('2026-03-10T12:00:00.400Z', 'active', 'pro'),
+      entry('2026-03-10T12:00:00.900Z', 'active', 'enterprise'),
+    ]);
+    expect(segments.map((s) => [s.plan, s.from.toISOString()])).toEqual([['enterprise', '2026-03-10T12:00:00.000Z']]);
+  });
+});

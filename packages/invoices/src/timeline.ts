@@ -12,6 +12,8 @@ import type { Interval } from './engine.js';
  * - A change of plan or price book version ends one segment and starts the next; time
  *   suspended stays inside its segment (the plan says how it is billed) and is also
  *   reported as a suspended interval.
+ * - Time is counted in whole seconds: a state that lasted less than its second (two
+ *   changes in a row) has no segment of its own.
  */
 
 export interface HistoryEntry {
@@ -35,13 +37,17 @@ export interface BillingTimeline {
 
 const BILLED: ReadonlySet<TenantStatus> = new Set(['active', 'suspended']);
 
+/** Billing counts whole seconds: history is recorded to the microsecond, so changes are floored to the second first. */
+const toSecond = (at: Date) => new Date(Math.floor(at.getTime() / 1000) * 1000);
+
 /** The segments and suspended intervals of [start, end), from `history` (oldest first; each entry holds until the next). */
 export function billingTimeline(history: readonly HistoryEntry[], start: Date, end: Date): BillingTimeline {
   const segments: Segment[] = [];
   const suspended: Interval[] = [];
   history.forEach((entry, i) => {
-    const next = history[i + 1]?.at ?? end;
-    const from = entry.at > start ? entry.at : start;
+    const next = toSecond(history[i + 1]?.at ?? end);
+    const at = toSecond(entry.at);
+    const from = at > start ? at : start;
     const to = next < end ? next : end;
     if (to <= from || !BILLED.has(entry.status)) return;
     const plan = PlanId.safeParse(entry.plan);
