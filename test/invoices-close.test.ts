@@ -99,3 +99,29 @@ describe('gapless numbering: 2 workers × 500 tenants', () => {
     expect(invoices.map((i) => i.n)).toEqual(Array.from({ length: 4 * TENANTS - 1 }, (_, i) => i + 1));
   });
 });
+
+describe('the schedule', () => {
+  const monthAfter = (month: string, n = 1) => {
+    const [y, m] = month.split('-').map(Number) as [number, number];
+    return new Date(Date.UTC(y, m - 1 + n, 1)).toISOString().slice(0, 7);
+  };
+  const closedMonths = async () => (await stack.database.db.selectFrom('billing_closes').select('month').orderBy('month').execute()).map((r) => r.month);
+
+  it('closes each month once its grace period is over, and catches up every month it missed', async () => {
+    // Where the installation stands now: the workers' first pass closed the latest month
+    // whose grace is over (a pass now settles it, should that first one still be running).
+    await workers[0].closeDueMonths(new Date());
+    const latest = (await closedMonths()).at(-1)!;
+    const next = monthAfter(latest);
+    // 11 h after the next month's end: its 12 h of grace are not over. Nothing new is closed.
+    await workers[0].closeDueMonths(new Date(Date.parse(`${monthAfter(next)}-01T00:00:00Z`) + 11 * 3_600_000));
+    expect((await closedMonths()).at(-1)).toBe(latest);
+    // 13 h after: it is closed.
+    await workers[0].closeDueMonths(new Date(Date.parse(`${monthAfter(next)}-01T00:00:00Z`) + 13 * 3_600_000));
+    expect((await closedMonths()).at(-1)).toBe(next);
+    // A worker that was away for three months closes all three on its next pass, in order.
+    const results = await workers[1].closeDueMonths(new Date(Date.parse(`${monthAfter(next, 4)}-01T00:00:00Z`) + 13 * 3_600_000));
+    expect(results.map((r) => r.month)).toEqual([next, monthAfter(next), monthAfter(next, 2), monthAfter(next, 3)]);
+    expect((await closedMonths()).slice(-4)).toEqual([next, monthAfter(next), monthAfter(next, 2), monthAfter(next, 3)]);
+  });
+});

@@ -92,9 +92,10 @@ export function closableAt(month: string, graceHours: number): Date {
   return new Date(monthBounds(month).end.getTime() + graceHours * 3_600_000);
 }
 
-/** The latest month whose grace period is over at `now`. */
+/** The latest month whose grace period is over at `now`: the one before the month `now − grace` falls in. */
 export function latestClosableMonth(now: Date, graceHours: number): string {
-  return monthOf(new Date(now.getTime() - graceHours * 3_600_000 - 1));
+  const { start } = monthBounds(monthOf(new Date(now.getTime() - graceHours * 3_600_000)));
+  return monthOf(new Date(start.getTime() - 1));
 }
 
 const NOT_OVER = (month: string) => new ValidationError([{ field: 'month', message: `${month} is not over yet: only a past month can be closed` }]);
