@@ -122,6 +122,11 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`create unique index invoices_one_live_per_month on invoices (tenant_id, month) where status = 'finalized' and voided_by_id is null`.execute(db);
   await sql`create index invoices_tenant_seq on invoices (tenant_id, seq)`.execute(db);
   await sql`create index invoices_month on invoices (month, tenant_id) where status = 'finalized'`.execute(db);
+  // The references between invoices (a void, a replacement), few and never deleted; indexed
+  // like every foreign key.
+  await sql`create index invoices_voids_id on invoices (voids_id) where voids_id is not null`.execute(db);
+  await sql`create index invoices_replaces_id on invoices (replaces_id) where replaces_id is not null`.execute(db);
+  await sql`create index invoices_voided_by_id on invoices (voided_by_id) where voided_by_id is not null`.execute(db);
   await sql`
     create function tenantry_invoice_is_immutable() returns trigger language plpgsql as $$
     begin
