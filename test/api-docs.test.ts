@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { appOpenApiDocument } from '@tenantry/api';
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { EXAMPLES } from './api-docs/examples.js';
 import { API_REFERENCE_PATH, generateApiReference } from './api-docs/generate.js';
@@ -46,6 +47,15 @@ async function runSnippet(language: keyof Snippets, code: string, env: Record<st
   return JSON.parse(stdout);
 }
 
+/** Record that a tenant was an active pro customer from 15 November 2026 (idempotent). */
+async function customerSinceNovember(slug: string) {
+  await sql`
+    insert into tenant_billing_history (tenant_id, at, status, plan, plan_version)
+    select t.id, '2026-11-15T00:00:00Z', 'active', 'pro', 1 from tenants t
+    where t.slug = ${slug}
+      and not exists (select 1 from tenant_billing_history h where h.tenant_id = t.id and h.at = '2026-11-15T00:00:00Z')`.execute(stack.database.db);
+}
+
 describe('docs/api.md', () => {
   it('is exactly what the api generates (regenerate with `pnpm docs:api`)', () => {
     expect(readFileSync(API_REFERENCE_PATH, 'utf8')).toBe(generateApiReference());
@@ -61,6 +71,8 @@ describe('docs/api.md', () => {
     const ops = operationsOf(appOpenApiDocument() as never);
     const env: Record<string, string> = { TENANTRY_URL: stack.api.baseUrl, TENANTRY_PLATFORM_KEY: PLATFORM_KEY };
     for (const example of EXAMPLES) {
+      // Acme has been a pro customer since 15 November, so that month has an invoice to show.
+      if (example.operationId === 'invoices.close') await customerSinceNovember('acme-corp');
       const code = snippetsFor(example, ops.get(example.operationId)!)[language];
       const output = (await runSnippet(language, code, env, python).catch((err: Error & { stderr?: string; stdout?: string }) => {
         throw new Error(`${language} example ${example.operationId} failed: ${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`);
@@ -95,6 +107,17 @@ describe('docs/api.md', () => {
       if (example.operationId === 'webhooks.list') expect(output.items.map((e: { id: string }) => e.id)).toContain(env.WEBHOOK_ID);
       if (example.operationId === 'webhooks.delete') expect(output.id).toBe(env.WEBHOOK_ID);
       if (example.operationId === 'meta.openapi') expect(output.openapi).toBe('3.1.0');
+      if (example.operationId === 'invoices.close') expect(output).toMatchObject({ month: '2026-11', invoices: 1, failed: [] });
+      if (example.operationId === 'invoices.list') {
+        // The live one: the first run's, or the replacement an earlier language's void issued.
+        const live = output.items.find((i: { status: string; voidedBy: string | null }) => i.status === 'finalized' && i.voidedBy === null);
+        env.INVOICE_NUMBER = live.number;
+      }
+      if (example.operationId === 'invoices.get') expect(output).toMatchObject({ number: env.INVOICE_NUMBER, month: '2026-11', status: 'finalized' });
+      if (example.operationId === 'invoices.upcoming') expect(output.status).toBe('draft');
+      if (example.operationId === 'invoices.own') expect(output.items.map((i: { number: string }) => i.number)).toContain(env.INVOICE_NUMBER);
+      if (example.operationId === 'invoices.ownGet') expect(output.number).toBe(env.INVOICE_NUMBER);
+      if (example.operationId === 'invoices.void') expect(output).toMatchObject({ void: { voids: env.INVOICE_NUMBER }, replacement: { replaces: env.INVOICE_NUMBER } });
     }
   });
 });

@@ -232,6 +232,17 @@ describe('the document passes the common OpenAPI linters', () => {
     expect(operation('post', '/v1/signup').security).toEqual([]);
   });
 
+  it('a route that may answer with a file lists its types beside JSON; its JSON is the document, never the file wrapper', () => {
+    for (const path of ['/v1/tenants/{id}/invoices/{number}', '/v1/invoices/{number}']) {
+      const ok = operation('get', path).responses['200']!;
+      expect(Object.keys(ok.content), path).toEqual(['application/json', 'text/csv', 'application/pdf']);
+      expect(ok.content['application/pdf']!.schema).toEqual({ type: 'string', contentMediaType: 'application/pdf' });
+      expect(ok.headers?.['Content-Disposition']?.required, path).toBe(false);
+      expect(JSON.stringify(ok.content['application/json'].schema), path).not.toContain('base64');
+    }
+    expect(Object.keys(operation('get', '/v1/me').responses['200']!.content)).toEqual(['application/json']);
+  });
+
   it('a map in the query (where[field]=value) is a deepObject parameter, as the api reads it', () => {
     const where = operation('get', '/v1/collections/{collection}/documents').parameters!.find((p) => p.name === 'where');
     expect(where).toMatchObject({ in: 'query', style: 'deepObject', explode: true });

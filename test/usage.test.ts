@@ -152,6 +152,7 @@ describe('the usage API', () => {
       storageBytes: { current: 0, peak: 0, average: 0, sampledAt: null },
       fileStorageBytes: { current: 0, peak: 0, average: 0, sampledAt: null },
       realtimeConnections: { current: 0, peak: 0, average: 0, sampledAt: null },
+      availability: { probes: 0, up: 0, ratio: null },
     });
     expect(old.limits.apiRequestsPerMinute).toBe(100_000);
   });

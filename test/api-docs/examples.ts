@@ -98,6 +98,20 @@ export const EXAMPLES: Example[] = [
     path: { id: 'acme-corp' },
     query: { meter: 'apiRequests', from: '2026-12-01T00:00:00Z', to: '2026-12-02T00:00:00Z', interval: 'hour' },
   },
+  // Acme has been a customer since mid-November (the docs test records that): its
+  // November invoice, then this month's draft, then a correction.
+  { operationId: 'invoices.close', auth: 'platform', body: { month: '2026-11' } },
+  { operationId: 'invoices.list', auth: 'platform', path: { id: 'acme-corp' }, query: { limit: 10 } },
+  { operationId: 'invoices.get', auth: 'platform', path: { id: 'acme-corp', number: { env: 'INVOICE_NUMBER' } }, query: { format: 'json' } },
+  { operationId: 'invoices.upcoming', auth: 'platform', path: { id: 'acme-corp' } },
+  { operationId: 'invoices.own', auth: 'tenant' },
+  { operationId: 'invoices.ownGet', auth: 'tenant', path: { number: { env: 'INVOICE_NUMBER' } } },
+  {
+    operationId: 'invoices.void',
+    auth: 'platform',
+    path: { id: 'acme-corp', number: { env: 'INVOICE_NUMBER' } },
+    body: { reason: 'plan recorded as pro, contract says enterprise' },
+  },
   { operationId: 'audit.list', auth: 'platform', query: { limit: 5 } },
   {
     operationId: 'webhooks.create',

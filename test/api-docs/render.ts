@@ -203,6 +203,7 @@ export function renderApiReference(doc: OpenApiDocument): string {
     'export API_KEY_ID=…                  # from POST /v1/api-keys',
     'export DOCUMENT_ID=…                 # from POST /v1/collections/notes/documents',
     'export WEBHOOK_ID=whe_…              # from POST /v1/webhooks',
+    'export INVOICE_NUMBER=INV-…          # from GET /v1/tenants/{id}/invoices',
     '```',
     '',
     '## Routes',
@@ -227,6 +228,8 @@ export function renderApiReference(doc: OpenApiDocument): string {
     }
     if (op.requestBody) out.push('', '**Body** (JSON)', '', ...fieldTable(op.requestBody.content['application/json'].schema));
     out.push('', `**Response ${successStatus}**`, '', ...fieldTable(success.content['application/json'].schema));
+    const files = Object.keys(success.content).filter((type) => type !== 'application/json');
+    if (files.length > 0) out.push('', `Or a file, as \`format\` asks: ${files.map((type) => `\`${type}\``).join(', ')}, with \`Content-Disposition: attachment\`.`);
     const errors = Object.keys(op.responses).filter((s) => !s.startsWith('2'));
     out.push('', `**Errors**: ${errors.map((s) => `\`${s}\``).join(', ')} — see [errors](#api-reference).`);
     const snippets = snippetsFor(example, operation);

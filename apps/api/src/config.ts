@@ -113,8 +113,6 @@ const ApiEnv = z
     USAGE_METERING: envBoolean.default(true),
     USAGE_FLUSH_INTERVAL_MS: envPositiveInt.default(1_000),
     USAGE_FLUSH_TIMEOUT_MS: envPositiveInt.default(5_000),
-    /** After a month ends, how long late counts may still arrive before its usage is final (and it may be invoiced). */
-    BILLING_CLOSE_GRACE_HOURS: z.coerce.number().min(0).default(12),
     /** A client must send its whole request (headers and body) within this, or get 408. */
     REQUEST_TIMEOUT_MS: envPositiveInt.default(30_000),
     SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(10_000),

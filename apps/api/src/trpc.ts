@@ -29,6 +29,13 @@ export interface RestRoute {
   auth?: 'public' | 'tenant' | 'platform';
   /** Rate limited: can answer 429 with Retry-After. Documentation only. */
   rateLimited?: boolean;
+  /**
+   * Content types the route may answer with instead of JSON: when its procedure returns a
+   * FileDownload (@tenantry/domain), the REST adapter sends the file's bytes with its
+   * Content-Type and Content-Disposition, and the OpenAPI document lists these types as
+   * the success response's other content. Over tRPC the FileDownload itself is the answer.
+   */
+  files?: readonly string[];
 }
 
 export interface RestMeta {

@@ -14,6 +14,8 @@ import {
   webhookRetryPolicy,
 } from '@tenantry/jobs';
 import { DelayedError, type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import type { CloseMonthResult } from '@tenantry/domain';
+import { type InvoiceSettings, closeMonth } from '@tenantry/invoices';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from './config.js';
 import { createLogger, serveMetrics } from '@tenantry/observability';
@@ -24,6 +26,7 @@ import { purgeDueTenants } from './purge.js';
 import { expireTrials } from './trial-expiry.js';
 import { reconcileSignups } from './reconciler.js';
 import { forgetStaleUsageInstances, sampleStorage } from './usage-sampler.js';
+import { WORKER_ACTOR, closeDueMonths } from './month-close.js';
 import { DeliveryAttemptFailed, deliverWebhook, reconcileWebhookDeliveries } from './webhooks/deliver.js';
 
 /** Longest wait between provisioning tries while Postgres is unreachable. */
@@ -68,6 +71,14 @@ export interface WorkerInstance {
    * deliveries more than `slackSeconds` (default 30) past due.
    */
   reconcileWebhooks(slackSeconds?: number): Promise<number>;
+  /**
+   * Close one month now, as if the time were `now` (the schedule closes each month once its
+   * grace period is over): its invoices are finalized, numbered and announced. `force`
+   * closes a past month still within its grace period.
+   */
+  closeMonth(month: string, now?: Date, options?: { force?: boolean }): Promise<CloseMonthResult>;
+  /** One scheduled month-close pass now, as if the time were `now`: every month that is due. */
+  closeDueMonths(now?: Date): Promise<CloseMonthResult[]>;
   /** Where GET /metrics is served. */
   metricsPort: number;
 }
@@ -138,6 +149,19 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     const result = await sampleStorage(db, isolation, now, config.USAGE_GAUGE_MAX_GAP_MS / 1000);
     await forgetStaleUsageInstances(db);
     return result;
+  };
+  const invoiceSettings: InvoiceSettings = {
+    currency: config.INVOICE_CURRENCY,
+    issuer: { name: config.INVOICE_ISSUER_NAME, address: config.INVOICE_ISSUER_ADDRESS },
+    graceHours: config.BILLING_CLOSE_GRACE_HOURS,
+  };
+  const runMonthClose = async (now: Date) => {
+    const results = await closeDueMonths(db, now, invoiceSettings, announce);
+    for (const r of results) {
+      if (r.created > 0) logger.info({ month: r.month, created: r.created, invoices: r.invoices }, 'month closed: invoices finalized');
+      if (r.failed.length > 0) logger.error({ month: r.month, failed: r.failed }, 'month close: some invoices could not be computed');
+    }
+    return results;
   };
   const runTrialExpiry = (now: Date) => expireTrials(db, now, (tenantId) => redis.publish(entitlementsChannel(config.REDIS_PREFIX), tenantId));
 
@@ -222,6 +246,10 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           if (requeued > 0) logger.info({ requeued }, 'webhook reconciler re-enqueued due deliveries');
           return requeued;
         }
+        case JOBS.closeMonths: {
+          const results = await runMonthClose(new Date());
+          return results.reduce((n, r) => n + r.created, 0);
+        }
         case JOBS.purgeTenants: {
           const purged = await purge(new Date());
           if (purged > 0) logger.info({ purged }, 'purged tenants past their retention');
@@ -284,6 +312,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     [JOBS.purgeTenants, config.PURGE_INTERVAL_MS],
     [JOBS.sampleUsage, config.USAGE_SAMPLE_INTERVAL_MS],
     [JOBS.reconcileWebhooks, config.WEBHOOK_RECONCILE_INTERVAL_MS],
+    [JOBS.closeMonths, config.BILLING_CLOSE_INTERVAL_MS],
   ];
   for (const [job, every] of schedules) {
     await maintenanceQueue.upsertJobScheduler(job, { every }, { name: job, opts: { removeOnComplete: true, removeOnFail: 100 } });
@@ -300,6 +329,9 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     metricsPort: metricsServer.port,
     expireTrials: (now = new Date()) => runTrialExpiry(now),
     reconcileWebhooks,
+    closeMonth: (month, now = new Date(), options = {}) =>
+      closeMonth(db, month, { now, force: options.force ?? false, actor: WORKER_ACTOR, settings: invoiceSettings, announce }),
+    closeDueMonths: (now = new Date()) => runMonthClose(now),
     async close() {
       const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close(), webhookWorker.close()]);
       if (await timesOut(drained, config.SHUTDOWN_TIMEOUT_MS)) {

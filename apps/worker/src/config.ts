@@ -75,6 +75,8 @@ const WorkerEnv = z.object({
   TENANT_CLUSTER_SETTINGS: z.string().default('').transform((s) => s.split(/\s+/).filter(Boolean)),
   TENANT_CLUSTER_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).max(63).default('tenantry'),
   ...invoiceEnv,
+  /** How often the worker looks for months whose grace period is over, and closes them. */
+  BILLING_CLOSE_INTERVAL_MS: envPositiveInt.default(60 * 60_000),
   ...webhookEnv,
   /** How long one webhook attempt may take (connect, send, answer) before it counts as failed. */
   WEBHOOK_TIMEOUT_MS: envPositiveInt.default(10_000),

@@ -248,6 +248,62 @@ export interface WebhookAttemptsTable {
   duration_ms: number;
 }
 
+/**
+ * Each tenant's lifecycle status, plan and price book version over time (migration
+ * 2026-12-01T1400_invoices): a row per change, written by triggers on tenants and
+ * billing_states. A row holds from `at` until the next one.
+ */
+export interface TenantBillingHistoryTable {
+  id: Generated<string>;
+  tenant_id: string;
+  at: Timestamp;
+  status: TenantStatus;
+  plan: string;
+  plan_version: number;
+}
+
+/** The gapless invoice number sequence, per year of issue. */
+export interface InvoiceCountersTable {
+  year: number;
+  last_number: ColumnType<string, string | number | bigint, string | number | bigint>;
+}
+
+/** Finalized invoices and voids; never changed once written (a trigger refuses it). */
+export interface InvoicesTable {
+  id: Generated<string>;
+  seq: Generated<string>;
+  number: string;
+  tenant_id: string;
+  month: string;
+  status: 'finalized' | 'void';
+  currency: string;
+  total_minor: ColumnType<string, string | number | bigint, never>;
+  issued_at: Timestamp;
+  /** The canonical invoice document (InvoiceDocument). */
+  document: ColumnType<Record<string, unknown>, string, never>;
+  /** For a void: the invoice it cancels. */
+  voids_id: string | null;
+  /** For a corrected invoice: the one it replaces (voided by then). */
+  replaces_id: string | null;
+  /** Set once, when a void cancels this invoice. */
+  voided_by_id: string | null;
+  /** Why a void was issued. */
+  reason: string | null;
+  /** The PDF as first rendered, and its sha256: every download sends these bytes. Set once. */
+  pdf: Buffer | null;
+  pdf_sha256: Buffer | null;
+  created_at: Generated<Date>;
+}
+
+/** Months closed, by the worker's schedule or on demand. */
+export interface BillingClosesTable {
+  month: string;
+  first_closed_at: Timestamp;
+  last_closed_at: Timestamp;
+  forced: Generated<boolean>;
+  invoices: Generated<number>;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -269,6 +325,10 @@ export interface Database {
   webhook_events: WebhookEventsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  tenant_billing_history: TenantBillingHistoryTable;
+  invoice_counters: InvoiceCountersTable;
+  invoices: InvoicesTable;
+  billing_closes: BillingClosesTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

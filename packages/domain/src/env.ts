@@ -102,6 +102,11 @@ export const invoiceEnv = {
     .max(1000)
     .default('')
     .transform((v) => v.split(';').map((l) => l.trim()).filter(Boolean)),
+  /**
+   * After a month ends, how long late counts may still arrive before its usage is final:
+   * the worker closes the month (finalizes its invoices) once this has passed.
+   */
+  BILLING_CLOSE_GRACE_HOURS: z.coerce.number().min(0).default(12),
 };
 
 /** Outgoing webhook settings, shared by the api (registration, enqueue) and the worker (delivery). */

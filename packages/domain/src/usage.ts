@@ -19,6 +19,13 @@ export type GaugeMeter = (typeof GAUGE_METERS)[number];
 
 export const isGaugeMeter = (meter: Meter): meter is GaugeMeter => (GAUGE_METERS as readonly string[]).includes(meter);
 
+/**
+ * The worker's health probes of each tenant's store, kept in the same hourly rollups as
+ * probes per status class (`up` | `down`): their ratio over a month is the availability
+ * the plan's SLA is measured by. Not a Meter: it is not billed and has no series.
+ */
+export const AVAILABILITY_METER = 'availability';
+
 /** A calendar month in UTC, `YYYY-MM`. */
 export const UsageMonth = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be a month, YYYY-MM');
 
@@ -72,6 +79,12 @@ export const UsageReport = z.object({
     storageBytes: Gauge,
     fileStorageBytes: Gauge,
     realtimeConnections: Gauge,
+    /** Health probes of the tenant's store in the month, how many succeeded, and their ratio (null before the first probe): the availability the SLA is measured by. */
+    availability: z.object({
+      probes: z.number().int().nonnegative(),
+      up: z.number().int().nonnegative(),
+      ratio: z.number().min(0).max(1).nullable(),
+    }),
   }),
   /** The effective limits: the plan's, with the tenant's overrides on top. */
   limits: Limits,

@@ -14,6 +14,7 @@ export const WebhookEventType = z.enum([
   'tenant.restored',
   'tenant.purged',
   'invoice.finalized',
+  'invoice.voided',
 ]);
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 

@@ -1,6 +1,6 @@
 import { PRICE_BOOK, type PriceBookVersion, UnknownPlanVersionError, ValidationError } from '@tenantry/domain';
 import { describe, expect, it } from 'vitest';
-import { type InvoiceInput, type UsageTotals, ZERO_USAGE, computeInvoice, estimateInvoice } from './engine.js';
+import { type InvoiceInput, type UsageTotals, ZERO_USAGE, computeInvoice, estimateInvoice, voidDocument } from './engine.js';
 
 /*
  * Every expected number here was worked out by hand from the v1 price book:
@@ -222,6 +222,20 @@ describe('the invoice engine', () => {
     expect(doc.periodTo).toBe('2026-03-11T00:00:00.000Z');
   });
 
+  it("a draft keeps the running segment's whole allowance: its usage lines are what the final invoice says for the same usage", () => {
+    // 600,000 requests by 11 March. The month's allowance is 1,000,000: nothing over, in the
+    // draft as in the final. (Prorating it to the 10 days so far would say 322,581
+    // included and bill 28 blocks the final invoice would not.)
+    const segments = [{ plan: 'pro' as const, planVersion: 1, from: d('2026-03-01T00:00:00Z'), to: d('2026-04-01T00:00:00Z'), usage: usage({ requests: 600_000, egress: 60n * GiB }) }];
+    const draft = invoice({ segments, until: d('2026-03-11T00:00:00Z') });
+    const final = invoice({ segments, status: 'finalized' });
+    const usageLines = (doc: ReturnType<typeof computeInvoice>) => doc.lines.filter((l) => l.kind !== 'base').map(({ from: _f, to: _t, ...l }) => l);
+    expect(usageLines(draft)).toEqual(usageLines(final));
+    expect(draft.lines.find((l) => l.kind === 'apiRequests')).toMatchObject({ quantity: '0', amountMinor: 0 });
+    // 10 GiB over 50: 90.
+    expect(draft.lines.find((l) => l.kind === 'egressBytes')).toMatchObject({ quantity: '10.000', amountMinor: 90 });
+  });
+
   it('an invoice records the catalog version it used; a version that does not exist is a clear error', () => {
     expect(invoice({}).planVersion).toBe(1);
     const unknown = () => invoice({ segments: [{ plan: 'pro', planVersion: 7, from: d('2026-03-01T00:00:00Z'), to: d('2026-04-01T00:00:00Z'), usage: ZERO_USAGE }] });
@@ -282,5 +296,59 @@ describe('SLA credits (defined now, applied by the month close)', () => {
     const pro = PRICE_BOOK[0]!.plans.pro.sla;
     expect([999_000, 998_999, 990_000, 989_999, 950_000, 949_999, 1_000_000].map((ppm) => slaCreditPercent(pro, ppm))).toEqual([0, 10, 10, 25, 25, 100, 0]);
     expect(slaCreditPercent(PRICE_BOOK[0]!.plans.free.sla, 0)).toBe(0);
+  });
+});
+
+describe('SLA credits on invoices', () => {
+  const sla = (probes: number, up: number, segments?: InvoiceInput['segments']) => invoice({ availability: { probes, up }, ...(segments ? { segments } : {}) });
+
+  it('98.5 % on pro: below 99 %, a 25 % credit of the charges as a negative line', () => {
+    // 985 of 1,000 probes. Charges 2,500 (base alone); 25 % of it: 625.
+    const doc = sla(1_000, 985);
+    const credit = doc.lines.at(-1)!;
+    expect(credit).toMatchObject({ kind: 'slaCredit', quantity: '25', unit: 'percent', unitPriceMinor: -2_500, amountMinor: -625, plan: 'pro' });
+    expect(credit.description).toBe("Service credit: availability 98.500 % in 2026-03 is below the 99.9 % SLA; 25 % of this plan's charges");
+    expect(doc.subtotalMinor).toBe(1_875);
+    expect(doc.totalMinor).toBe(1_875);
+  });
+
+  it('exactly at the 99.9 % target: no credit; one probe less: 10 %', () => {
+    expect(sla(1_000, 999).lines.some((l) => l.kind === 'slaCredit')).toBe(false);
+    // 998/1,000 = 99.8 %: 10 % of 2,500 = 250.
+    expect(sla(1_000, 998).lines.at(-1)).toMatchObject({ kind: 'slaCredit', quantity: '10', amountMinor: -250 });
+    // 2/3 = 66.666…%: below 95 %, the whole month's charges back.
+    expect(sla(3, 2).totalMinor).toBe(0);
+  });
+
+  it('no probe in the month, or a best-effort plan: no credit', () => {
+    expect(sla(0, 0).lines.some((l) => l.kind === 'slaCredit')).toBe(false);
+    const free = [{ plan: 'free' as const, planVersion: 1, from: d('2026-03-01T00:00:00Z'), to: d('2026-04-01T00:00:00Z'), usage: ZERO_USAGE }];
+    expect(sla(100, 10, free).lines.map((l) => l.kind)).toEqual(['base']);
+  });
+
+  it('the credit is of each segment\'s own charges, rounded half-up; usage lines count', () => {
+    // Pro for 10 days (806) and 600,000 requests, 277,419 over its 322,581 (28 blocks: 280);
+    // enterprise for 21 days (40,645). 99.5 %: 10 % of each: 108.6 → 109 and 4,064.5 → 4,065.
+    const doc = sla(1_000, 995, [
+      { plan: 'pro', planVersion: 1, from: d('2026-03-01T00:00:00Z'), to: d('2026-03-11T00:00:00Z'), usage: usage({ requests: 600_000 }) },
+      { plan: 'enterprise', planVersion: 1, from: d('2026-03-11T00:00:00Z'), to: d('2026-04-01T00:00:00Z'), usage: ZERO_USAGE },
+    ]);
+    expect(doc.lines.filter((l) => l.kind === 'slaCredit').map((l) => [l.plan, l.unitPriceMinor, l.amountMinor])).toEqual([
+      ['pro', -1_086, -109],
+      ['enterprise', -40_645, -4_065],
+    ]);
+    expect(doc.totalMinor).toBe(1_086 - 109 + 40_645 - 4_065);
+  });
+});
+
+describe('voids', () => {
+  it('a void negates every line and the totals of the invoice it cancels, and names it', () => {
+    const original = { ...invoice({ availability: { probes: 1_000, up: 985 } }), status: 'finalized' as const, number: 'INV-2026-000007', issuedAt: '2026-04-01T12:00:00.000Z' };
+    const voided = voidDocument(original, 'INV-2026-000042', d('2026-04-20T09:00:00Z'));
+    expect(voided).toMatchObject({ number: 'INV-2026-000042', status: 'void', voids: 'INV-2026-000007', issuedAt: '2026-04-20T09:00:00.000Z', totalMinor: -1_875 });
+    expect(voided.lines.map((l) => l.amountMinor)).toEqual(original.lines.map((l) => (l.amountMinor === 0 ? 0 : -l.amountMinor)));
+    expect(voided.lines.map((l) => l.amountMinor).reduce((a, b) => a + b, 0)).toBe(-original.totalMinor);
+    // No negative zero sneaks into the JSON.
+    expect(voided.lines.every((l) => !Object.is(l.amountMinor, -0) && !Object.is(l.unitPriceMinor, -0))).toBe(true);
   });
 });

@@ -10,6 +10,7 @@ import {
   type PriceBookVersion,
   ValidationError,
   planPrice,
+  slaCreditPercent,
 } from '@tenantry/domain';
 import { divCeil, divHalfUp, fixed, grouped, max0, toBigInt, toSafeNumber } from './exact.js';
 
@@ -31,9 +32,17 @@ import { divCeil, divHalfUp, fixed, grouped, max0, toBigInt, toSafeNumber } from
  *   billed share: a suspension does not shrink the allowance), rounded half-up to the
  *   quantity's precision; the included peak of realtime connections is not prorated (a
  *   peak is not a sum over time).
+ *   A draft "so far" keeps the allowance of the segment in force for the rest of the
+ *   month (it is expected to run on): an allowance is monthly, so on the 10th a tenant has
+ *   not used up its month's requests by making a third of them, and the draft's usage
+ *   lines are what the final invoice will say for the same usage.
  * - Quantities in GiB and GiB-months are rounded half-up to 3 decimals first, and a
  *   line's amount is that quantity × unit price, rounded half-up once, per line. Anyone
  *   can recompute a line from what it shows. API requests are billed per started block.
+ * - Availability below a plan's SLA earns the credit its tier says, as a negative line
+ *   after each segment it applies to: that percentage of the segment's charges, rounded
+ *   half-up (away from zero). Availability is the month's probe success ratio; a month
+ *   without a probe earns no credit (nothing was measured).
  */
 
 /** What the usage API reports for a stretch of time, in the form billing needs. */
@@ -60,6 +69,12 @@ export interface Interval {
   to: Date;
 }
 
+/** Health probes of the tenant's store in the month, and how many succeeded. */
+export interface Availability {
+  probes: bigint | number | string;
+  up: bigint | number | string;
+}
+
 export interface InvoiceInput {
   month: string;
   status: InvoiceStatus;
@@ -73,6 +88,9 @@ export interface InvoiceInput {
   number?: string | null;
   issuedAt?: Date | null;
   voids?: string | null;
+  replaces?: string | null;
+  /** The month's measured availability, for SLA credits; absent or no probes: no credit. */
+  availability?: Availability | null;
   priceBook?: readonly PriceBookVersion[];
 }
 
@@ -146,7 +164,7 @@ function line(ctx: LineContext, fields: Pick<InvoiceLine, 'kind' | 'description'
 /** milli-GiB of `bytes`, half-up. */
 const milliGiB = (bytes: bigint): bigint => divHalfUp(bytes * 1000n, BYTES_PER_GIB);
 
-function segmentLines(ctx: LineContext, price: PlanPrice, usage: UsageTotals, monthSeconds: bigint, suspendedSeconds: bigint): InvoiceLine[] {
+function segmentLines(ctx: LineContext, price: PlanPrice, usage: UsageTotals, monthSeconds: bigint, suspendedSeconds: bigint, allowanceSpan: bigint): InvoiceLine[] {
   const span = ctx.to - ctx.from;
   const planName = `${PLAN_NAMES[ctx.plan]} plan`;
   const lines: InvoiceLine[] = [];
@@ -166,7 +184,7 @@ function segmentLines(ctx: LineContext, price: PlanPrice, usage: UsageTotals, mo
     }),
   );
 
-  const prorate = (included: bigint): bigint => divHalfUp(included * span, monthSeconds);
+  const prorate = (included: bigint): bigint => divHalfUp(included * allowanceSpan, monthSeconds);
 
   const requests = price.apiRequests;
   if (requests.blockPriceMinor > 0) {
@@ -242,6 +260,30 @@ function segmentLines(ctx: LineContext, price: PlanPrice, usage: UsageTotals, mo
   return lines;
 }
 
+/** Availability in parts per million, rounded down: below a tier in ppm exactly when the exact ratio is. */
+function availabilityPpm(availability: Availability): bigint | null {
+  const probes = toBigInt(availability.probes, 'availability.probes');
+  const up = toBigInt(availability.up, 'availability.up');
+  if (up > probes) throw new RangeError('availability.up must not exceed availability.probes');
+  return probes === 0n ? null : (up * 1_000_000n) / probes;
+}
+
+/** The service credit a segment's charges earn under its plan's SLA, or null. */
+function slaCreditLine(ctx: LineContext, price: PlanPrice, ppm: bigint, charges: bigint, month: string): InvoiceLine | null {
+  if (price.sla.kind !== 'uptime' || charges <= 0n) return null;
+  const percent = slaCreditPercent(price.sla, Number(ppm));
+  if (percent === 0) return null;
+  return line(ctx, {
+    kind: 'slaCredit',
+    description: `Service credit: availability ${fixed(ppm / 10n, 3)} % in ${month} is below the ${price.sla.targetPercent} % SLA; ${percent} % of this plan's charges`,
+    quantity: String(percent),
+    unit: 'percent',
+    // Per 100 %: the amount is quantity / 100 × this, so the line can be recomputed from what it shows.
+    unitPriceMinor: -charges,
+    amountMinor: -divHalfUp(charges * BigInt(percent), 100n),
+  });
+}
+
 /** Compute an invoice. Throws ValidationError on segments that do not make sense, or an unknown catalog version. */
 export function computeInvoice(input: InvoiceInput): InvoiceDocument {
   const { start, end } = monthBounds(input.month);
@@ -255,10 +297,12 @@ export function computeInvoice(input: InvoiceInput): InvoiceDocument {
   const clipped = input.segments.map((segment, i) => {
     const from = seconds(segment.from) > monthStart ? seconds(segment.from) : monthStart;
     const to = seconds(segment.to) < periodEnd ? seconds(segment.to) : periodEnd;
+    // The allowance runs to the segment's end in the month, even past a draft's `until`.
+    const allowanceTo = seconds(segment.to) < monthEnd ? seconds(segment.to) : monthEnd;
     if (seconds(segment.to) <= seconds(segment.from)) {
       throw new ValidationError([{ field: `segments.${i}`, message: 'must end after it starts' }]);
     }
-    return { segment, from, to };
+    return { segment, from, to, allowanceSpan: allowanceTo - from };
   });
   for (let i = 1; i < input.segments.length; i++) {
     if (seconds(input.segments[i]!.from) < seconds(input.segments[i - 1]!.to)) {
@@ -269,10 +313,14 @@ export function computeInvoice(input: InvoiceInput): InvoiceDocument {
   if (inPeriod.length === 0) throw new ValidationError([{ field: 'segments', message: `no plan segment falls in ${input.month}` }]);
 
   const book = input.priceBook ?? PRICE_BOOK;
-  const lines = inPeriod.flatMap(({ segment, from, to }) => {
+  const ppm = input.availability ? availabilityPpm(input.availability) : null;
+  const lines = inPeriod.flatMap(({ segment, from, to, allowanceSpan }) => {
     const price = planPrice(segment.plan, segment.planVersion, book);
     const suspended = overlapSeconds(from, to, input.suspended ?? []);
-    return segmentLines({ plan: segment.plan, planVersion: segment.planVersion, from, to }, price, segment.usage, monthSeconds, suspended);
+    const ctx = { plan: segment.plan, planVersion: segment.planVersion, from, to };
+    const charges = segmentLines(ctx, price, segment.usage, monthSeconds, suspended, allowanceSpan);
+    const credit = ppm === null ? null : slaCreditLine(ctx, price, ppm, charges.reduce((sum, l) => sum + BigInt(l.amountMinor), 0n), input.month);
+    return credit ? [...charges, credit] : charges;
   });
   const subtotal = lines.reduce((sum, l) => sum + BigInt(l.amountMinor), 0n);
   return {
@@ -291,6 +339,26 @@ export function computeInvoice(input: InvoiceInput): InvoiceDocument {
     totalMinor: toSafeNumber(subtotal, 'the total'),
     issuedAt: input.issuedAt ? input.issuedAt.toISOString() : null,
     voids: input.voids ?? null,
+    replaces: input.replaces ?? null,
+  };
+}
+
+/**
+ * The void that cancels a finalized invoice: the same lines with their amounts (and unit
+ * prices) negated, so the two sum to zero, under a number of its own.
+ */
+export function voidDocument(original: InvoiceDocument, number: string, issuedAt: Date): InvoiceDocument {
+  const neg = (n: number) => (n === 0 ? 0 : -n);
+  return {
+    ...original,
+    number,
+    status: 'void',
+    lines: original.lines.map((l) => ({ ...l, unitPriceMinor: neg(l.unitPriceMinor), amountMinor: neg(l.amountMinor) })),
+    subtotalMinor: neg(original.subtotalMinor),
+    totalMinor: neg(original.totalMinor),
+    issuedAt: issuedAt.toISOString(),
+    voids: original.number,
+    replaces: null,
   };
 }
 

@@ -143,6 +143,7 @@ export function invoiceToPdf(doc: InvoiceDocument): Promise<Buffer> {
     ['Price book', `v${doc.planVersion}`],
   ];
   if (doc.voids) facts.push(['Cancels invoice', doc.voids]);
+  if (doc.replaces) facts.push(['Replaces invoice', doc.replaces]);
   for (const [label, value] of facts) {
     const y = pdf.y;
     pdf.font('bold').text(label, left, y, { width: 110 });

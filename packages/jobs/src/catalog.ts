@@ -10,7 +10,7 @@ import { z } from 'zod';
 export const QUEUES = {
   /** Tenant provisioning sagas. */
   provisioning: 'provisioning',
-  /** Housekeeping on a schedule: the reconciler, the purge of deleted tenants. */
+  /** Housekeeping on a schedule: the reconciler, the purge of deleted tenants, the month close. */
   maintenance: 'maintenance',
   /** Outgoing webhook deliveries, one job per (event, endpoint). */
   webhooks: 'webhooks',
@@ -25,6 +25,7 @@ export const JOBS = {
   sampleUsage: 'sample-usage',
   deliverWebhook: 'deliver-webhook',
   reconcileWebhooks: 'reconcile-webhooks',
+  closeMonths: 'close-months',
 } as const;
 
 export const ProvisionTenantPayload = z.object({

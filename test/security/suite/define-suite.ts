@@ -265,9 +265,9 @@ export function defineIsolationSuite(isolation: Isolation): void {
       const apiKey = await request(stack.api.baseUrl, 'POST', '/v1/api-keys', { token: a.token, body: { name: 'corpus', scope: 'read' } });
       expect(apiKey.status).toBe(201);
       const signupId = (await stack.database.db.selectFrom('signups').select('id').limit(1).executeTakeFirstOrThrow()).id;
-      // Subscribed only to an event nothing emits yet, so the endpoints the corpus registers
-      // (a payload can be a valid description) are never sent anything.
-      const webhookBody = { url: 'https://billing.example.com/hooks/corpus', events: ['invoice.finalized'], description: 'corpus' };
+      // Subscribed only to an event nothing here emits (no tenant is purged), so the endpoints
+      // the corpus registers (a payload can be a valid description) are never sent anything.
+      const webhookBody = { url: 'https://billing.example.com/hooks/corpus', events: ['tenant.purged'], description: 'corpus' };
       const webhook = isolation === 'schema' ? await stack.admin('POST', '/v1/webhooks', { body: webhookBody }) : undefined;
       if (webhook) expect(webhook.status).toBe(201);
       const unique = `${process.pid}-${Date.now()}`;
@@ -306,6 +306,14 @@ export function defineIsolationSuite(isolation: Isolation): void {
         'webhooks.create': { body: webhookBody },
         'webhooks.list': {},
         'webhooks.delete': { path: { id: webhook?.body.id ?? '' } },
+        'invoices.list': { path: { id: victim?.tenantId ?? '' }, query: { limit: '10' } },
+        'invoices.upcoming': { path: { id: victim?.tenantId ?? '' } },
+        'invoices.get': { path: { id: victim?.tenantId ?? '', number: 'INV-2026-000001' }, query: { format: 'json' } },
+        'invoices.void': { path: { id: victim?.tenantId ?? '', number: 'INV-2026-000001' }, body: { reason: 'corpus' } },
+        // A month no tenant of the suite existed in: closing it finalizes nothing.
+        'invoices.close': { body: { month: '2020-01' } },
+        'invoices.own': { query: { limit: '10' } },
+        'invoices.ownGet': { path: { number: 'INV-2026-000001' }, query: { format: 'json' } },
       };
       // Every route has a baseline, and every input we found is exercised below.
       for (const op of operations) expect(baselines, op.operationId).toHaveProperty([op.operationId]);

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { FileDownload } from '@tenantry/domain';
 import type { AnyRouter } from '@trpc/server';
 import { z } from 'zod';
 import { REST_PREFIX, type RouteEntry, routeTable } from './route-table.js';
@@ -30,7 +31,8 @@ export interface OpenApiParameter {
 export interface OpenApiResponse {
   description: string;
   headers?: Record<string, { description: string; required: boolean; schema: JsonSchema }>;
-  content: { 'application/json': { schema: JsonSchema } };
+  /** Always JSON; a route that declares `files` also lists those content types. */
+  content: { 'application/json': { schema: JsonSchema } } & Record<string, { schema: JsonSchema }>;
 }
 
 export interface OpenApiOperation {
@@ -206,6 +208,16 @@ const json = (schema: JsonSchema) => ({ 'application/json': { schema } });
 
 const errorResponse = (description: string): OpenApiResponse => ({ description, content: json(ERROR_REF) });
 
+/**
+ * The JSON answer of a route that may also answer with a file: its output schema without
+ * the FileDownload branch (the REST adapter sends that as bytes, never as JSON).
+ */
+function jsonBranch(output: unknown): unknown {
+  if (!(output instanceof z.ZodUnion)) return output;
+  const json = (output.options as readonly z.ZodType[]).filter((option) => option !== FileDownload);
+  return json.length === 1 ? json[0] : z.union(json as [z.ZodType, z.ZodType, ...z.ZodType[]]);
+}
+
 function buildOperation(route: RouteEntry, components: SchemaComponents): OpenApiOperation {
   const { procedurePath, procedure, rest, params: pathParams } = route;
   const def = procedure._def as RouteEntry['procedure']['_def'] & { output?: unknown };
@@ -247,9 +259,18 @@ function buildOperation(route: RouteEntry, components: SchemaComponents): OpenAp
   }
 
   const success = rest.successStatus ?? 200;
-  const output = def.output === undefined ? {} : embed(zodToJsonSchema(def.output, 'output'), `${procedurePath}.output`, 'output', components);
+  const outputSchema = rest.files ? jsonBranch(def.output) : def.output;
+  const output = outputSchema === undefined ? {} : embed(zodToJsonSchema(outputSchema, 'output'), `${procedurePath}.output`, 'output', components);
+  const successResponse: OpenApiResponse = { description: STATUS_CODES[success] ?? 'Success', content: json(output) };
+  if (rest.files) {
+    // The bytes themselves, not the FileDownload object tRPC clients get.
+    for (const type of rest.files) successResponse.content[type] = { schema: { type: 'string', contentMediaType: type } };
+    successResponse.headers = {
+      'Content-Disposition': { description: 'For a file: `attachment` and its file name; JSON is `inline`', required: false, schema: { type: 'string' } },
+    };
+  }
   const responses: Record<number, OpenApiResponse> = {
-    [success]: { description: STATUS_CODES[success] ?? 'Success', content: json(output) },
+    [success]: successResponse,
     400: errorResponse('The input is invalid (code `validation_failed`, with `fields`), or the body is not JSON'),
     500: errorResponse('Internal server error (code `internal_error`)'),
   };

@@ -1,3 +1,4 @@
+import type { FileDownload } from '@tenantry/domain';
 import type { ServerResponse } from 'node:http';
 
 /** Send a JSON response; a no-op once a response is under way (e.g. a timeout already answered). */
@@ -11,6 +12,24 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
     ...headers,
   });
   res.end(payload);
+}
+
+/**
+ * Send a file a procedure answered with (a FileDownload: an invoice as CSV or PDF) as its
+ * bytes, with its own Content-Type and Content-Disposition.
+ */
+export function sendFile(res: ServerResponse, status: number, file: FileDownload, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = Buffer.from(file.base64, 'base64');
+  res.writeHead(status, {
+    'content-type': file.contentType,
+    'content-disposition': file.contentDisposition,
+    'content-length': body.length,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(body);
 }
 
 /**

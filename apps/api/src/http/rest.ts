@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AnyRouter } from '@trpc/server';
 import { toWireError } from '../errors.js';
-import { ValidationError } from '@tenantry/domain';
+import { ValidationError, isFileDownload } from '@tenantry/domain';
 import { decodeComponent, readJsonBody, strictQueryPairs } from './body.js';
-import { sendJson } from './respond.js';
+import { sendFile, sendJson } from './respond.js';
 import { type RouteEntry, routeTable } from './route-table.js';
 
 export interface RestHandlerOptions<TRouter extends AnyRouter> {
@@ -42,6 +42,7 @@ function queryInput(search: string): Record<string, unknown> {
  * REST under /v1, generated from the same tRPC procedures (their `rest` meta): one source
  * of truth for validation, auth and errors. GET and DELETE take their input from the query
  * string, POST/PUT/PATCH from a JSON body; path parameters are merged over either.
+ * Answers are JSON, except a file (FileDownload) from a route that declares `files`.
  * Errors are `{code, message, fields?}` with the status of the error's kind.
  */
 export function createRestHandler<TRouter extends AnyRouter>(options: RestHandlerOptions<TRouter>) {
@@ -80,7 +81,8 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
       const caller = await options.createCaller(req);
       const procedure = route.procedurePath.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller);
       const output = await (procedure as (input: unknown) => Promise<unknown>)(input);
-      sendJson(res, route.rest.successStatus ?? 200, output, responseHeaders);
+      if (route.rest.files && isFileDownload(output)) sendFile(res, route.rest.successStatus ?? 200, output, responseHeaders);
+      else sendJson(res, route.rest.successStatus ?? 200, output, responseHeaders);
     } catch (error) {
       const wire = toWireError(error);
       if (wire.status >= 500) options.onServerError(error, route.procedurePath);

@@ -5,6 +5,7 @@ import { auditRouter } from './audit.js';
 import { authRouter } from './auth.js';
 import { billingRouter } from './billing.js';
 import { documentsRouter } from './documents.js';
+import { invoicesRouter } from './invoices.js';
 import { metaRouter } from './meta.js';
 import { operatorRouter } from './operator.js';
 import { pricingRouter } from './pricing.js';
@@ -27,6 +28,7 @@ export const appRouter = router({
   operator: operatorRouter,
   pricing: pricingRouter,
   webhooks: webhooksRouter,
+  invoices: invoicesRouter,
 });
 
 export type AppRouter = typeof appRouter;
@@ -45,6 +47,8 @@ export const ROUTER_TAGS: Readonly<Record<keyof AppRouter['_def']['record'], str
   webhooks: 'Endpoints of billing systems that receive signed events: tenant lifecycle and invoices (platform key)',
   operator: 'Operator sessions of the web dashboard (tRPC only: a platform key exchanged for an HttpOnly cookie)',
   usage: 'Metered usage per tenant and month (UTC), from the rollups quotas and invoices read: platform key for any tenant, a tenant credential for its own',
+  invoices:
+    "Monthly invoices: finalized by the month close, gaplessly numbered, never changed (corrected by a void and a replacement), as JSON, CSV or PDF; the current month's live draft. Platform key for any tenant, a tenant credential for its own",
 };
 
 /** info.version of the OpenAPI document: the REST surface is /v1. */

@@ -1,4 +1,4 @@
-import { countersAsOf, latestGauges, readPeriodUsage, readUsageSeries } from '@tenantry/db';
+import { countersAsOf, latestGauges, readAvailability, readPeriodUsage, readUsageSeries } from '@tenantry/db';
 import { GAUGE_METERS, type Meter, type UsageInterval, type UsageReport, ValidationError, monthBounds, monthOf, toPublicId } from '@tenantry/domain';
 import type { ApiDeps } from '../context.js';
 
@@ -14,8 +14,9 @@ export async function usageReport(deps: ApiDeps, tenantId: string, month: string
   const wanted = month ?? current;
   if (wanted > current) throw new ValidationError([{ field: 'month', message: 'is in the future' }]);
   const { from, to } = monthBounds(wanted);
-  const [period, latest, asOf, entitlements] = await Promise.all([
+  const [period, probes, latest, asOf, entitlements] = await Promise.all([
     readPeriodUsage(deps.db, tenantId, from, to),
+    readAvailability(deps.db, tenantId, from, to),
     wanted === current ? latestGauges(deps.db, tenantId) : Promise.resolve(undefined),
     countersAsOf(deps.db, LIVE_INSTANCE_MS),
     deps.entitlements.get(tenantId),
@@ -46,6 +47,11 @@ export async function usageReport(deps: ApiDeps, tenantId: string, month: string
       storageBytes: gauge('storageBytes'),
       fileStorageBytes: gauge('fileStorageBytes'),
       realtimeConnections: gauge('realtimeConnections'),
+      availability: {
+        probes: Number(probes.probes),
+        up: Number(probes.up),
+        ratio: Number(probes.probes) > 0 ? Number(probes.up) / Number(probes.probes) : null,
+      },
     },
     limits: entitlements.limits,
   };
