@@ -15,3 +15,5 @@ export * from './usage.js';
 export * from './pricing.js';
 export * from './invoice.js';
 export * from './webhooks.js';
+export * from './files.js';
+export * from './realtime.js';

@@ -25,6 +25,7 @@ export const JOBS = {
   sampleUsage: 'sample-usage',
   deliverWebhook: 'deliver-webhook',
   reconcileWebhooks: 'reconcile-webhooks',
+  sweepFiles: 'sweep-files',
 } as const;
 
 export const ProvisionTenantPayload = z.object({
