@@ -1,3 +1,4 @@
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -36,17 +37,14 @@ export class LocalFileStorage implements FileStorage {
   async write(tenantId: string, object: string, body: Readable, _size: number | undefined, _contentType: string): Promise<void> {
     const file = this.pathOf(tenantId, object);
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    // wx: an object id is never reused; finding one there is a bug, not something to overwrite.
-    const handle = await open(file, 'wx', 0o600);
     try {
-      await pipeline(body, handle.createWriteStream({ autoClose: false, highWaterMark: 256 * 1024 }));
-      await handle.sync();
+      // wx: an object id is never reused; finding one there is a bug, not something to overwrite.
+      // flush: fsync before the stream closes, so a stored file survives a power cut.
+      await pipeline(body, createWriteStream(file, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: 256 * 1024 }));
     } catch (err) {
-      await handle.close().catch(() => undefined);
       await unlink(file).catch(() => undefined);
       throw err;
     }
-    await handle.close();
   }
 
   async read(tenantId: string, object: string, range?: ByteRange): Promise<Readable> {

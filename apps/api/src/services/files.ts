@@ -132,8 +132,13 @@ export class FilesService {
       },
     });
     const clientGone = (err?: Error) => counter.destroy(err ?? new RequestTimeoutError('The upload did not arrive completely'));
+    const closed = () => {
+      if (!req.complete) clientGone();
+    };
+    // The socket's close too: a client that vanishes mid-body does not always close the request itself.
     req.once('error', clientGone);
-    req.once('aborted', () => clientGone());
+    req.once('close', closed);
+    req.socket.once('close', closed);
     req.pipe(counter);
 
     try {
@@ -148,6 +153,8 @@ export class FilesService {
       throw err;
     } finally {
       req.off('error', clientGone);
+      req.off('close', closed);
+      req.socket.off('close', closed);
     }
     clearInterval(keepAlive);
 
