@@ -153,8 +153,8 @@ async function sendRaw(res: ServerResponse, answer: RawResponse, responseHeaders
 
 /**
  * Server-Sent Events from a subscription: headers flushed at once, each event as
- * `id:` (its tracked id), `event:` (its `type`) and one `data:` line of JSON, a comment
- * every `heartbeatMs`. Writes wait for the socket to drain, so a slow client holds back
+ * `id:` (its tracked id), `event:` (its `type`) and one `data:` line of JSON (a tracked
+ * `null` is a bare `id:`: a position), a comment every `heartbeatMs`. Writes wait for the socket to drain, so a slow client holds back
  * only its own stream (whose buffer the subscription bounds).
  */
 async function sendEvents(res: ServerResponse, events: AsyncIterable<unknown>, responseHeaders: Record<string, string>, heartbeatMs: number, signal: AbortSignal): Promise<void> {
@@ -169,6 +169,11 @@ async function sendEvents(res: ServerResponse, events: AsyncIterable<unknown>, r
     for await (const item of events) {
       if (signal.aborted) break;
       const [id, data] = isTrackedEnvelope(item) ? [item[0], item[1]] : [undefined, item];
+      // A position without an event: an `id:` alone sets the client's Last-Event-ID and dispatches nothing.
+      if (data === null && id !== undefined) {
+        res.write(`id: ${id}\n\n`);
+        continue;
+      }
       const type = typeof data === 'object' && data !== null && typeof (data as { type?: unknown }).type === 'string' ? (data as { type: string }).type : 'message';
       const frame = `${id === undefined ? '' : `id: ${id}\n`}event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
       if (!res.write(frame)) await Promise.race([once(res, 'drain'), once(res, 'close')]);

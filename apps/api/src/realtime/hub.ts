@@ -413,13 +413,17 @@ export class RealtimeHub {
   }
 
   private enqueue(sub: Subscriber, item: TrackedEnvelope<RealtimeEvent | null>, size: number): void {
+    // What is already waiting, not counting this event: one event larger than the bound still goes to a client that keeps up.
+    const backlog = sub.queuedBytes + (sub.outgoing?.writableLength ?? 0);
     sub.queue.push({ item, size });
     sub.queuedBytes += size;
-    if (sub.queuedBytes + (sub.outgoing?.writableLength ?? 0) > this.options.maxBufferBytes) {
+    if (backlog > this.options.maxBufferBytes) {
       this.options.metrics.realtimeEvents.inc({ kind: 'slow_consumer' });
       sub.queue.length = 0;
       sub.queuedBytes = 0;
       this.end(sub, new Error('the client reads too slowly: its buffer is full'));
+      // Its writer may be waiting for a drain that never comes: cut the connection itself.
+      sub.outgoing?.destroy();
       return;
     }
     this.options.metrics.realtimeEvents.inc({ kind: 'delivered' });
