@@ -146,13 +146,13 @@ describe('the OpenAPI document', () => {
     expect(op.responses['200']).toBeUndefined();
     expect(op.security).toEqual([]);
     expect(op.requestBody?.required).toBe(true);
-    const body = op.requestBody!.content['application/json'].schema;
+    const body = op.requestBody!.content['application/json']!.schema;
     expect(body.type).toBe('object');
     expect(body.required).toEqual(expect.arrayContaining(['email', 'password', 'orgName']));
     expect(body.required).not.toContain('isolation');
     expect(Object.keys(body.properties as object)).toEqual(['email', 'password', 'orgName', 'isolation']);
     expect(op.responses['429']!.headers?.['Retry-After']?.required).toBe(true);
-    expect(op.responses['400']!.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
+    expect(op.responses['400']!.content!['application/json']!.schema).toEqual({ $ref: '#/components/schemas/Error' });
     // Public and without path parameters: no 401/403/404.
     expect(op.responses['401']).toBeUndefined();
     expect(op.responses['403']).toBeUndefined();

@@ -83,7 +83,7 @@ describe('realtime over REST (Server-Sent Events)', () => {
     await write(stack.api.baseUrl, a.token, 'resume', { n: 1 });
     const seen = await stream.next();
     stream.close();
-    const missed = [];
+    const missed: string[] = [];
     for (let n = 2; n <= 4; n++) missed.push((await write(other.baseUrl, a.token, 'resume', { n })).body.id);
     const resumed = await openSse(other.baseUrl, '/v1/realtime?collections=resume', { token: a.token, lastEventId: seen.id });
     try {
@@ -122,7 +122,7 @@ describe('realtime over REST (Server-Sent Events)', () => {
     const streamA = await openSse(stack.api.baseUrl, '/v1/realtime', { token: a.token });
     const streamB = await openSse(other.baseUrl, '/v1/realtime', { token: b.token });
     try {
-      const idsB = [];
+      const idsB: string[] = [];
       for (let i = 0; i < 10; i++) {
         await write(stack.api.baseUrl, a.token, 'mixed', { owner: 'A', i });
         idsB.push((await write(other.baseUrl, b.token, 'mixed', { owner: 'B', i })).body.id);

@@ -83,6 +83,9 @@ export function defineIsolationSuite(isolation: Isolation): void {
     }
     // A collection only B has.
     expect((await docs(b.token, 'POST', '/b-only/documents', { data: { owner: 'B', secret: MARKER } })).status).toBe(201);
+    // A file only B has.
+    const upload = await fetch(`${stack.api.baseUrl}/v1/files/b-only/secret.txt`, { method: 'PUT', headers: { authorization: `Bearer ${b.token}`, 'content-type': 'text/plain' }, body: MARKER });
+    expect(upload.status).toBe(201);
   });
 
   describe(`catalog checks (${isolation} tenants)`, () => {
@@ -217,6 +220,22 @@ export function defineIsolationSuite(isolation: Isolation): void {
         if (res.status === 200) for (const item of res.body.items ?? [res.body]) expect(item.data.owner).toBe('A');
         expect(JSON.stringify(res.body)).not.toContain(MARKER);
       }
+      // B's file: absent for A, whatever the method; A's list never shows it.
+      for (const method of ['GET', 'HEAD', 'DELETE', 'PUT']) {
+        const res = await fetch(`${stack.api.baseUrl}/v1/files/b-only/secret.txt`, { method, headers: { authorization: `Bearer ${a.token}` }, ...(method === 'PUT' ? { body: 'A' } : {}) });
+        if (method === 'PUT') {
+          // A's own file of that name: B's stays as it was.
+          expect(res.status).toBe(201);
+          await fetch(`${stack.api.baseUrl}/v1/files/b-only/secret.txt`, { method: 'DELETE', headers: { authorization: `Bearer ${a.token}` } });
+        } else {
+          expect(res.status, method).toBe(404);
+        }
+        expect(await res.text()).not.toContain(MARKER);
+      }
+      const listed = await request(stack.api.baseUrl, 'GET', '/v1/files?limit=1000', { token: a.token });
+      expect(JSON.stringify(listed.body)).not.toContain('b-only');
+      const bFile = await fetch(`${stack.api.baseUrl}/v1/files/b-only/secret.txt`, { headers: { authorization: `Bearer ${b.token}` } });
+      expect(await bFile.text()).toBe(MARKER);
       // On B's hostname A's credential is refused outright, on reads and writes; on its own it works.
       const bHost = `${b.slug}.${ZONE}`;
       for (const [method, path] of [
@@ -306,6 +325,12 @@ export function defineIsolationSuite(isolation: Isolation): void {
         'webhooks.create': { body: webhookBody },
         'webhooks.list': {},
         'webhooks.delete': { path: { id: webhook?.body.id ?? '' } },
+        'files.put': { path: { key: 'corpus/a.txt' } },
+        'files.get': { path: { key: 'corpus/a.txt' } },
+        'files.head': { path: { key: 'corpus/a.txt' } },
+        'files.delete': { path: { key: 'corpus/a.txt' } },
+        'files.list': { query: { prefix: 'corpus/', limit: '10' } },
+        'realtime.subscribe': { query: { collections: 'notes' } },
       };
       // Every route has a baseline, and every input we found is exercised below.
       for (const op of operations) expect(baselines, op.operationId).toHaveProperty([op.operationId]);
