@@ -109,9 +109,10 @@ describe('the OpenAPI document', () => {
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(item as Record<string, OpenApiOperation>)) {
         op.parameters?.forEach((_, i) => locations.push(['paths', path, method, 'parameters', String(i), 'schema']));
-        if (op.requestBody) locations.push(['paths', path, method, 'requestBody', 'content', 'application/json', 'schema']);
+        // Every media type: JSON, a file's raw content, an event stream.
+        for (const type of Object.keys(op.requestBody?.content ?? {})) locations.push(['paths', path, method, 'requestBody', 'content', type, 'schema']);
         for (const [status, response] of Object.entries(op.responses)) {
-          locations.push(['paths', path, method, 'responses', status, 'content', 'application/json', 'schema']);
+          for (const type of Object.keys(response.content ?? {})) locations.push(['paths', path, method, 'responses', status, 'content', type, 'schema']);
           for (const header of Object.keys(response.headers ?? {})) {
             locations.push(['paths', path, method, 'responses', status, 'headers', header, 'schema']);
           }
