@@ -54,7 +54,8 @@ export class S3FileStorage implements FileStorage {
       await this.client.send(new PutObjectCommand({ ...params, ContentLength: size }));
       return;
     }
-    const upload = new Upload({ client: this.client, params, partSize: PART_SIZE, queueSize: 1, leavePartsOnError: false });
+    // Parts of a failed upload are aborted here, so the error that stopped it is the one thrown.
+    const upload = new Upload({ client: this.client, params, partSize: PART_SIZE, queueSize: 1, leavePartsOnError: true });
     try {
       await upload.done();
     } catch (err) {

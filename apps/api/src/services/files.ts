@@ -144,7 +144,9 @@ export class FilesService {
     try {
       await this.storage.write(tenantId, uploadId, counter, declared, contentType);
       if (declared !== undefined && size !== declared) throw new RequestTimeoutError('The upload did not arrive completely');
-    } catch (err) {
+    } catch (thrown) {
+      // Why the body stream failed (a limit, the client) says more than how the storage noticed.
+      const err = counter.errored ?? thrown;
       clearInterval(keepAlive);
       await this.discard(tenantId, uploadId);
       if (err instanceof PayloadTooLargeError || err instanceof QuotaExceededError || err instanceof RequestTimeoutError) throw err;
