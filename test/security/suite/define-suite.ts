@@ -4,9 +4,10 @@ import { type Isolation, monthOf, toPublicId } from '@tenantry/domain';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORM_KEY, TENANT_SECRET_KEY } from '../../support/apps.js';
-import { request, requestOnHost } from '../../support/http.js';
+import { request, requestOnHost, waitFor } from '../../support/http.js';
 import { PrivatePowerDns } from '../../support/powerdns.js';
 import { deleteRedisKeys } from '../../support/redis.js';
+import { openSse } from '../../support/sse.js';
 import { useStack } from '../../support/stack.js';
 import { type Baseline, type OpenApiDocumentLike, PAYLOADS, operationsOf, runCorpus } from './injection.js';
 import { suiteModel } from './models.js';
@@ -252,6 +253,27 @@ export function defineIsolationSuite(isolation: Isolation): void {
       expect(own.body.items.map((d: { data: { owner: string } }) => d.data.owner)).toEqual(Array(aDocs.length).fill('A'));
 
       expect(await storeRows(stack, b)).toEqual(before);
+    });
+
+    it('realtime: A and B subscribed at once, writing concurrently, each receive only their own events', async () => {
+      const [streamA, streamB] = await Promise.all([openSse(stack.api.baseUrl, '/v1/realtime?collections=live', { token: a.token }), openSse(stack.api.baseUrl, '/v1/realtime?collections=live', { token: b.token })]);
+      try {
+        expect([streamA.status, streamB.status]).toEqual([200, 200]);
+        const writes = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? docs(a.token, 'POST', '/live/documents', { data: { owner: 'A', i } }) : docs(b.token, 'POST', '/live/documents', { data: { owner: 'B', i, secret: MARKER } }))),
+        );
+        for (const w of writes) expect(w.status).toBe(201);
+        const lastOf = (owner: string) => writes.filter((w) => w.body.data.owner === owner).map((w) => w.body.id as string);
+        // Concurrent writes publish in commit order, not in the order they were sent.
+        const has = (stream: typeof streamA, ids: string[]) => ids.every((id) => stream.events.some((e) => e.data.id === id));
+        await waitFor(async () => (has(streamA, lastOf('A')) && has(streamB, lastOf('B')) ? true : undefined), 10_000);
+        expect(streamA.events.map((e) => e.data.data.owner)).toEqual(Array(10).fill('A'));
+        expect(JSON.stringify(streamA.events)).not.toContain(MARKER);
+        expect(streamB.events.map((e) => e.data.data.owner)).toEqual(Array(10).fill('B'));
+      } finally {
+        streamA.close();
+        streamB.close();
+      }
     });
 
     it('200 parallel requests alternating tenants each see only their own documents', async () => {
