@@ -1,6 +1,5 @@
 import { type Capability, DomainError, ForbiddenError, NotFoundError, PaymentRequiredError, ValidationError, isReadOnly, tenantAccessRefusal } from '@tenantry/domain';
 import { initTRPC } from '@trpc/server';
-import type { Readable } from 'node:stream';
 import type { ZodType } from 'zod';
 import type { RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
@@ -69,7 +68,8 @@ export interface RestMeta {
 export interface RawResponse {
   status: number;
   headers: Record<string, string>;
-  body?: Readable | undefined;
+  /** A Node stream in practice; typed structurally so the SDK's types need no Node. */
+  body?: (AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown }) | undefined;
 }
 
 const t = initTRPC

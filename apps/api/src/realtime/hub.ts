@@ -557,9 +557,9 @@ export class RealtimeHub {
     for (const timer of this.timers) clearInterval(timer);
     for (const sub of [...this.subscribers]) this.end(sub);
     this.reader.disconnect();
-    await this.readerLoop?.catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 50));
     this.redis.disconnect();
     this.listener.disconnect();
+    // Bounded: with Redis away a command of the loop may never settle.
+    await Promise.race([this.readerLoop?.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 500).unref())]);
   }
 }
