@@ -157,6 +157,8 @@ export class RealtimeHub {
   private running = false;
   private readerLoop: Promise<void> | undefined;
   private readerBroken = false;
+  /** Wakes a reader that has no stream to follow (it sleeps rather than polls). */
+  private wakeReader: (() => void) | undefined;
   private stillAllowed: StillAllowed = async () => true;
 
   constructor(private readonly options: RealtimeOptions) {
@@ -480,6 +482,7 @@ export class RealtimeHub {
   // ---- the reader ---------------------------------------------------------------------
 
   private interruptReader(): void {
+    this.wakeReader?.();
     if (this.readerId !== undefined) void this.redis.call('CLIENT', 'UNBLOCK', this.readerId).catch(() => undefined);
   }
 
@@ -491,7 +494,11 @@ export class RealtimeHub {
         if (this.readerBroken) await this.recover();
         const feeds = [...this.feeds.entries()];
         if (feeds.length === 0) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
+          await new Promise<void>((resolve) => {
+            this.wakeReader = resolve;
+            setTimeout(resolve, 1_000).unref();
+          });
+          this.wakeReader = undefined;
           continue;
         }
         const result = (await this.reader.xread('COUNT', 1000, 'BLOCK', 5_000, 'STREAMS', ...feeds.map(([t]) => this.keys.stream(t)), ...feeds.map(([, f]) => f.position))) as
@@ -554,6 +561,7 @@ export class RealtimeHub {
   /** End every stream and give their slots back. */
   async close(): Promise<void> {
     this.running = false;
+    this.wakeReader?.();
     for (const timer of this.timers) clearInterval(timer);
     for (const sub of [...this.subscribers]) this.end(sub);
     this.reader.disconnect();
