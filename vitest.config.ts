@@ -4,7 +4,10 @@ export default defineConfig({
   // Workspace packages that publish built output (the SDK) resolve to their TypeScript
   // source in tests through this condition. Setting conditions replaces Vite's defaults,
   // so they are listed again.
-  ssr: { resolve: { conditions: ['@tenantry/source', 'module', 'node', 'development|production'] } },
+  // `module` is left out on purpose: the AWS SDK's builds for it import files without
+  // extensions, which Node's loader (that runs externalized packages) refuses; without it
+  // packages resolve as Node itself resolves them.
+  ssr: { resolve: { conditions: ['@tenantry/source', 'node', 'development|production'] } },
   test: {
     include: ['test/**/*.test.ts', 'packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts', 'test/support/dashboard-build.ts'],

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { appOpenApiDocument } from '@tenantry/api';
@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { EXAMPLES } from './api-docs/examples.js';
 import { API_REFERENCE_PATH, generateApiReference } from './api-docs/generate.js';
-import { type Snippets, operationsOf, snippetsFor } from './api-docs/render.js';
+import { type Snippets, operationsOf, responseKind, snippetsFor } from './api-docs/render.js';
 import { PLATFORM_KEY } from './support/apps.js';
 import { request, waitFor } from './support/http.js';
 import { REPO_ROOT } from './support/process.js';
@@ -30,21 +30,47 @@ async function pythonWithRequests(): Promise<string> {
 
 const RUN_DIR = new URL('./api-docs/.run/', import.meta.url);
 
-async function runSnippet(language: keyof Snippets, code: string, env: Record<string, string>, python: string): Promise<unknown> {
+/** The command that runs a snippet. */
+function commandOf(language: keyof Snippets, code: string, python: string): [string, string[]] {
+  if (language === 'curl') return ['bash', ['-c', code]];
+  if (language === 'python') return [python, ['-c', code]];
+  mkdirSync(RUN_DIR, { recursive: true });
+  const file = new URL(`example-${Date.now()}-${Math.random().toString(36).slice(2)}.ts`, RUN_DIR);
+  writeFileSync(file, code);
+  // The SDK resolves to its source through the workspace condition; a user's install resolves to dist.
+  return [process.execPath, ['--conditions=@tenantry/source', '--import', 'tsx', file.pathname]];
+}
+
+/** Run a snippet to its end; its output. */
+async function runSnippet(language: keyof Snippets, code: string, env: Record<string, string>, python: string): Promise<string> {
   const options = { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, cwd: REPO_ROOT, timeout: 30_000 };
-  let stdout: string;
-  if (language === 'curl') {
-    ({ stdout } = await run('bash', ['-c', code], options));
-  } else if (language === 'python') {
-    ({ stdout } = await run(python, ['-c', code], options));
-  } else {
-    mkdirSync(RUN_DIR, { recursive: true });
-    const file = new URL(`example-${Date.now()}-${Math.random().toString(36).slice(2)}.ts`, RUN_DIR);
-    writeFileSync(file, code);
-    // The SDK resolves to its source through the workspace condition; a user's install resolves to dist.
-    ({ stdout } = await run(process.execPath, ['--conditions=@tenantry/source', '--import', 'tsx', file.pathname], options));
+  const [command, args] = commandOf(language, code, python);
+  return (await run(command, args, options)).stdout;
+}
+
+/**
+ * Run a snippet that follows a stream (it never ends by itself, as a user's would not):
+ * once it is listening, `trigger` makes something happen; its output is read until it
+ * shows `expected`, then it is stopped.
+ */
+async function runStreamSnippet(language: keyof Snippets, code: string, env: Record<string, string>, python: string, trigger: () => Promise<unknown>, expected: string): Promise<string> {
+  const [command, args] = commandOf(language, code, python);
+  const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, cwd: REPO_ROOT, detached: true });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  try {
+    // Give it time to connect (the TypeScript one compiles first).
+    await new Promise((resolve) => setTimeout(resolve, language === 'typescript' ? 3_000 : 1_500));
+    await trigger();
+    await waitFor(async () => (stdout.includes(expected) ? true : undefined), 15_000).catch(() => {
+      throw new Error(`no "${expected}" in the output:\n${stdout}\n${stderr}`);
+    });
+    return stdout;
+  } finally {
+    process.kill(-child.pid!, 'SIGKILL');
   }
-  return JSON.parse(stdout);
 }
 
 /** Record that a tenant was an active pro customer from 15 November 2026 (idempotent). */
@@ -73,10 +99,24 @@ describe('docs/api.md', () => {
     for (const example of EXAMPLES) {
       // Acme has been a pro customer since 15 November, so that month has an invoice to show.
       if (example.operationId === 'invoices.close') await customerSinceNovember('acme-corp');
-      const code = snippetsFor(example, ops.get(example.operationId)!)[language];
-      const output = (await runSnippet(language, code, env, python).catch((err: Error & { stderr?: string; stdout?: string }) => {
+      const operation = ops.get(example.operationId)!;
+      const code = snippetsFor(example, operation)[language];
+      const kind = responseKind(operation.op);
+      const fail = (err: Error & { stderr?: string; stdout?: string }) => {
         throw new Error(`${language} example ${example.operationId} failed: ${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`);
-      })) as Record<string, any>;
+      };
+      const text =
+        kind === 'stream'
+          ? await runStreamSnippet(
+              language,
+              code,
+              env,
+              python,
+              () => request(stack.api.baseUrl, 'POST', '/v1/collections/notes/documents', { token: env.TENANTRY_TOKEN, body: { data: { title: 'Seen live' } } }),
+              'document.created',
+            ).catch(fail)
+          : await runSnippet(language, code, env, python).catch(fail);
+      const output = (kind === 'json' ? JSON.parse(text) : { text }) as Record<string, any>;
 
       // Carry what later examples need, and wait where the api works in the background.
       if (example.operationId === 'signup.create') {
@@ -118,6 +158,11 @@ describe('docs/api.md', () => {
       if (example.operationId === 'invoices.own') expect(output.items.map((i: { number: string }) => i.number)).toContain(env.INVOICE_NUMBER);
       if (example.operationId === 'invoices.ownGet') expect(output.number).toBe(env.INVOICE_NUMBER);
       if (example.operationId === 'invoices.void') expect(output).toMatchObject({ void: { voids: env.INVOICE_NUMBER }, replacement: { replaces: env.INVOICE_NUMBER } });
+      if (example.operationId === 'realtime.subscribe') expect(output.text).toContain('Seen live');
+      if (example.operationId === 'files.put') expect(output).toMatchObject({ key: 'reports/2026/q4.txt', contentType: 'text/plain', size: 30 });
+      if (example.operationId === 'files.get') expect(output.text.trim()).toBe('Revenue');
+      if (example.operationId === 'files.head') expect(output.text.toLowerCase()).toContain('etag');
+      if (example.operationId === 'files.list') expect(output.items.map((f: { key: string }) => f.key)).toEqual(['reports/2026/q4.txt']);
     }
   });
 });

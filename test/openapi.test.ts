@@ -109,9 +109,10 @@ describe('the OpenAPI document', () => {
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(item as Record<string, OpenApiOperation>)) {
         op.parameters?.forEach((_, i) => locations.push(['paths', path, method, 'parameters', String(i), 'schema']));
-        if (op.requestBody) locations.push(['paths', path, method, 'requestBody', 'content', 'application/json', 'schema']);
+        // Every media type: JSON, a file's raw content, an event stream.
+        for (const type of Object.keys(op.requestBody?.content ?? {})) locations.push(['paths', path, method, 'requestBody', 'content', type, 'schema']);
         for (const [status, response] of Object.entries(op.responses)) {
-          locations.push(['paths', path, method, 'responses', status, 'content', 'application/json', 'schema']);
+          for (const type of Object.keys(response.content ?? {})) locations.push(['paths', path, method, 'responses', status, 'content', type, 'schema']);
           for (const header of Object.keys(response.headers ?? {})) {
             locations.push(['paths', path, method, 'responses', status, 'headers', header, 'schema']);
           }
@@ -146,13 +147,13 @@ describe('the OpenAPI document', () => {
     expect(op.responses['200']).toBeUndefined();
     expect(op.security).toEqual([]);
     expect(op.requestBody?.required).toBe(true);
-    const body = op.requestBody!.content['application/json'].schema;
+    const body = op.requestBody!.content['application/json']!.schema;
     expect(body.type).toBe('object');
     expect(body.required).toEqual(expect.arrayContaining(['email', 'password', 'orgName']));
     expect(body.required).not.toContain('isolation');
     expect(Object.keys(body.properties as object)).toEqual(['email', 'password', 'orgName', 'isolation']);
     expect(op.responses['429']!.headers?.['Retry-After']?.required).toBe(true);
-    expect(op.responses['400']!.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
+    expect(op.responses['400']!.content!['application/json']!.schema).toEqual({ $ref: '#/components/schemas/Error' });
     // Public and without path parameters: no 401/403/404.
     expect(op.responses['401']).toBeUndefined();
     expect(op.responses['403']).toBeUndefined();
@@ -235,12 +236,12 @@ describe('the document passes the common OpenAPI linters', () => {
   it('a route that may answer with a file lists its types beside JSON; its JSON is the document, never the file wrapper', () => {
     for (const path of ['/v1/tenants/{id}/invoices/{number}', '/v1/invoices/{number}']) {
       const ok = operation('get', path).responses['200']!;
-      expect(Object.keys(ok.content), path).toEqual(['application/json', 'text/csv', 'application/pdf']);
-      expect(ok.content['application/pdf']!.schema).toEqual({ type: 'string', contentMediaType: 'application/pdf' });
+      expect(Object.keys(ok.content ?? {}), path).toEqual(['application/json', 'text/csv', 'application/pdf']);
+      expect(ok.content?.['application/pdf']?.schema).toEqual({ type: 'string', contentMediaType: 'application/pdf' });
       expect(ok.headers?.['Content-Disposition']?.required, path).toBe(false);
-      expect(JSON.stringify(ok.content['application/json'].schema), path).not.toContain('base64');
+      expect(JSON.stringify(ok.content?.['application/json']?.schema), path).not.toContain('base64');
     }
-    expect(Object.keys(operation('get', '/v1/me').responses['200']!.content)).toEqual(['application/json']);
+    expect(Object.keys(operation('get', '/v1/me').responses['200']!.content ?? {})).toEqual(['application/json']);
   });
 
   it('a map in the query (where[field]=value) is a deepObject parameter, as the api reads it', () => {

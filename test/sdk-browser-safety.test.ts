@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 /**
@@ -101,15 +101,24 @@ describe('@tenantry/sdk is browser-safe', () => {
       files.flatMap((file) => importedModules(readFileSync(file, 'utf8'))).filter((s) => !s.startsWith('.')),
     );
     // @tenantry/api only for types (`import type`, erased); @trpc/server only for types too.
-    expect([...packages].sort()).toEqual(['@tenantry/api', '@trpc/client', '@trpc/server']);
+    // eventsource: a spec EventSource over fetch (realtime subscriptions that can send the
+    // Authorization header), itself free of Node builtins (checked below).
+    expect([...packages].sort()).toEqual(['@tenantry/api', '@trpc/client', '@trpc/server', 'eventsource']);
     const manifest = JSON.parse(readFileSync(path.join(SDK_DIR, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
-    expect(Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }).sort()).toEqual(['@trpc/client', '@trpc/server']);
+    expect(Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }).sort()).toEqual(['@trpc/client', '@trpc/server', 'eventsource']);
     for (const file of files) {
       const code = withoutComments(readFileSync(file, 'utf8'));
       for (const m of code.matchAll(/\bimport\s+(type\s+)?[^;]*?\bfrom\s*['"](@tenantry\/api|@trpc\/server)['"]/g)) {
         expect(m[1], `${path.relative(SDK_DIR, file)}: value import of ${m[2]}`).toBeDefined();
       }
     }
+  });
+
+  it('eventsource, the one runtime dependency besides tRPC, loads no Node builtin either', () => {
+    const dist = path.join(path.dirname(fileURLToPath(import.meta.resolve('eventsource', pathToFileURL(path.join(SDK_DIR, 'package.json')).href))), '');
+    const code = sourceFiles(dist).filter((f) => /\.js$/.test(f)).map((f) => readFileSync(f, 'utf8'));
+    expect(code.length).toBeGreaterThan(0);
+    expect(code.flatMap((c) => importedModules(c)).filter(isNodeBuiltin)).toEqual([]);
   });
 
   it('the check itself catches every import form', () => {

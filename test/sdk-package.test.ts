@@ -12,7 +12,7 @@ afterAll(() => {
 });
 
 describe('@tenantry/sdk as published', () => {
-  it('builds, packs, and type-checks and imports in a clean project that has only @trpc/* installed', async () => {
+  it('builds, packs, and type-checks and imports in a clean project that has only its dependencies (@trpc/*, eventsource) installed', async () => {
     const { stdout } = await run('node', ['scripts/build.mjs'], { cwd: `${REPO_ROOT}packages/sdk`, timeout: 120_000 }).then(() =>
       run('node', ['scripts/check-dist.mjs'], { cwd: `${REPO_ROOT}packages/sdk`, timeout: 120_000 }),
     );

@@ -15,6 +15,10 @@ export interface Example {
   path?: Record<string, ExampleValue>;
   query?: Record<string, ExampleValue>;
   body?: Record<string, ExampleValue>;
+  /** A raw request body (a file upload): its media type and its content. */
+  rawBody?: { contentType: string; text: string };
+  /** Request headers besides the credential (e.g. Range). */
+  headers?: Record<string, string>;
 }
 
 export const OWNER = { email: 'founder@acme.example', password: 'correct horse battery staple' };
@@ -87,7 +91,13 @@ export const EXAMPLES: Example[] = [
     path: { collection: 'notes', id: { env: 'DOCUMENT_ID' } },
     body: { data: { title: 'Quarterly plan', status: 'done' } },
   },
+  { operationId: 'realtime.subscribe', auth: 'tenant', query: { collections: 'notes' } },
   { operationId: 'documents.delete', auth: 'tenant', path: { collection: 'notes', id: { env: 'DOCUMENT_ID' } } },
+  { operationId: 'files.put', auth: 'tenant', path: { key: 'reports/2026/q4.txt' }, rawBody: { contentType: 'text/plain', text: 'Revenue up 12% on the quarter.' } },
+  { operationId: 'files.get', auth: 'tenant', path: { key: 'reports/2026/q4.txt' }, headers: { Range: 'bytes=0-6' } },
+  { operationId: 'files.head', auth: 'tenant', path: { key: 'reports/2026/q4.txt' } },
+  { operationId: 'files.list', auth: 'tenant', query: { prefix: 'reports/', limit: 20 } },
+  { operationId: 'files.delete', auth: 'tenant', path: { key: 'reports/2026/q4.txt' } },
   { operationId: 'usage.own', auth: 'tenant' },
   { operationId: 'usage.ownMonth', auth: 'tenant', path: { month: '2026-11' } },
   { operationId: 'usage.ofTenant', auth: 'platform', path: { id: 'acme-corp' } },

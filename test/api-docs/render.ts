@@ -7,7 +7,7 @@ import { EXAMPLES, type Example, type ExampleValue } from './examples.js';
  * test regenerates it and compares.
  */
 
-type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete' | 'head';
 
 export interface Operation {
   method: Method;
@@ -58,6 +58,21 @@ function fieldTable(schema: JsonSchema): string[] {
 
 // ---- snippets --------------------------------------------------------------------------
 
+/** What a route answers on success: JSON, the raw content, an event stream, or nothing (HEAD, 204). */
+export type ResponseKind = 'json' | 'raw' | 'stream' | 'none';
+
+export function responseKind(op: OpenApiOperation): ResponseKind {
+  const [, success] = Object.entries(op.responses).find(([status]) => status.startsWith('2'))!;
+  const content = success.content ?? {};
+  if (content['text/event-stream']) return 'stream';
+  if (content['application/json']) return 'json';
+  if (content['*/*']) return 'raw';
+  return 'none';
+}
+
+/** Routes whose bytes are not JSON are REST only: their TypeScript example uses fetch, not the SDK. */
+const restOnly = (op: OpenApiOperation) => responseKind(op) === 'raw' || op.requestBody?.content['*/*'] !== undefined || op.operationId === 'files.head';
+
 function isEnv(value: ExampleValue): value is { env: string } {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && 'env' in value;
 }
@@ -74,14 +89,22 @@ function urlOf(example: Example, path: string, lang: 'sh' | 'py'): string {
 
 const CREDENTIAL = { tenant: 'TENANTRY_TOKEN', platform: 'TENANTRY_PLATFORM_KEY' } as const;
 
-function curlSnippet(example: Example, { method, path }: Operation): string {
+function curlSnippet(example: Example, { method, path, op }: Operation): string {
   const query = queryString(example);
-  // -g: brackets in the query are literal, not curl's URL globbing.
-  const lines = [`curl -sS --fail-with-body${query.includes('[') ? ' -g' : ''} -X ${method.toUpperCase()} "${urlOf(example, path, 'sh')}${query}"`];
+  const kind = responseKind(op);
+  // -g: brackets in the query are literal, not curl's URL globbing. -N: print events as they come.
+  // HEAD with --head (with -X HEAD curl would wait for a body that never comes).
+  const verb = method === 'head' ? '--head' : `-X ${method.toUpperCase()}`;
+  const lines = [`curl -sS --fail-with-body${kind === 'stream' ? ' -N' : ''}${query.includes('[') ? ' -g' : ''} ${verb} "${urlOf(example, path, 'sh')}${query}"`];
   if (example.auth !== 'none') lines.push(`  -H "Authorization: Bearer $${CREDENTIAL[example.auth]}"`);
+  for (const [name, value] of Object.entries(example.headers ?? {})) lines.push(`  -H '${name}: ${value}'`);
   if (example.body) {
     lines.push(`  -H 'Content-Type: application/json'`);
     lines.push(`  -d '${JSON.stringify(example.body)}'`);
+  }
+  if (example.rawBody) {
+    lines.push(`  -H 'Content-Type: ${example.rawBody.contentType}'`);
+    lines.push(`  --data-binary '${example.rawBody.text}'`);
   }
   return lines.join(' \\\n');
 }
@@ -117,18 +140,35 @@ function pyLiteral(value: ExampleValue): string {
     .join(', ')}}`;
 }
 
-function pythonSnippet(example: Example, { method, path }: Operation): string {
+function pythonSnippet(example: Example, { method, path, op }: Operation): string {
+  const kind = responseKind(op);
   const args = [`f"${urlOf(example, path, 'py')}"`];
   if (example.query) args.push(`params=${pyLiteral(flatQuery(example.query))}`);
   if (example.body) args.push(`json=${pyLiteral(example.body)}`);
-  if (example.auth !== 'none') args.push(`headers={"Authorization": f"Bearer {os.environ['${CREDENTIAL[example.auth]}']}"}`);
-  return [
-    'import json, os, requests',
-    '',
-    `response = requests.${method}(${args.join(', ')}, timeout=10)`,
-    'response.raise_for_status()',
-    'print(json.dumps(response.json(), indent=2))',
-  ].join('\n');
+  if (example.rawBody) args.push(`data=${pyLiteral(example.rawBody.text)}.encode()`);
+  const headers = [
+    ...(example.auth !== 'none' ? [`"Authorization": f"Bearer {os.environ['${CREDENTIAL[example.auth]}']}"`] : []),
+    ...Object.entries(example.headers ?? {}).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`),
+    ...(example.rawBody ? [`"Content-Type": ${JSON.stringify(example.rawBody.contentType)}`] : []),
+  ];
+  if (headers.length > 0) args.push(`headers={${headers.join(', ')}}`);
+  if (kind === 'stream') {
+    return [
+      'import os, requests',
+      '',
+      '# Server-Sent Events: one "event:", "id:" and "data:" line per field, a blank line between events.',
+      `with requests.get(${args.join(', ')}, stream=True, timeout=(10, None)) as response:`,
+      '    response.raise_for_status()',
+      '    for line in response.iter_lines(decode_unicode=True):',
+      '        print(line, flush=True)',
+    ].join('\n');
+  }
+  const output = {
+    json: 'print(json.dumps(response.json(), indent=2))',
+    raw: 'print(response.text)',
+    none: method === 'head' ? 'print(json.dumps(dict(response.headers), indent=2))' : 'print(response.status_code)',
+  }[kind];
+  return ['import json, os, requests', '', `response = requests.${method}(${args.join(', ')}, timeout=10)`, 'response.raise_for_status()', output].join('\n');
 }
 
 function tsLiteral(value: ExampleValue): string {
@@ -140,7 +180,31 @@ function tsLiteral(value: ExampleValue): string {
     .join(', ')} }`;
 }
 
-function typescriptSnippet(example: Example, { method }: Operation): string {
+/** A REST-only route from TypeScript: fetch. */
+function fetchSnippet(example: Example, { method, path, op }: Operation): string {
+  const url = `\`\${process.env.TENANTRY_URL}${path.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = example.path?.[name];
+    return isEnv(value!) ? `\${process.env.${value.env}}` : encodeURIComponent(String(value)).replaceAll('%2F', '/');
+  })}${queryString(example)}\``;
+  const headers = [
+    ...(example.auth !== 'none' ? [`Authorization: \`Bearer \${process.env.${CREDENTIAL[example.auth]}}\``] : []),
+    ...Object.entries(example.headers ?? {}).map(([k, v]) => `${/^[A-Za-z_]\w*$/.test(k) ? k : JSON.stringify(k)}: ${JSON.stringify(v)}`),
+    ...(example.rawBody ? [`'Content-Type': ${JSON.stringify(example.rawBody.contentType)}`] : []),
+  ];
+  const init = [`method: '${method.toUpperCase()}'`, `headers: { ${headers.join(', ')} }`, ...(example.rawBody ? [`body: ${JSON.stringify(example.rawBody.text)}`] : [])];
+  const kind = responseKind(op);
+  const output = { json: 'await response.json()', raw: 'await response.text()', none: 'Object.fromEntries(response.headers)', stream: '' }[kind];
+  return [
+    '// Files are REST only (their bytes are not JSON): plain fetch, no SDK.',
+    `const response = await fetch(${url}, { ${init.join(', ')} });`,
+    'if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);',
+    `console.log(${kind === 'raw' ? output : `JSON.stringify(${output})`});`,
+  ].join('\n');
+}
+
+function typescriptSnippet(example: Example, operation: Operation): string {
+  const { method, op } = operation;
+  if (restOnly(op)) return fetchSnippet(example, operation);
   const client =
     example.auth === 'platform'
       ? `createAdminClient({ baseUrl: process.env.TENANTRY_URL!, platformKey: process.env.TENANTRY_PLATFORM_KEY! })`
@@ -149,13 +213,26 @@ function typescriptSnippet(example: Example, { method }: Operation): string {
         : `createPublicClient({ baseUrl: process.env.TENANTRY_URL! })`;
   const factory = client.slice(0, client.indexOf('('));
   const input = { ...example.path, ...example.query, ...example.body };
+  if (responseKind(op) === 'stream') {
+    return [
+      `import { ${factory} } from '@tenantry/sdk';`,
+      '',
+      `const client = ${client};`,
+      '// Each event as it comes ({ id, data }); reconnects resume from the last id by themselves.',
+      `client.${example.operationId}.subscribe(${tsLiteral(input)}, {`,
+      '  onData: (event) => console.log(JSON.stringify(event)),',
+      '  onError: (err) => console.error(err),',
+      '});',
+    ].join('\n');
+  }
   const call = method === 'get' ? 'query' : 'mutate';
   const arg = Object.keys(input).length > 0 || call === 'mutate' ? tsLiteral(input) : '';
+  const result = `await client.${example.operationId}.${call}(${arg})`;
   return [
     `import { ${factory} } from '@tenantry/sdk';`,
     '',
     `const client = ${client};`,
-    `console.log(JSON.stringify(await client.${example.operationId}.${call}(${arg})));`,
+    responseKind(op) === 'none' ? `${result};\nconsole.log('done');` : `console.log(JSON.stringify(${result}));`,
   ].join('\n');
 }
 
@@ -226,10 +303,17 @@ export function renderApiReference(doc: OpenApiDocument): string {
       out.push('', '**Parameters**', '', '| name | in | type | required | rules |', '|---|---|---|---|---|');
       for (const p of params) out.push(`| \`${p.name}\` | ${p.in} | ${typeOf(p.schema)} | ${p.required ? 'yes' : 'no'} | ${constraints(p.schema)} |`);
     }
-    if (op.requestBody) out.push('', '**Body** (JSON)', '', ...fieldTable(op.requestBody.content['application/json'].schema));
-    out.push('', `**Response ${successStatus}**`, '', ...fieldTable(success.content['application/json'].schema));
-    const files = Object.keys(success.content).filter((type) => type !== 'application/json');
-    if (files.length > 0) out.push('', `Or a file, as \`format\` asks: ${files.map((type) => `\`${type}\``).join(', ')}, with \`Content-Disposition: attachment\`.`);
+    const jsonBody = op.requestBody?.content['application/json'];
+    if (jsonBody) out.push('', '**Body** (JSON)', '', ...fieldTable(jsonBody.schema));
+    else if (op.requestBody) out.push('', '**Body**: the content itself, of any media type (send its `Content-Type`); not JSON.');
+    const kind = responseKind(op);
+    if (kind === 'json') {
+      out.push('', `**Response ${successStatus}**`, '', ...fieldTable(success.content!['application/json']!.schema));
+      const files = Object.keys(success.content!).filter((type) => type !== 'application/json');
+      if (files.length > 0) out.push('', `Or a file, as \`format\` asks: ${files.map((type) => `\`${type}\``).join(', ')}, with \`Content-Disposition: attachment\`.`);
+    } else if (kind === 'raw') out.push('', `**Response ${successStatus}**: the content, with its \`Content-Type\`, \`Content-Length\`, \`ETag\` and \`Accept-Ranges\`.`);
+    else if (kind === 'stream') out.push('', `**Response ${successStatus}**: \`text/event-stream\`; each event's \`data\`:`, '', ...eventTable(success.content!['text/event-stream']!.schema, doc));
+    else out.push('', `**Response ${successStatus}**: no body${method === 'head' ? ' (the headers of a GET)' : ''}.`);
     const errors = Object.keys(op.responses).filter((s) => !s.startsWith('2'));
     out.push('', `**Errors**: ${errors.map((s) => `\`${s}\``).join(', ')} — see [errors](#api-reference).`);
     const snippets = snippetsFor(example, operation);
@@ -248,6 +332,17 @@ export function renderApiReference(doc: OpenApiDocument): string {
     '- Subscribe the endpoint to the `customer.subscription.*` events only.',
   );
   return `${out.join('\n')}\n`;
+}
+
+/** The fields of each event type of a stream (its schema: a union of objects, maybe by reference). */
+function eventTable(schema: JsonSchema, doc: OpenApiDocument): string[] {
+  const resolve = (s: JsonSchema): JsonSchema => (typeof s.$ref === 'string' ? (doc.components.schemas[String(s.$ref).split('/').at(-1)!] ?? s) : s);
+  const variants = ((resolve(schema).oneOf ?? resolve(schema).anyOf ?? [schema]) as JsonSchema[]).map(resolve);
+  return variants.flatMap((variant) => {
+    const type = ((variant.properties as Record<string, JsonSchema> | undefined)?.type ?? {}) as JsonSchema;
+    const names = Array.isArray(type.enum) ? (type.enum as string[]) : type.const !== undefined ? [String(type.const)] : ['message'];
+    return ['', `\`${names.join('` / `')}\``, '', ...fieldTable(variant)];
+  });
 }
 
 function anchor(operationId: string): string {

@@ -9,7 +9,8 @@ import {
   GENERATED_KEY_NOTICE,
   loadInstallationKey,
 } from '@tenantry/db';
-import { BadRequestError, DomainError, UnsupportedMediaTypeError } from '@tenantry/domain';
+import { BadRequestError, DomainError, UnauthorizedError, UnsupportedMediaTypeError, tenantAccessRefusal } from '@tenantry/domain';
+import { createFileStorage } from '@tenantry/files';
 import { createFailFastRedis, createProducerRedis, createProvisioningQueue, createWebhookQueue } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
@@ -28,6 +29,9 @@ import { createLogger, listenOn, serveMetrics } from '@tenantry/observability';
 import { createApiMetrics, statusClass } from './metrics.js';
 import { appOpenApiDocument, appRouter } from './routers/index.js';
 import { DocumentsService } from './services/documents.js';
+import { FilesService } from './services/files.js';
+import { RealtimeHub } from './realtime/hub.js';
+import { authenticateTenant } from './services/tenant-auth.js';
 import { createEntitlements } from './services/entitlements.js';
 import { CSRF_HEADER, OPERATOR_COOKIE } from './services/operator-sessions.js';
 import { type PlatformKeySource, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
@@ -139,6 +143,17 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     warn: (message, fields) => logger.warn(fields ?? {}, message),
   });
   const tenantStore = isolation;
+  const fileStorage = createFileStorage(config);
+  const realtime = new RealtimeHub({
+    redisUrl: config.REDIS_URL,
+    prefix: config.REDIS_PREFIX,
+    windowMs: config.REALTIME_WINDOW_MS,
+    slotTtlMs: config.REALTIME_SLOT_TTL_MS,
+    maxBufferBytes: config.REALTIME_MAX_BUFFER_BYTES,
+    recheckMs: config.REALTIME_RECHECK_MS,
+    logger,
+    metrics,
+  });
   const deps: ApiDeps = {
     config,
     secretKey,
@@ -156,12 +171,18 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     pricingLimiter: createPricingLimiter(redis, config.REDIS_PREFIX, config.PRICING_RATE_LIMIT_PER_MINUTE),
     metrics,
     dns: createDnsProvider(config),
-    documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES),
+    documents: new DocumentsService(tenantStore, config.DOCUMENT_MAX_BYTES, realtime),
+    files: new FilesService(db, fileStorage, config.FILE_UPLOAD_RESERVATION_TTL_MS, metrics, logger),
+    realtime,
     tenantStore,
     isolation,
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
     entitlements: entitlements.source,
-    onBillingChanged: (tenantId) => entitlements.invalidate(tenantId),
+    onBillingChanged: async (tenantId) => {
+      await entitlements.invalidate(tenantId);
+      // A plan without realtime any more closes its streams too (after the caches heard of it).
+      setTimeout(() => void realtime.requestRecheck(tenantId), 200).unref();
+    },
     logger,
   };
   // Give Redis a moment to connect so the first requests are not refused; if it is down at
@@ -179,12 +200,31 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   });
   deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
   deps.usage?.start();
+  // An open stream is checked again when its tenant or credential changes (and on a timer):
+  // the credential still resolves to the tenant, which may still be served, with realtime.
+  realtime.start(async (tenantId, bearer) => {
+    try {
+      const { principal, tenant } = await authenticateTenant(db, bearer);
+      if (principal.tenantId !== tenantId || tenantAccessRefusal(tenant.status)) return false;
+      return (await entitlements.source.get(tenantId)).capabilities.includes('realtime');
+    } catch (err) {
+      if (err instanceof UnauthorizedError) return false;
+      throw err;
+    }
+  });
   deps.webhookQueue.on('error', (err) => logger.warn({ err: err.message }, 'webhook queue error'));
 
   // Per request: the id (echoed as x-request-id), headers procedures add, fields for the log line.
   const requestState = new WeakMap<
     IncomingMessage,
-    { requestId: string; responseHeaders: Record<string, string>; logFields: Record<string, string>; usage: { tenantId: string | undefined }; inputError?: DomainError }
+    {
+      requestId: string;
+      responseHeaders: Record<string, string>;
+      responseStatus: { value: number | undefined };
+      logFields: Record<string, string>;
+      usage: { tenantId: string | undefined };
+      inputError?: DomainError;
+    }
   >();
   const stateOf = (req: IncomingMessage) => {
     let state = requestState.get(req);
@@ -192,7 +232,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       const given = req.headers['x-request-id'];
       // Accept a caller's id only if it is short and plain; it ends up in logs.
       const requestId = typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
-      state = { requestId, responseHeaders: {}, logFields: {}, usage: { tenantId: undefined } };
+      state = { requestId, responseHeaders: {}, responseStatus: { value: undefined }, logFields: {}, usage: { tenantId: undefined } };
       requestState.set(req, state);
     }
     return state;
@@ -210,6 +250,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       responseHeaders: state.responseHeaders,
       logFields: state.logFields,
       usage: state.usage,
+      responseStatus: state.responseStatus,
     };
   };
 
@@ -218,8 +259,10 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     router: appRouter,
     prefix: '/v1',
     maxBodyBytes: MAX_BODY_BYTES,
-    createCaller: async (req) => callerFactory(contextOf(req)) as unknown as Record<string, unknown>,
+    createCaller: async (req, res, signal) => callerFactory({ ...contextOf(req), http: { req, res }, outgoing: res }, { signal }) as unknown as Record<string, unknown>,
     responseHeaders: (req) => stateOf(req).responseHeaders,
+    responseStatus: (req) => stateOf(req).responseStatus.value,
+    heartbeatMs: config.REALTIME_HEARTBEAT_MS,
     onServerError: (err, path) => logger.error({ err, path }, 'request failed'),
   });
   const handleTrpc = createHTTPHandler({
@@ -227,10 +270,10 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     basePath: '/trpc/',
     maxBodySize: MAX_BODY_BYTES,
     // A request admitTrpcRequest refused is answered here, in tRPC's own (batch) shape.
-    createContext: ({ req }) => {
+    createContext: ({ req, res }) => {
       const refused = stateOf(req).inputError;
       if (refused) throw toTRPCError(refused);
-      return contextOf(req);
+      return { ...contextOf(req), outgoing: res };
     },
     onError: ({ error, path }) => {
       if (toWireError(error).status >= 500) logger.error({ err: error, path }, 'request failed');
@@ -368,6 +411,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       // request get a short grace.
       draining = true;
       await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_DELAY_MS).unref());
+      // Open streams never finish by themselves: end them (clients reconnect elsewhere and resume).
+      await realtime.close();
       metricsServer?.server.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
@@ -385,6 +430,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       redis.disconnect();
       producerRedis.disconnect();
       await isolation.close();
+      await fileStorage.close();
       await db.destroy();
     },
   };

@@ -15,6 +15,9 @@ import {
   redisUrl,
   tenantSecretKey,
   webhookEnv,
+  filesEnv,
+  checkFilesEnv,
+  realtimeEnv,
 } from '@tenantry/domain';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -43,6 +46,8 @@ const ApiEnv = z
     PRICING_RATE_LIMIT_PER_MINUTE: envPositiveInt.default(60),
     ...invoiceEnv,
     ...webhookEnv,
+    ...filesEnv,
+    ...realtimeEnv,
     /**
      * Which proxies' X-Forwarded-For to believe: `false` (none, the default), the number of
      * proxies in front of the api, or their comma-separated addresses/CIDRs.
@@ -125,6 +130,7 @@ const ApiEnv = z
   })
   .superRefine((env, ctx) => {
     checkDnsEnv(env, ctx);
+    checkFilesEnv(env, ctx);
     const licensed = env.LICENSE !== undefined || env.LICENSE_FILE !== undefined;
     if (licensed && env.HOSTED_MODE) {
       ctx.addIssue({ code: 'custom', path: ['LICENSE'], message: 'a license is for self-hosted installations; hosted mode reads billing state' });

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Db, IsolationRegistry, TenantStore } from '@tenantry/db';
 import type { DnsProvider } from '@tenantry/dns';
 import type { EntitlementSource } from '@tenantry/entitlements';
@@ -9,6 +9,8 @@ import type { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { ApiConfig } from './config.js';
 import type { ApiMetrics } from './metrics.js';
 import type { DocumentsService } from './services/documents.js';
+import type { FilesService } from './services/files.js';
+import type { RealtimeHub } from './realtime/hub.js';
 import type { TenantRateLimit } from './services/quotas.js';
 import type { LoginLimiters } from './services/rate-limit.js';
 import type { UsageMeter } from './usage/meter.js';
@@ -33,6 +35,10 @@ export interface ApiDeps {
   metrics: ApiMetrics;
   dns: DnsProvider;
   documents: DocumentsService;
+  /** Tenant files: bytes in the file storage, metadata and quota counters in the control plane. */
+  files: FilesService;
+  /** Realtime: document changes published across instances, and this instance's open streams. */
+  realtime: RealtimeHub;
   /** The installation key (TENANT_SECRET_KEY, or the generated key file): seals secrets at rest. */
   secretKey: Buffer;
   /** The OpenAPI document of the REST surface (built once, at boot). */
@@ -65,6 +71,15 @@ export interface RequestContext {
   logFields: Record<string, string>;
   /** The tenant this request's response bytes are metered to (egressBytes), once authenticated. */
   usage: { tenantId: string | undefined };
+  /** A success status the procedure chose over its route's (a replaced file's 200 instead of 201). */
+  responseStatus: { value: number | undefined };
+  /**
+   * The HTTP exchange itself, for REST routes that stream a raw body or answer one
+   * (http/rest.ts); absent over tRPC, where such procedures refuse.
+   */
+  http?: { req: IncomingMessage; res: ServerResponse } | undefined;
+  /** The response being written, over either transport (a realtime stream bounds its buffer). */
+  outgoing?: ServerResponse | undefined;
 }
 
 export function bearerOf(req: IncomingMessage): string | null {

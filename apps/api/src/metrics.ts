@@ -65,6 +65,19 @@ export function createApiMetrics() {
     registers: [registry],
   });
 
+  const realtimeConnections = new Gauge({
+    name: 'tenantry_realtime_connections',
+    help: 'Realtime streams open on this instance',
+    registers: [registry],
+  });
+  const realtimeEvents = new Counter({
+    name: 'tenantry_realtime_events_total',
+    help: 'Realtime events: published by this instance, delivered to its streams, or streams closed for reading too slowly',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  for (const kind of ['published', 'delivered', 'slow_consumer']) realtimeEvents.inc({ kind }, 0);
+
   // Start at 0 so the first refusal after a restart shows as an increase.
   for (const resource of Object.keys(Limits.shape)) quotaExceeded.inc({ resource }, 0);
   for (const result of ['accepted', 'invalid', 'rate_limited', 'unavailable']) signups.inc({ result }, 0);
@@ -94,6 +107,8 @@ export function createApiMetrics() {
     usageFlushRows,
     usageFlushFailures,
     usageUnflushedSeconds,
+    realtimeConnections,
+    realtimeEvents,
     observeStaleness(seconds: number) {
       if (seconds > stalest) stalest = seconds;
     },

@@ -1,5 +1,6 @@
 import { type Capability, DomainError, ForbiddenError, NotFoundError, PaymentRequiredError, ValidationError, isReadOnly, tenantAccessRefusal } from '@tenantry/domain';
 import { initTRPC } from '@trpc/server';
+import type { ZodType } from 'zod';
 import type { RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
 import { REST_PREFIX } from './http/route-table.js';
@@ -14,9 +15,30 @@ import { authenticateTenant } from './services/tenant-auth.js';
  * and the OpenAPI document describes it. Nothing else declares routes.
  */
 export interface RestRoute {
-  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: `/${string}`;
   successStatus?: number;
+  /**
+   * `raw`: the request body is the content itself (any media type), handed to the
+   * procedure as a stream (`ctx.http`), never read as JSON; the input comes from the path
+   * and the query string. Default: a JSON body on POST/PUT/PATCH.
+   */
+  requestBody?: 'json' | 'raw';
+  /**
+   * `raw`: the procedure answers a RawResponse (status, headers, a body stream) that is
+   * sent as it is; `event-stream`: the procedure is a subscription, sent as Server-Sent
+   * Events (each event named by its `type`, with its tracked id). Default: JSON.
+   */
+  response?: 'json' | 'raw' | 'event-stream';
+  /** For `event-stream`: the schema of one event's data (the OpenAPI document describes it). */
+  events?: ZodType;
+  /**
+   * The path's last parameter may hold `/` (a file key: `/files/reports/q4.pdf`), as well
+   * as `%2F`. Paths are matched as sent, never normalised, so `..` reaches validation.
+   */
+  lastParamSpansSegments?: boolean;
+  /** Other statuses the route can answer (e.g. 206, 304, 413, 416), for the OpenAPI document. */
+  responses?: Readonly<Record<number, string>>;
   /** One line for the reference (OpenAPI `summary`). */
   summary: string;
   /** What it does and when to use it (OpenAPI `description`; Markdown). */
@@ -46,6 +68,17 @@ export interface RestMeta {
   addsTo?: 'storageBytes';
 }
 
+/**
+ * What a `response: 'raw'` procedure answers: the REST adapter writes the status and
+ * headers and streams the body (none for HEAD, 304 or 416).
+ */
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** A Node stream in practice; typed structurally so the SDK's types need no Node. */
+  body?: (AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown }) | undefined;
+}
+
 const t = initTRPC
   .context<RequestContext>()
   .meta<RestMeta>()
@@ -59,6 +92,9 @@ const t = initTRPC
         data: { ...shape.data, stack: undefined, code: wire.body.code, httpStatus: wire.status, fields: wire.body.fields, resource: wire.body.resource },
       };
     },
+    // Subscriptions over /trpc (httpSubscriptionLink): a comment line every 15 s keeps
+    // proxies from closing idle streams, as REALTIME_HEARTBEAT_MS does over REST.
+    sse: { ping: { enabled: true, intervalMs: 15_000 }, client: { reconnectAfterInactivityMs: 40_000 } },
   });
 
 export const router = t.router;

@@ -1,4 +1,6 @@
 import { createDnsProvider } from '@tenantry/dns';
+import { createFileStorage } from '@tenantry/files';
+import { sweepFiles } from './file-sweep.js';
 import { GENERATED_KEY_NOTICE, createDb, createIsolationRegistry, ensureDatabase, isPostgresUnavailable, loadInstallationKey, migrateToLatest } from '@tenantry/db';
 import {
   DeliverWebhookPayload,
@@ -25,7 +27,7 @@ import { createWorkerMetrics } from './metrics.js';
 import { purgeDueTenants } from './purge.js';
 import { expireTrials } from './trial-expiry.js';
 import { reconcileSignups } from './reconciler.js';
-import { forgetStaleUsageInstances, sampleStorage } from './usage-sampler.js';
+import { forgetStaleUsageInstances, sampleDataPlane, sampleStorage } from './usage-sampler.js';
 import { WORKER_ACTOR, closeDueMonths } from './month-close.js';
 import { DeliveryAttemptFailed, deliverWebhook, reconcileWebhookDeliveries } from './webhooks/deliver.js';
 
@@ -79,6 +81,8 @@ export interface WorkerInstance {
   closeMonth(month: string, now?: Date, options?: { force?: boolean }): Promise<CloseMonthResult>;
   /** One scheduled month-close pass now, as if the time were `now`: every month that is due. */
   closeDueMonths(now?: Date): Promise<CloseMonthResult[]>;
+  /** One file sweep now (it also runs on its schedule): expired uploads released, retired objects older than `graceMs` removed. */
+  sweepFiles(graceMs?: number): Promise<{ released: number; removed: number }>;
   /** Where GET /metrics is served. */
   metricsPort: number;
 }
@@ -114,7 +118,8 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     warn: (message, fields) => logger.warn(fields ?? {}, message),
   });
   const dns = createDnsProvider(config);
-  const tools = { isolation, dns };
+  const files = createFileStorage(config);
+  const tools = { isolation, dns, files };
 
   const redis = createWorkerRedis(config.REDIS_URL, 'tenantry-worker');
   const retry = provisioningRetryPolicy(config.PROVISION_ATTEMPTS, config.PROVISION_BACKOFF_MS);
@@ -147,6 +152,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   };
   const sampleUsage = async (now: Date) => {
     const result = await sampleStorage(db, isolation, now, config.USAGE_GAUGE_MAX_GAP_MS / 1000);
+    await sampleDataPlane(db, redis, config.REDIS_PREFIX, now, config.USAGE_GAUGE_MAX_GAP_MS / 1000);
     await forgetStaleUsageInstances(db);
     return result;
   };
@@ -250,6 +256,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           const results = await runMonthClose(new Date());
           return results.reduce((n, r) => n + r.created, 0);
         }
+        case JOBS.sweepFiles: {
+          const { released, removed } = await sweepFiles(db, files);
+          if (released + removed > 0) logger.info({ released, removed }, 'released expired uploads and removed retired file objects');
+          return released + removed;
+        }
         case JOBS.purgeTenants: {
           const purged = await purge(new Date());
           if (purged > 0) logger.info({ purged }, 'purged tenants past their retention');
@@ -313,6 +324,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     [JOBS.sampleUsage, config.USAGE_SAMPLE_INTERVAL_MS],
     [JOBS.reconcileWebhooks, config.WEBHOOK_RECONCILE_INTERVAL_MS],
     [JOBS.closeMonths, config.BILLING_CLOSE_INTERVAL_MS],
+    [JOBS.sweepFiles, config.FILE_SWEEP_INTERVAL_MS],
   ];
   for (const [job, every] of schedules) {
     await maintenanceQueue.upsertJobScheduler(job, { every }, { name: job, opts: { removeOnComplete: true, removeOnFail: 100 } });
@@ -332,6 +344,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     closeMonth: (month, now = new Date(), options = {}) =>
       closeMonth(db, month, { now, force: options.force ?? false, actor: WORKER_ACTOR, settings: invoiceSettings, announce }),
     closeDueMonths: (now = new Date()) => runMonthClose(now),
+    sweepFiles: (graceMs?: number) => sweepFiles(db, files, graceMs),
     async close() {
       const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close(), webhookWorker.close()]);
       if (await timesOut(drained, config.SHUTDOWN_TIMEOUT_MS)) {
@@ -357,6 +370,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       metricsServer.server.close();
       redis.disconnect();
       await isolation.close();
+      await files.close();
       await db.destroy();
     },
   };

@@ -16,6 +16,8 @@ import {
   redisUrl,
   tenantSecretKey,
   webhookEnv,
+  filesEnv,
+  checkFilesEnv,
 } from '@tenantry/domain';
 import { z } from 'zod';
 
@@ -78,6 +80,9 @@ const WorkerEnv = z.object({
   /** How often the worker looks for months whose grace period is over, and closes them. */
   BILLING_CLOSE_INTERVAL_MS: envPositiveInt.default(60 * 60_000),
   ...webhookEnv,
+  ...filesEnv,
+  /** How often expired uploads are released and objects no file points at are removed from the file storage. */
+  FILE_SWEEP_INTERVAL_MS: envPositiveInt.default(60_000),
   /** How long one webhook attempt may take (connect, send, answer) before it counts as failed. */
   WEBHOOK_TIMEOUT_MS: envPositiveInt.default(10_000),
   /** An endpoint whose every attempt has failed for this long is disabled (and audited). */
@@ -92,6 +97,7 @@ const WorkerEnv = z.object({
   TENANTRY_DATA_DIR: plainAbsolutePath,
 }).superRefine((env, ctx) => {
   checkDnsEnv(env, ctx);
+  checkFilesEnv(env, ctx);
   if (env.TENANT_DB_SERVERS && !env.TENANT_SECRET_KEY) {
     ctx.addIssue({
       code: 'custom',

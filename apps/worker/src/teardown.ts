@@ -1,5 +1,6 @@
 import type { DnsProvider } from '@tenantry/dns';
-import { type Database, type Db, type IsolationRegistry, type TeardownTarget, lockTenant } from '@tenantry/db';
+import { type Database, type Db, type IsolationRegistry, type TeardownTarget, lockTenant, removeTenantFileRows } from '@tenantry/db';
+import type { FileStorage } from '@tenantry/files';
 import type { Isolation } from '@tenantry/domain';
 import type { Kysely, Transaction } from 'kysely';
 
@@ -9,6 +10,8 @@ export interface TeardownTools {
   isolation: IsolationRegistry;
   /** Its <slug>.<zone> record (when DNS is configured). */
   dns?: DnsProvider | undefined;
+  /** Its files' bytes. */
+  files?: FileStorage | undefined;
 }
 
 /** The tenant a teardown removes, and the model its storage was made by. */
@@ -30,8 +33,8 @@ export interface Teardown<S extends TeardownSubject> {
 }
 
 /**
- * Remove a tenant: its DNS record, its storage (through its isolation driver), and the
- * control-plane rows that hang off it — sessions, memberships, the users who belonged to
+ * Remove a tenant: its DNS record, its storage (through its isolation driver), its files,
+ * and the control-plane rows that hang off it — sessions, memberships, the users who belonged to
  * no other tenant, billing state, step records — then whatever `finish` does. Used by the
  * saga's compensation and by the purge. Returns false when `find` says it no longer applies.
  *
@@ -53,6 +56,10 @@ export async function tearDownTenant<S extends TeardownSubject>(db: Db, tools: T
     const subject = await teardown.find(trx, true);
     if (!subject || subject.id !== found.id) return false;
     await tools.isolation.driver(subject.isolation).drop(trx, subject);
+    // Files live outside any transaction: their bytes go at once (idempotently), then the
+    // rows that name them, so a rollback leaves rows whose next teardown removes again.
+    await tools.files?.removeTenant(subject.id);
+    await removeTenantFileRows(trx, subject.id);
     await removeTenantRows(trx, subject.id);
     await teardown.finish(trx, subject);
     return true;

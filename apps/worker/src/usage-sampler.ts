@@ -1,4 +1,6 @@
-import { type Db, type GaugeSample, type IsolationRegistry, type StorageMeasure, type TenantRef, recordGaugeSamples } from '@tenantry/db';
+import { type Db, type GaugeSample, type IsolationRegistry, type StorageMeasure, type TenantRef, committedFileBytes, recordGaugePeaks, recordGaugeSamples } from '@tenantry/db';
+import { realtimeKeys } from '@tenantry/jobs';
+import type { Redis } from 'ioredis';
 import { type Isolation, type Limits, entitlementsOf } from '@tenantry/domain';
 import { sql } from 'kysely';
 
@@ -64,6 +66,56 @@ export async function sampleStorage(db: Db, isolation: IsolationRegistry, at: Da
     overLimit += vacuumFirst.size;
   }
   return { sampled, overLimit };
+}
+
+/**
+ * One sampling pass of the two gauges the data plane keeps counts of itself, for every
+ * tenant whose storage exists:
+ * - fileStorageBytes: the committed bytes of its files, from the counter every upload and
+ *   delete maintains (never a scan of files or storage);
+ * - realtimeConnections: its open streams across every api instance (the live slots in
+ *   Redis), plus the exact hourly peaks the api recorded as streams opened — a sample a
+ *   minute gives the time-weighted average, the peaks catch bursts between samples.
+ */
+export async function sampleDataPlane(db: Db, redis: Redis, prefix: string, at: Date, maxGapSeconds: number): Promise<{ sampled: number }> {
+  const keys = realtimeKeys(prefix);
+  let sampled = 0;
+  let after = '0';
+  for (;;) {
+    const page = await db
+      .selectFrom('tenants')
+      .select(['id', 'seq'])
+      .where('status', 'in', ['active', 'suspended', 'pending_deletion'])
+      .where('seq', '>', after)
+      .orderBy('seq')
+      .limit(PAGE)
+      .execute();
+    if (page.length === 0) break;
+    after = page.at(-1)!.seq;
+    const ids = page.map((t) => t.id);
+
+    const files = await committedFileBytes(db, ids);
+    await recordGaugeSamples(db, 'fileStorageBytes', ids.map((tenantId) => ({ tenantId, value: files.get(tenantId) ?? 0 })), at, maxGapSeconds);
+
+    const pipeline = redis.pipeline();
+    for (const id of ids) {
+      pipeline.zcount(keys.slots(id), `(${at.getTime()}`, '+inf');
+      pipeline.hgetall(keys.peaks(id));
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    const connections: GaugeSample[] = [];
+    const peaks: Array<{ tenantId: string; hour: Date; value: number }> = [];
+    ids.forEach((tenantId, i) => {
+      const [countErr, count] = replies[2 * i] ?? [];
+      const [peakErr, byHour] = replies[2 * i + 1] ?? [];
+      if (!countErr) connections.push({ tenantId, value: Number(count ?? 0) });
+      if (!peakErr) for (const [hour, value] of Object.entries((byHour ?? {}) as Record<string, string>)) peaks.push({ tenantId, hour: new Date(Number(hour)), value: Number(value) });
+    });
+    await recordGaugeSamples(db, 'realtimeConnections', connections, at, maxGapSeconds);
+    await recordGaugePeaks(db, 'realtimeConnections', peaks);
+    sampled += ids.length;
+  }
+  return { sampled };
 }
 
 /** Forget api instances not heard from for a day: an instance id is never reused, so its last flush sequence no longer matters. */

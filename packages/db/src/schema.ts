@@ -304,6 +304,42 @@ export interface BillingClosesTable {
   invoices: Generated<number>;
 }
 
+/** A tenant's file (migration 2026-12-01T1500_files_realtime): its current content is `object` in the file storage. */
+export interface TenantFilesTable {
+  tenant_id: string;
+  key: string;
+  object: string;
+  size: ColumnType<string, string | number, string | number>;
+  content_type: string;
+  sha256: string;
+  created_at: Generated<Date>;
+}
+
+/** The maintained counters the fileStorageBytes quota is held by. */
+export interface FileUsageTable {
+  tenant_id: string;
+  committed_bytes: ColumnType<string, string | number, string | number>;
+  reserved_bytes: ColumnType<string, string | number, string | number>;
+  updated_at: Generated<Date>;
+}
+
+/** An upload in flight: its object (= id) and the bytes it reserved, until it commits, aborts or expires. */
+export interface FileUploadsTable {
+  id: string;
+  tenant_id: string;
+  key: string;
+  reserved_bytes: ColumnType<string, string | number, string | number>;
+  started_at: Generated<Date>;
+  expires_at: Timestamp;
+}
+
+/** Objects no file points at any more, to remove from the file storage. */
+export interface FileTrashTable {
+  object: string;
+  tenant_id: string;
+  since: Generated<Date>;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -329,6 +365,10 @@ export interface Database {
   invoice_counters: InvoiceCountersTable;
   invoices: InvoicesTable;
   billing_closes: BillingClosesTable;
+  tenant_files: TenantFilesTable;
+  file_usage: FileUsageTable;
+  file_uploads: FileUploadsTable;
+  file_trash: FileTrashTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

@@ -187,6 +187,22 @@ export async function recordGaugeSamples(db: Db, meter: GaugeMeter, samples: Gau
   });
 }
 
+/**
+ * Exact peaks of a gauge observed between samples (realtime connections: the api keeps
+ * each hour's highest count as it happens), folded into the hours' `max_value`, so a burst
+ * shorter than the sample interval still shows as the peak. Idempotent.
+ */
+export async function recordGaugePeaks(db: Db, meter: GaugeMeter, peaks: Array<{ tenantId: string; hour: Date; value: number }>): Promise<void> {
+  if (peaks.length === 0) return;
+  const sorted = [...peaks].sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.hour.getTime() - b.hour.getTime()));
+  await sql`
+    insert into usage_hourly (tenant_id, meter, hour, max_value)
+    select u.tenant_id, ${meter}, u.hour, u.value
+    from unnest(${sorted.map((p) => p.tenantId)}::uuid[], ${sorted.map((p) => hourOf(p.hour).toISOString())}::timestamptz[], ${sorted.map((p) => p.value)}::bigint[]) as u(tenant_id, hour, value)
+    where exists (select 1 from tenants t where t.id = u.tenant_id)
+    on conflict (tenant_id, meter, hour, route, method, status_class) do update set max_value = greatest(usage_hourly.max_value, excluded.max_value)`.execute(db);
+}
+
 /** The latest sample of each gauge of a tenant. */
 export async function latestGauges(db: Db, tenantId: string): Promise<Map<GaugeMeter, { value: number; at: Date }>> {
   const rows = await db.selectFrom('usage_gauges').select(['meter', 'value', 'sampled_at']).where('tenant_id', '=', tenantId).execute();

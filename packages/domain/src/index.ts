@@ -16,3 +16,5 @@ export * from './pricing.js';
 export * from './invoice.js';
 export * from './webhooks.js';
 export * from './download.js';
+export * from './files.js';
+export * from './realtime.js';

@@ -26,6 +26,7 @@ export const JOBS = {
   deliverWebhook: 'deliver-webhook',
   reconcileWebhooks: 'reconcile-webhooks',
   closeMonths: 'close-months',
+  sweepFiles: 'sweep-files',
 } as const;
 
 export const ProvisionTenantPayload = z.object({

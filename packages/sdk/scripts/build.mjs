@@ -11,7 +11,7 @@
 //   4. rollup-plugin-dts bundles dist/.types into dist/index.d.ts, inlining @tenantry/* and
 //      leaving only @trpc/client and @trpc/server as imports. TypeScript 7 has no JS compiler
 //      API; the plugin then uses the TypeScript 6 API from @typescript/typescript6.
-//   5. The output is checked: only @trpc/* (and relative) imports, in .js and .d.ts alike.
+//   5. The output is checked: only @trpc/*, eventsource (and relative) imports, in .js and .d.ts alike.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -25,7 +25,8 @@ const REPO_ROOT = path.resolve(PKG_DIR, '../..');
 const DIST = path.join(PKG_DIR, 'dist');
 const TYPES = path.join(DIST, '.types');
 const SOURCE_CONDITION = '@tenantry/source';
-const ALLOWED_IMPORT = /^(?:@trpc\/(?:client|server)(?:\/.*)?|\.{1,2}\/.*)$/;
+// eventsource: the fetch-based EventSource realtime subscriptions go over (browser-safe).
+const ALLOWED_IMPORT = /^(?:@trpc\/(?:client|server)(?:\/.*)?|eventsource|\.{1,2}\/.*)$/;
 
 const require = createRequire(import.meta.url);
 const TSC = path.join(path.dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
@@ -133,14 +134,15 @@ export function stripServerTypes(source) {
 
 function importsOf(code) {
   const specifiers = new Set();
-  const patterns = [/\bfrom\s*['"]([^'"]+)['"]/g, /\bimport\s*['"]([^'"]+)['"]/g, /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g, /\brequire\s*\(\s*['"]([^'"]+)['"]\s*\)/g];
+  // Not inside a module name: `…/unstable-core-do-not-import'` ends in "import" too.
+  const patterns = [/\bfrom\s*['"]([^'"]+)['"]/g, /(?<![\w$/.-])import\s*['"]([^'"]+)['"]/g, /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g, /\brequire\s*\(\s*['"]([^'"]+)['"]\s*\)/g];
   for (const pattern of patterns) for (const m of code.matchAll(pattern)) specifiers.add(m[1]);
   return [...specifiers];
 }
 
 function checkImports(file) {
   const bad = importsOf(readFileSync(file, 'utf8')).filter((s) => !ALLOWED_IMPORT.test(s));
-  if (bad.length) throw new Error(`${path.relative(PKG_DIR, file)} imports ${bad.join(', ')}; only @trpc/client, @trpc/server and relative imports may remain`);
+  if (bad.length) throw new Error(`${path.relative(PKG_DIR, file)} imports ${bad.join(', ')}; only @trpc/client, @trpc/server, eventsource and relative imports may remain`);
 }
 
 // --- build ----------------------------------------------------------------------------------
@@ -206,7 +208,7 @@ async function main() {
   await bundle.close();
   rmSync(TYPES, { recursive: true, force: true });
 
-  // 5. Nothing but @trpc/* may be imported by what we publish.
+  // 5. Nothing but @trpc/* and eventsource may be imported by what we publish.
   for (const file of listFiles(DIST, (f) => /\.(?:d\.ts|js)$/.test(f))) checkImports(file);
   console.log(`built ${path.relative(REPO_ROOT, DIST)}: ${readdirSync(DIST).join(', ')}`);
 }

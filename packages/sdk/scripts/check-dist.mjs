@@ -1,5 +1,5 @@
 // Check the built package as a consumer outside this workspace gets it: `npm pack` it,
-// unpack it into a temporary project next to only @trpc/client and @trpc/server, then
+// unpack it into a temporary project next to only its dependencies (@trpc/client, @trpc/server, eventsource), then
 //   - type-check a consumer file against dist/index.d.ts with skipLibCheck off, with
 //     TypeScript 7 and TypeScript 6, under NodeNext and bundler resolution;
 //   - import dist/index.js in Node and make one call that fails (network_error).
@@ -113,6 +113,8 @@ try {
   execFileSync('tar', ['-xzf', path.join(work, tarball), '-C', path.join(modules, '@tenantry')]);
   execFileSync('mv', [path.join(modules, '@tenantry', 'package'), path.join(modules, '@tenantry', 'sdk')]);
   for (const name of ['client', 'server']) symlinkSync(packageDir(`@trpc/${name}`), path.join(modules, '@trpc', name), 'dir');
+  // The SDK's one other dependency (realtime subscriptions), as a consumer's install would have it.
+  symlinkSync(packageDir('eventsource'), path.join(modules, 'eventsource'), 'dir');
   writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   writeFileSync(path.join(project, 'consumer.ts'), CONSUMER);
   writeFileSync(path.join(project, 'runtime.mjs'), RUNTIME);

@@ -1,5 +1,6 @@
 import type { AppRouter } from '@tenantry/api';
-import { type TRPCClient, type TRPCLink, createTRPCClient, httpLink } from '@trpc/client';
+import { type TRPCClient, type TRPCLink, createTRPCClient, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { EventSource } from 'eventsource';
 import type { AnyRouter, inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import { toTenantryError } from './errors.js';
 
@@ -97,15 +98,27 @@ export function createClient<TRouter extends AnyRouter = AppRouter>(
   options: PublicClientOptions & { bearer?: Credential; headers?: () => Promise<Record<string, string>> },
 ): TenantryClient<TRouter> {
   const { bearer } = options;
-  // The api has no data transformer (plain JSON); the link is built for any router and
+  const headers = async (): Promise<Record<string, string>> => {
+    const value = typeof bearer === 'function' ? await bearer() : bearer;
+    return { ...(await options.headers?.()), ...(value ? { authorization: `Bearer ${value}` } : {}) };
+  };
+  const baseFetch: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
+  // The api has no data transformer (plain JSON); the links are built for any router and
   // typed for TRouter, whose transformer option TypeScript cannot resolve while generic.
-  const link = httpLink<AnyRouter>({
-    url: trpcUrl(options.baseUrl),
-    ...(options.fetch ? { fetch: options.fetch } : {}),
-    async headers() {
-      const value = typeof bearer === 'function' ? await bearer() : bearer;
-      return { ...(await options.headers?.()), ...(value ? { authorization: `Bearer ${value}` } : {}) };
-    },
+  // Subscriptions (realtime) go over Server-Sent Events. A browser's own EventSource cannot
+  // send an Authorization header, and putting the token in the URL would leak it to logs:
+  // the `eventsource` package is a spec EventSource over fetch, which can.
+  const link = splitLink<AnyRouter>({
+    condition: (op) => op.type === 'subscription',
+    true: httpSubscriptionLink<AnyRouter, typeof EventSource>({
+      url: trpcUrl(options.baseUrl),
+      EventSource,
+      eventSourceOptions: async () => {
+        const extra = await headers();
+        return { fetch: (input: string | URL | Request, init?: RequestInit) => baseFetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...extra } }) };
+      },
+    }),
+    false: httpLink<AnyRouter>({ url: trpcUrl(options.baseUrl), fetch: baseFetch, headers }),
   }) as TRPCLink<TRouter>;
   const client = createTRPCClient<TRouter>({ links: [link] });
   return withTenantryErrors(client);

@@ -4,9 +4,10 @@ import { type Isolation, monthOf, toPublicId } from '@tenantry/domain';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORM_KEY, TENANT_SECRET_KEY } from '../../support/apps.js';
-import { request, requestOnHost } from '../../support/http.js';
+import { request, requestOnHost, waitFor } from '../../support/http.js';
 import { PrivatePowerDns } from '../../support/powerdns.js';
 import { deleteRedisKeys } from '../../support/redis.js';
+import { openSse } from '../../support/sse.js';
 import { useStack } from '../../support/stack.js';
 import { type Baseline, type OpenApiDocumentLike, PAYLOADS, operationsOf, runCorpus } from './injection.js';
 import { suiteModel } from './models.js';
@@ -83,6 +84,9 @@ export function defineIsolationSuite(isolation: Isolation): void {
     }
     // A collection only B has.
     expect((await docs(b.token, 'POST', '/b-only/documents', { data: { owner: 'B', secret: MARKER } })).status).toBe(201);
+    // A file only B has.
+    const upload = await fetch(`${stack.api.baseUrl}/v1/files/b-only/secret.txt`, { method: 'PUT', headers: { authorization: `Bearer ${b.token}`, 'content-type': 'text/plain' }, body: MARKER });
+    expect(upload.status).toBe(201);
   });
 
   describe(`catalog checks (${isolation} tenants)`, () => {
@@ -217,6 +221,22 @@ export function defineIsolationSuite(isolation: Isolation): void {
         if (res.status === 200) for (const item of res.body.items ?? [res.body]) expect(item.data.owner).toBe('A');
         expect(JSON.stringify(res.body)).not.toContain(MARKER);
       }
+      // B's file: absent for A, whatever the method; A's list never shows it.
+      for (const method of ['GET', 'HEAD', 'DELETE', 'PUT']) {
+        const res = await fetch(`${stack.api.baseUrl}/v1/files/b-only/secret.txt`, { method, headers: { authorization: `Bearer ${a.token}` }, ...(method === 'PUT' ? { body: 'A' } : {}) });
+        if (method === 'PUT') {
+          // A's own file of that name: B's stays as it was.
+          expect(res.status).toBe(201);
+          await fetch(`${stack.api.baseUrl}/v1/files/b-only/secret.txt`, { method: 'DELETE', headers: { authorization: `Bearer ${a.token}` } });
+        } else {
+          expect(res.status, method).toBe(404);
+        }
+        expect(await res.text()).not.toContain(MARKER);
+      }
+      const listed = await request(stack.api.baseUrl, 'GET', '/v1/files?limit=1000', { token: a.token });
+      expect(JSON.stringify(listed.body)).not.toContain('b-only');
+      const bFile = await fetch(`${stack.api.baseUrl}/v1/files/b-only/secret.txt`, { headers: { authorization: `Bearer ${b.token}` } });
+      expect(await bFile.text()).toBe(MARKER);
       // On B's hostname A's credential is refused outright, on reads and writes; on its own it works.
       const bHost = `${b.slug}.${ZONE}`;
       for (const [method, path] of [
@@ -233,6 +253,27 @@ export function defineIsolationSuite(isolation: Isolation): void {
       expect(own.body.items.map((d: { data: { owner: string } }) => d.data.owner)).toEqual(Array(aDocs.length).fill('A'));
 
       expect(await storeRows(stack, b)).toEqual(before);
+    });
+
+    it('realtime: A and B subscribed at once, writing concurrently, each receive only their own events', async () => {
+      const [streamA, streamB] = await Promise.all([openSse(stack.api.baseUrl, '/v1/realtime?collections=live', { token: a.token }), openSse(stack.api.baseUrl, '/v1/realtime?collections=live', { token: b.token })]);
+      try {
+        expect([streamA.status, streamB.status]).toEqual([200, 200]);
+        const writes = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? docs(a.token, 'POST', '/live/documents', { data: { owner: 'A', i } }) : docs(b.token, 'POST', '/live/documents', { data: { owner: 'B', i, secret: MARKER } }))),
+        );
+        for (const w of writes) expect(w.status).toBe(201);
+        const lastOf = (owner: string) => writes.filter((w) => w.body.data.owner === owner).map((w) => w.body.id as string);
+        // Concurrent writes publish in commit order, not in the order they were sent.
+        const has = (stream: typeof streamA, ids: string[]) => ids.every((id) => stream.events.some((e) => e.data.id === id));
+        await waitFor(async () => (has(streamA, lastOf('A')) && has(streamB, lastOf('B')) ? true : undefined), 10_000);
+        expect(streamA.events.map((e) => e.data.data.owner)).toEqual(Array(10).fill('A'));
+        expect(JSON.stringify(streamA.events)).not.toContain(MARKER);
+        expect(streamB.events.map((e) => e.data.data.owner)).toEqual(Array(10).fill('B'));
+      } finally {
+        streamA.close();
+        streamB.close();
+      }
     });
 
     it('200 parallel requests alternating tenants each see only their own documents', async () => {
@@ -314,6 +355,12 @@ export function defineIsolationSuite(isolation: Isolation): void {
         'invoices.close': { body: { month: '2020-01' } },
         'invoices.own': { query: { limit: '10' } },
         'invoices.ownGet': { path: { number: 'INV-2026-000001' }, query: { format: 'json' } },
+        'files.put': { path: { key: 'corpus/a.txt' } },
+        'files.get': { path: { key: 'corpus/a.txt' } },
+        'files.head': { path: { key: 'corpus/a.txt' } },
+        'files.delete': { path: { key: 'corpus/a.txt' } },
+        'files.list': { query: { prefix: 'corpus/', limit: '10' } },
+        'realtime.subscribe': { query: { collections: 'notes' } },
       };
       // Every route has a baseline, and every input we found is exercised below.
       for (const op of operations) expect(baselines, op.operationId).toHaveProperty([op.operationId]);

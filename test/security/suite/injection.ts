@@ -40,7 +40,9 @@ interface OpenApiParameter {
 interface OpenApiOperation {
   operationId: string;
   parameters?: OpenApiParameter[];
-  requestBody?: { content: { 'application/json': { schema: JsonSchema } } };
+  /** JSON, or the raw content of a file upload (any media type), whose bytes are no string input. */
+  requestBody?: { content: Record<string, { schema: JsonSchema }> };
+  responses?: Record<string, { content?: Record<string, unknown> }>;
 }
 
 export interface OpenApiDocumentLike {
@@ -66,6 +68,8 @@ export interface Operation {
   path: string;
   auth: Auth;
   slots: Slot[];
+  /** It answers an event stream: the corpus reads its status, then hangs up. */
+  stream: boolean;
 }
 
 /** A valid request of an operation; the corpus changes one input of it at a time. */
@@ -135,11 +139,12 @@ export function operationsOf(document: OpenApiDocumentLike): Operation[] {
       if (!who) throw new Error(`injection corpus: ${op.operationId} has no example in test/api-docs/examples.ts`);
       const slots = [
         ...(op.parameters ?? []).flatMap(parameterSlots),
-        ...(op.requestBody ? bodySlots(op.requestBody.content['application/json'].schema, []) : []),
+        ...(op.requestBody?.content['application/json'] ? bodySlots(op.requestBody.content['application/json'].schema, []) : []),
       ];
       // The credential is an input of every authenticated route: one route per kind carries it.
       if (op.operationId === 'auth.me' || op.operationId === 'tenants.list') slots.push({ in: 'header', name: 'authorization', kind: 'value' });
-      operations.push({ operationId: op.operationId, method: method.toUpperCase(), path, auth: who, slots });
+      const stream = Object.values(op.responses ?? {}).some((r) => r.content?.['text/event-stream'] !== undefined);
+      operations.push({ operationId: op.operationId, method: method.toUpperCase(), path, auth: who, slots, stream });
     }
   }
   return operations;
@@ -200,6 +205,27 @@ export interface Attempt {
   res: JsonResponse;
 }
 
+/** A request whose answer may be JSON or raw bytes (a file): JSON is parsed, anything else kept as text. */
+async function send(baseUrl: string, method: string, path: string, options: { token?: string | undefined; body?: unknown }): Promise<JsonResponse> {
+  const res = await request(baseUrl, method, path, { ...options, token: options.token ?? undefined, headers: { accept: 'application/json' } }).catch(() => undefined);
+  if (res) return res;
+  // Not JSON (a file's content): compare it as text.
+  const raw = await fetch(baseUrl + path, { method, headers: options.token ? { authorization: `Bearer ${options.token}` } : {} });
+  return { status: raw.status, headers: raw.headers, body: await raw.text(), ms: 0 };
+}
+
+/** An event stream: its status, and for a refusal its JSON body; a stream that started is read for a moment, then dropped. */
+async function openStream(baseUrl: string, path: string, token: string | undefined): Promise<JsonResponse> {
+  const abort = new AbortController();
+  const res = await fetch(baseUrl + path, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: abort.signal });
+  if (res.status !== 200) return { status: res.status, headers: res.headers, body: JSON.parse(await res.text()), ms: 0 };
+  const reader = res.body!.getReader();
+  const first = await Promise.race([reader.read(), new Promise<undefined>((resolve) => setTimeout(resolve, 50))]);
+  abort.abort();
+  await reader.cancel().catch(() => undefined);
+  return { status: 200, headers: res.headers, body: first?.value ? new TextDecoder().decode(first.value) : '', ms: 0 };
+}
+
 /** A header carries only visible ASCII: other payloads cannot even be sent as a token. */
 const sendableAsHeader = (payload: string) => /^[\x21-\x7e]+$/.test(payload);
 
@@ -227,7 +253,7 @@ export async function runCorpus(options: {
           if (slot.in === 'header' && !sendableAsHeader(payload)) continue;
           const input = inject(baseline, slot, payload);
           const token = input.token ?? (op.auth === 'none' ? undefined : options.tokens[op.auth]);
-          const res = await request(options.baseUrl, op.method, urlOf(op.path, input), { token, body: input.body });
+          const res = op.stream ? await openStream(options.baseUrl, urlOf(op.path, input), token) : await send(options.baseUrl, op.method, urlOf(op.path, input), { token, body: input.body });
           attempts.push({ operationId: op.operationId, slot, payload, res });
         }
       }),

@@ -10,9 +10,10 @@ import { REST_PREFIX, type RouteEntry, routeTable } from './route-table.js';
  * description of the api to drift. JSON Schemas come from zod's own `z.toJSONSchema`
  * (draft 2020-12, which is the dialect OpenAPI 3.1 schema objects use).
  *
- * Mirrors rest.ts (both read http/route-table.ts): GET/DELETE read their input from the
- * query string, POST/PUT/PATCH from a JSON body; path parameters are merged over either;
- * success is `successStatus ?? 200`; errors are `{code, message, fields?}`.
+ * Mirrors rest.ts (both read http/route-table.ts): GET/HEAD/DELETE (and raw-body routes)
+ * read their input from the query string, POST/PUT/PATCH from a JSON body; path
+ * parameters are merged over either; success is `successStatus ?? 200`, as JSON, as the
+ * raw content, or as an event stream; errors are `{code, message, fields?}`.
  */
 
 /** A JSON Schema (2020-12) object, as embedded in the document. */
@@ -31,8 +32,11 @@ export interface OpenApiParameter {
 export interface OpenApiResponse {
   description: string;
   headers?: Record<string, { description: string; required: boolean; schema: JsonSchema }>;
-  /** Always JSON; a route that declares `files` also lists those content types. */
-  content: { 'application/json': { schema: JsonSchema } } & Record<string, { schema: JsonSchema }>;
+  /**
+   * JSON for most routes (a route that declares `files` lists those types too); the file's
+   * own type for raw downloads; text/event-stream for event streams; none for HEAD or 204.
+   */
+  content?: Record<string, { schema: JsonSchema }>;
 }
 
 export interface OpenApiOperation {
@@ -42,11 +46,11 @@ export interface OpenApiOperation {
   tags: string[];
   security?: Array<Record<string, string[]>>;
   parameters?: OpenApiParameter[];
-  requestBody?: { required: true; content: { 'application/json': { schema: JsonSchema } } };
+  requestBody?: { required: true; description?: string; content: Record<string, { schema: JsonSchema }> };
   responses: Record<string, OpenApiResponse>;
 }
 
-type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'patch';
+type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'head' | 'patch';
 
 export interface OpenApiDocument {
   openapi: '3.1.0';
@@ -75,7 +79,7 @@ export interface OpenApiOptions {
 }
 
 /** Operation order inside a path item: the order the OpenAPI spec lists them in. */
-const METHOD_ORDER: HttpMethod[] = ['get', 'put', 'post', 'delete', 'patch'];
+const METHOD_ORDER: HttpMethod[] = ['get', 'put', 'post', 'delete', 'head', 'patch'];
 
 /** The wire error of errors.ts (`WireError['body']`), as the one shared error schema. */
 const WireErrorBody = z.object({
@@ -218,9 +222,50 @@ function jsonBranch(output: unknown): unknown {
   return json.length === 1 ? json[0] : z.union(json as [z.ZodType, z.ZodType, ...z.ZodType[]]);
 }
 
+/**
+ * The success response of a route: JSON by its output schema (or, for a route that
+ * declares `files`, JSON or one of those files), the raw content, or an event stream.
+ */
+function successResponse(route: RouteEntry, components: SchemaComponents): OpenApiResponse {
+  const { procedurePath, procedure, rest } = route;
+  const def = procedure._def as RouteEntry['procedure']['_def'] & { output?: unknown };
+  const success = rest.successStatus ?? 200;
+  const description = STATUS_CODES[success] ?? 'Success';
+  if (rest.response === 'raw') {
+    const headers: OpenApiResponse['headers'] = {
+      ETag: { description: 'The SHA-256 of the content, quoted', required: true, schema: { type: 'string' } },
+      'Content-Length': { description: 'Bytes of this answer (of the range, for 206)', required: true, schema: { type: 'integer', minimum: 0 } },
+      'Accept-Ranges': { description: '`bytes`: single ranges are served', required: true, schema: { type: 'string' } },
+    };
+    // HEAD has the headers of a GET and no content.
+    return rest.method === 'HEAD' ? { description, headers } : { description, headers, content: { '*/*': { schema: {} } } };
+  }
+  if (rest.response === 'event-stream') {
+    const events = rest.events ? embed(zodToJsonSchema(rest.events, 'output'), `${procedurePath}.event`, 'output', components) : {};
+    return {
+      description: 'A stream of Server-Sent Events: `id:` (resume with `Last-Event-ID`), `event:` (the type) and `data:` (one JSON object, described here)',
+      content: { 'text/event-stream': { schema: events } },
+    };
+  }
+  if (success === 204) return { description };
+  const outputSchema = rest.files ? jsonBranch(def.output) : def.output;
+  const output = outputSchema === undefined ? {} : embed(zodToJsonSchema(outputSchema, 'output'), `${procedurePath}.output`, 'output', components);
+  const content: Record<string, { schema: JsonSchema }> = json(output);
+  if (!rest.files) return { description, content };
+  // The bytes themselves, not the FileDownload object tRPC clients get.
+  for (const type of rest.files) content[type] = { schema: { type: 'string', contentMediaType: type } };
+  return {
+    description,
+    content,
+    headers: {
+      'Content-Disposition': { description: 'For a file: `attachment` and its file name; JSON is `inline`', required: false, schema: { type: 'string' } },
+    },
+  };
+}
+
 function buildOperation(route: RouteEntry, components: SchemaComponents): OpenApiOperation {
   const { procedurePath, procedure, rest, params: pathParams } = route;
-  const def = procedure._def as RouteEntry['procedure']['_def'] & { output?: unknown };
+  const def = procedure._def as RouteEntry['procedure']['_def'];
   const auth = rest.auth ?? 'public';
 
   // Several `.input()`s are each validated against the whole input: an `allOf`.
@@ -239,7 +284,11 @@ function buildOperation(route: RouteEntry, components: SchemaComponents): OpenAp
   }));
 
   let requestBody: OpenApiOperation['requestBody'];
-  if (input && (rest.method === 'GET' || rest.method === 'DELETE')) {
+  if (rest.requestBody === 'raw') {
+    // The content itself, of any media type (its Content-Type is kept); not JSON.
+    requestBody = { required: true, description: 'The content, as bytes of any media type; its `Content-Type` is kept', content: { '*/*': { schema: {} } } };
+  }
+  if (input && (rest.method === 'GET' || rest.method === 'HEAD' || rest.method === 'DELETE' || rest.requestBody === 'raw')) {
     if (inputParts) {
       for (const [name, schema] of Object.entries(inputParts.properties)) {
         if (pathParams.includes(name)) continue;
@@ -259,18 +308,8 @@ function buildOperation(route: RouteEntry, components: SchemaComponents): OpenAp
   }
 
   const success = rest.successStatus ?? 200;
-  const outputSchema = rest.files ? jsonBranch(def.output) : def.output;
-  const output = outputSchema === undefined ? {} : embed(zodToJsonSchema(outputSchema, 'output'), `${procedurePath}.output`, 'output', components);
-  const successResponse: OpenApiResponse = { description: STATUS_CODES[success] ?? 'Success', content: json(output) };
-  if (rest.files) {
-    // The bytes themselves, not the FileDownload object tRPC clients get.
-    for (const type of rest.files) successResponse.content[type] = { schema: { type: 'string', contentMediaType: type } };
-    successResponse.headers = {
-      'Content-Disposition': { description: 'For a file: `attachment` and its file name; JSON is `inline`', required: false, schema: { type: 'string' } },
-    };
-  }
   const responses: Record<number, OpenApiResponse> = {
-    [success]: successResponse,
+    [success]: successResponse(route, components),
     400: errorResponse('The input is invalid (code `validation_failed`, with `fields`), or the body is not JSON'),
     500: errorResponse('Internal server error (code `internal_error`)'),
   };
@@ -279,6 +318,11 @@ function buildOperation(route: RouteEntry, components: SchemaComponents): OpenAp
     responses[403] = errorResponse('The token is valid but does not allow this (e.g. its tenant is suspended)');
   }
   if (pathParams.length > 0) responses[404] = errorResponse('What the path names does not exist');
+  for (const [status, description] of Object.entries(rest.responses ?? {})) {
+    // Other successes (an overwrite's 200, a range's 206) carry what the success does; 304 nothing; errors the error body.
+    const code = Number(status);
+    responses[code] = code < 300 ? { ...successResponse(route, components), description } : code < 400 ? { description } : errorResponse(description);
+  }
   if (rest.rateLimited) {
     responses[429] = {
       description: 'Too many requests (code `rate_limited`)',

@@ -38,13 +38,13 @@ export function routeTable(router: AnyRouter, prefix = REST_PREFIX): RouteEntry[
     claimed.set(route, procedurePath);
 
     const params: string[] = [];
-    const source = template
-      .split('/')
-      .map((segment) => {
+    const segments = template.split('/');
+    const source = segments
+      .map((segment, i) => {
         const param = /^\{(\w+)\}$/.exec(segment)?.[1];
         if (!param) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
         params.push(param);
-        return '([^/]+)';
+        return rest.lastParamSpansSegments && i === segments.length - 1 ? '(.+)' : '([^/]+)';
       })
       .join('/');
     entries.push({ procedurePath, procedure, rest, template, params, pattern: new RegExp(`^${source}/?$`) });

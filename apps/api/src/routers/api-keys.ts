@@ -53,5 +53,10 @@ export const apiKeysRouter = router({
     })
     .input(z.strictObject({ id: z.uuid() }))
     .output(ApiKeyView)
-    .mutation(({ ctx, input }) => revokeApiKey(ctx.deps.db, ctx.principal, input.id)),
+    .mutation(async ({ ctx, input }) => {
+      const revoked = await revokeApiKey(ctx.deps.db, ctx.principal, input.id);
+      // Streams opened with the key close on every instance now.
+      await ctx.deps.realtime.requestRecheck(ctx.principal.tenantId);
+      return revoked;
+    }),
 });

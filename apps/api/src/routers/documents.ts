@@ -15,6 +15,9 @@ const tenantRef = (tenant: { id: string; isolation: Isolation; schema_name: stri
   schemaName: tenant.schema_name,
 });
 
+/** Changes are published for realtime streams only where the plan has realtime: nobody else could follow them. */
+const notifies = (entitlements: { capabilities: readonly string[] }) => entitlements.capabilities.includes('realtime');
+
 /** The tenant data plane: JSON documents in named collections (session token or API key). */
 export const documentsRouter = router({
   create: tenantProcedure
@@ -31,7 +34,7 @@ export const documentsRouter = router({
     })
     .input(CreateDocumentRequest)
     .output(DocumentView)
-    .mutation(({ ctx, input }) => ctx.deps.documents.create(tenantRef(ctx.tenant), input)),
+    .mutation(({ ctx, input }) => ctx.deps.documents.create(tenantRef(ctx.tenant), input, notifies(ctx.entitlements))),
 
   list: tenantProcedure
     .meta({
@@ -74,7 +77,7 @@ export const documentsRouter = router({
     })
     .input(ReplaceDocumentRequest)
     .output(DocumentView)
-    .mutation(({ ctx, input }) => ctx.deps.documents.replace(tenantRef(ctx.tenant), input)),
+    .mutation(({ ctx, input }) => ctx.deps.documents.replace(tenantRef(ctx.tenant), input, notifies(ctx.entitlements))),
 
   delete: tenantProcedure
     .meta({
@@ -88,5 +91,5 @@ export const documentsRouter = router({
     })
     .input(DocumentRequest)
     .output(DocumentView)
-    .mutation(({ ctx, input }) => ctx.deps.documents.delete(tenantRef(ctx.tenant), input)),
+    .mutation(({ ctx, input }) => ctx.deps.documents.delete(tenantRef(ctx.tenant), input, notifies(ctx.entitlements))),
 });

@@ -6,6 +6,8 @@ import { authRouter } from './auth.js';
 import { billingRouter } from './billing.js';
 import { documentsRouter } from './documents.js';
 import { invoicesRouter } from './invoices.js';
+import { filesRouter } from './files.js';
+import { realtimeRouter } from './realtime.js';
 import { metaRouter } from './meta.js';
 import { operatorRouter } from './operator.js';
 import { pricingRouter } from './pricing.js';
@@ -24,6 +26,8 @@ export const appRouter = router({
   audit: auditRouter,
   apiKeys: apiKeysRouter,
   documents: documentsRouter,
+  files: filesRouter,
+  realtime: realtimeRouter,
   usage: usageRouter,
   operator: operatorRouter,
   pricing: pricingRouter,
@@ -43,6 +47,8 @@ export const ROUTER_TAGS: Readonly<Record<keyof AppRouter['_def']['record'], str
   audit: 'The tamper-evident audit log (platform key)',
   apiKeys: "A tenant's API keys for its own programs",
   documents: "The tenant data plane: JSON documents in named collections, only ever the caller's tenant's",
+  files: "The tenant's files (capability `files`): bytes streamed up and down over REST, held to the tenant's `fileStorageBytes` and `fileBytes`",
+  realtime: "The tenant's document changes as they happen (capability `realtime`): Server-Sent Events over REST, a subscription over tRPC",
   pricing: 'The public pricing calculator: what a month of usage costs on a plan',
   webhooks: 'Endpoints of billing systems that receive signed events: tenant lifecycle and invoices (platform key)',
   operator: 'Operator sessions of the web dashboard (tRPC only: a platform key exchanged for an HttpOnly cookie)',

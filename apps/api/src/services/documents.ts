@@ -1,6 +1,8 @@
 import type { TenantRef, TenantStore } from '@tenantry/db';
-import { NotFoundError, PayloadTooLargeError, ValidationError } from '@tenantry/domain';
-import { sql } from 'kysely';
+import { type DocumentEventType, NotFoundError, PayloadTooLargeError, ValidationError } from '@tenantry/domain';
+import { type Transaction, sql } from 'kysely';
+import type { Database } from '@tenantry/db';
+import type { RealtimeHub } from '../realtime/hub.js';
 
 interface DocumentRow {
   id: string;
@@ -30,7 +32,36 @@ export class DocumentsService {
   constructor(
     private readonly store: TenantStore,
     private readonly maxDocumentBytes: number,
+    private readonly realtime: RealtimeHub,
   ) {}
+
+  /**
+   * Run a write in the tenant's store and, when the tenant has realtime (`notify`), publish
+   * its change once it committed: never for a write that rolled back. The write is marked
+   * pending before it starts, so one whose publish never happens (the api died in between)
+   * turns into a reset for the tenant's streams rather than a silent gap (realtime/hub.ts).
+   */
+  private async write(
+    tenant: TenantRef,
+    notify: boolean,
+    type: DocumentEventType,
+    fn: (trx: Transaction<Database>) => Promise<DocumentRow | undefined>,
+  ): Promise<DocumentRow | undefined> {
+    const token = notify ? await this.realtime.beginWrite(tenant.id) : undefined;
+    let row: DocumentRow | undefined;
+    try {
+      row = await this.store.run(tenant, fn);
+    } catch (err) {
+      this.realtime.abandonWrite(token);
+      throw err;
+    }
+    if (!row) this.realtime.abandonWrite(token);
+    else if (notify) {
+      const at = (type === 'document.deleted' ? new Date() : row.updated_at).toISOString();
+      await this.realtime.publish(tenant.id, { type, collection: row.collection, id: row.id, ...(type === 'document.deleted' ? {} : { data: row.data }), at }, token);
+    }
+    return row;
+  }
 
   private serialise(data: Record<string, unknown>): string {
     const json = JSON.stringify(data);
@@ -40,15 +71,15 @@ export class DocumentsService {
     return json;
   }
 
-  async create(tenant: TenantRef, input: { collection: string; data: Record<string, unknown> }) {
+  async create(tenant: TenantRef, input: { collection: string; data: Record<string, unknown> }, notify = false) {
     const json = this.serialise(input.data);
-    const row = await this.store.run(tenant, async (trx) => {
+    const row = await this.write(tenant, notify, 'document.created', async (trx) => {
       const { rows } = await sql<DocumentRow>`
         insert into documents (collection, data) values (${input.collection}, ${json}::jsonb)
         returning id, collection, data, created_at, updated_at`.execute(trx);
       return rows[0]!;
     });
-    return view(row);
+    return view(row!);
   }
 
   async get(tenant: TenantRef, input: { collection: string; id: string }) {
@@ -62,9 +93,9 @@ export class DocumentsService {
     return view(row);
   }
 
-  async replace(tenant: TenantRef, input: { collection: string; id: string; data: Record<string, unknown> }) {
+  async replace(tenant: TenantRef, input: { collection: string; id: string; data: Record<string, unknown> }, notify = false) {
     const json = this.serialise(input.data);
-    const row = await this.store.run(tenant, async (trx) => {
+    const row = await this.write(tenant, notify, 'document.updated', async (trx) => {
       const { rows } = await sql<DocumentRow>`
         update documents set data = ${json}::jsonb, updated_at = now()
         where id = ${input.id} and collection = ${input.collection}
@@ -75,8 +106,8 @@ export class DocumentsService {
     return view(row);
   }
 
-  async delete(tenant: TenantRef, input: { collection: string; id: string }) {
-    const row = await this.store.run(tenant, async (trx) => {
+  async delete(tenant: TenantRef, input: { collection: string; id: string }, notify = false) {
+    const row = await this.write(tenant, notify, 'document.deleted', async (trx) => {
       const { rows } = await sql<DocumentRow>`
         delete from documents where id = ${input.id} and collection = ${input.collection}
         returning id, collection, data, created_at, updated_at`.execute(trx);

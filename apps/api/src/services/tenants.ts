@@ -184,7 +184,7 @@ export async function transitionTenant(
   principal: PlatformPrincipal,
   input: { id: string; action: Exclude<LifecycleAction, 'purge'>; reason?: string | undefined },
 ): Promise<TenantView> {
-  const { view, from, deliveries } = await deps.db.transaction().execute(async (trx) => {
+  const { view, from, deliveries, tenantId } = await deps.db.transaction().execute(async (trx) => {
     const tenant = await findTenant(trx, input.id, { lock: true });
     const from = tenant.status;
     const to = nextStatus({ status: from, statusBeforeDeletion: tenant.status_before_deletion, isDefault: tenant.is_default }, input.action);
@@ -227,9 +227,11 @@ export async function transitionTenant(
         ...(view.deleteAfter ? { deleteAfter: view.deleteAfter } : {}),
       },
     });
-    return { view, from, deliveries };
+    return { view, from, deliveries, tenantId: tenant.id };
   });
   await enqueueDeliveries(deps, deliveries);
+  // Streams of a tenant no longer served close on every instance now, not at their next check.
+  await deps.realtime.requestRecheck(tenantId);
   deps.metrics.lifecycleTransitions.inc({ from, to: view.status });
   return view;
 }

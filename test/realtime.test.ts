@@ -1,0 +1,252 @@
+import { createTenantClient } from '@tenantry/sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningApi, startApi } from './support/apps.js';
+import { request, waitFor } from './support/http.js';
+import { openSse } from './support/sse.js';
+import { useStack } from './support/stack.js';
+
+const REALTIME = { REALTIME_HEARTBEAT_MS: '300', REALTIME_SLOT_TTL_MS: '1500', REALTIME_RECHECK_MS: '60000', REALTIME_MAX_BUFFER_BYTES: '1048576' };
+const stack = useStack({ api: REALTIME });
+
+/** A second api instance on the same database and Redis: fan-out goes across instances. */
+let other: RunningApi;
+let a: { tenantId: string; token: string };
+let b: { tenantId: string; token: string };
+
+beforeAll(async () => {
+  other = await startApi({ DATABASE_URL: stack.database.url, REDIS_PREFIX: stack.prefix, ...REALTIME });
+  [a, b] = await Promise.all([stack.signUpTenant(), stack.signUpTenant()]);
+  // Realtime is a paid capability.
+  for (const t of [a, b]) expect((await stack.admin('PUT', `/v1/tenants/${t.tenantId}/billing-state`, { body: { plan: 'pro', subscriptionState: 'active' } })).status).toBe(200);
+});
+afterAll(async () => {
+  await other?.close();
+});
+
+const write = (baseUrl: string, token: string, collection: string, data: Record<string, unknown>) =>
+  request(baseUrl, 'POST', `/v1/collections/${collection}/documents`, { token, body: { data } });
+
+describe('realtime over REST (Server-Sent Events)', () => {
+  it('streams created, updated and deleted events with ids, headers flushed at once, and heartbeats', async () => {
+    const stream = await openSse(stack.api.baseUrl, '/v1/realtime?collections=notes', { token: a.token });
+    try {
+      expect(stream.status).toBe(200);
+      expect(stream.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+      expect(stream.headers['x-accel-buffering']).toBe('no');
+      expect(stream.headers['cache-control']).toContain('no-cache');
+      const created = await write(stack.api.baseUrl, a.token, 'notes', { title: 'one' });
+      const id = created.body.id;
+      const first = await stream.next();
+      expect(first).toMatchObject({ event: 'document.created', data: { type: 'document.created', collection: 'notes', id, data: { title: 'one' } } });
+      expect(first.id).toMatch(/^[0-9a-f]{16}\.\d+-\d+$/);
+      expect(Date.parse(first.data.at)).not.toBeNaN();
+      await request(stack.api.baseUrl, 'PUT', `/v1/collections/notes/documents/${id}`, { token: a.token, body: { data: { title: 'two' } } });
+      expect(await stream.next()).toMatchObject({ event: 'document.updated', data: { id, data: { title: 'two' } } });
+      await request(stack.api.baseUrl, 'DELETE', `/v1/collections/notes/documents/${id}`, { token: a.token });
+      const deleted = await stream.next();
+      expect(deleted).toMatchObject({ event: 'document.deleted', data: { id, collection: 'notes' } });
+      expect(deleted.data.data).toBeUndefined();
+      // Another collection is not followed.
+      await write(stack.api.baseUrl, a.token, 'other', { x: 1 });
+      await write(stack.api.baseUrl, a.token, 'notes', { title: 'three' });
+      expect((await stream.next()).data.collection).toBe('notes');
+      await waitFor(async () => (stream.comments >= 2 ? true : undefined), 5_000);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('a write on instance A reaches a subscriber on instance B and the other way round; p95 under 100 ms', async () => {
+    const onOther = await openSse(other.baseUrl, '/v1/realtime', { token: a.token });
+    const onThis = await openSse(stack.api.baseUrl, '/v1/realtime', { token: a.token });
+    try {
+      const latencies: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        const [writer, reader] = i % 2 === 0 ? [stack.api.baseUrl, onOther] : [other.baseUrl, onThis];
+        const started = performance.now();
+        const res = await write(writer, a.token, 'fanout', { i });
+        const event = await reader.next((e) => e.data.id === res.body.id);
+        latencies.push(event.at - started);
+      }
+      latencies.sort((x, y) => x - y);
+      const p95 = latencies[Math.floor(latencies.length * 0.95) - 1]!;
+      console.log(`cross-instance event latency (write sent → event received): p50 ${latencies[latencies.length / 2]!.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms`);
+      expect(p95).toBeLessThan(100);
+    } finally {
+      onOther.close();
+      onThis.close();
+    }
+  });
+
+  it('resumes with Last-Event-ID: the missed events, then live; a reset when the id is outside the window', async () => {
+    const stream = await openSse(stack.api.baseUrl, '/v1/realtime?collections=resume', { token: a.token });
+    await write(stack.api.baseUrl, a.token, 'resume', { n: 1 });
+    const seen = await stream.next();
+    stream.close();
+    const missed: string[] = [];
+    for (let n = 2; n <= 4; n++) missed.push((await write(other.baseUrl, a.token, 'resume', { n })).body.id);
+    const resumed = await openSse(other.baseUrl, '/v1/realtime?collections=resume', { token: a.token, lastEventId: seen.id });
+    try {
+      for (const id of missed) expect((await resumed.next()).data.id).toBe(id);
+      const live = await write(stack.api.baseUrl, a.token, 'resume', { n: 5 });
+      expect((await resumed.next()).data.id).toBe(live.body.id);
+    } finally {
+      resumed.close();
+    }
+    // An id from a stream that started afresh (or was never issued) is outside the window.
+    const stale = await openSse(stack.api.baseUrl, '/v1/realtime', { token: a.token, lastEventId: '0123456789abcdef.1-0' });
+    try {
+      const reset = await stale.next();
+      expect(reset).toMatchObject({ event: 'reset', data: { type: 'reset' } });
+      expect(reset.id).toBeDefined();
+    } finally {
+      stale.close();
+    }
+  });
+
+  it('a stream before its first event carries an id, so a reconnect resumes from where it started', async () => {
+    const stream = await openSse(stack.api.baseUrl, '/v1/realtime?collections=quiet', { token: a.token });
+    await waitFor(async () => (stream.ids.length > 0 ? true : undefined), 5_000);
+    const start = stream.ids[0]!;
+    stream.close();
+    const id = (await write(stack.api.baseUrl, a.token, 'quiet', { x: 1 })).body.id;
+    const again = await openSse(other.baseUrl, '/v1/realtime?collections=quiet', { token: a.token, lastEventId: start });
+    try {
+      expect((await again.next()).data.id).toBe(id);
+    } finally {
+      again.close();
+    }
+  });
+
+  it('a tenant only ever receives its own events', async () => {
+    const streamA = await openSse(stack.api.baseUrl, '/v1/realtime', { token: a.token });
+    const streamB = await openSse(other.baseUrl, '/v1/realtime', { token: b.token });
+    try {
+      const idsB: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        await write(stack.api.baseUrl, a.token, 'mixed', { owner: 'A', i });
+        idsB.push((await write(other.baseUrl, b.token, 'mixed', { owner: 'B', i })).body.id);
+      }
+      await streamB.next((e) => e.data.id === idsB.at(-1));
+      await streamA.next((e) => e.data.data?.i === 9 && e.data.data.owner === 'A');
+      expect(streamA.events.every((e) => e.event === 'reset' || e.data.data?.owner !== 'B')).toBe(true);
+      expect(streamB.events.filter((e) => e.data.collection === 'mixed').every((e) => e.data.data.owner === 'B')).toBe(true);
+    } finally {
+      streamA.close();
+      streamB.close();
+    }
+  });
+
+  it('no event for a write that failed (rolled back)', async () => {
+    const stream = await openSse(stack.api.baseUrl, '/v1/realtime?collections=rollback', { token: a.token });
+    try {
+      // Too large: refused inside the write, nothing committed.
+      const refused = await request(stack.api.baseUrl, 'PUT', '/v1/collections/rollback/documents/00000000-0000-4000-8000-000000000000', { token: a.token, body: { data: { x: 1 } } });
+      expect(refused.status).toBe(404);
+      const ok = await write(stack.api.baseUrl, a.token, 'rollback', { x: 2 });
+      const event = await stream.next();
+      expect(event.data.id).toBe(ok.body.id);
+      expect(stream.events).toHaveLength(1);
+    } finally {
+      stream.close();
+    }
+  });
+});
+
+describe('realtime: connection quota, lifecycle, entitlements', () => {
+  it('the connection past realtimeConnections (counted across instances) gets 429 before the stream starts; a closed one frees its slot', async () => {
+    const c = await stack.signUpTenant();
+    expect((await stack.admin('PUT', `/v1/tenants/${c.tenantId}/billing-state`, { body: { plan: 'pro', subscriptionState: 'active', limits: { realtimeConnections: 2 } } })).status).toBe(200);
+    const one = await openSse(stack.api.baseUrl, '/v1/realtime', { token: c.token });
+    const two = await openSse(other.baseUrl, '/v1/realtime', { token: c.token });
+    const three = await openSse(stack.api.baseUrl, '/v1/realtime', { token: c.token });
+    expect([one.status, two.status, three.status]).toEqual([200, 200, 429]);
+    expect(three.error).toMatchObject({ code: 'quota_exceeded', resource: 'realtimeConnections' });
+    two.close();
+    await waitFor(async () => {
+      const again = await openSse(other.baseUrl, '/v1/realtime', { token: c.token });
+      if (again.status === 200) {
+        again.close();
+        return true;
+      }
+      return undefined;
+    }, 5_000);
+    one.close();
+  });
+
+  it('without the realtime capability: 403 capability_missing', async () => {
+    const d = await stack.signUpTenant();
+    const res = await openSse(stack.api.baseUrl, '/v1/realtime', { token: d.token });
+    expect([res.status, res.error.code]).toEqual([403, 'capability_missing']);
+  });
+
+  it('suspending the tenant closes its open streams on every instance within 1 s', async () => {
+    const e = await stack.signUpTenant();
+    await stack.admin('PUT', `/v1/tenants/${e.tenantId}/billing-state`, { body: { plan: 'pro', subscriptionState: 'active' } });
+    const here = await openSse(stack.api.baseUrl, '/v1/realtime', { token: e.token });
+    const there = await openSse(other.baseUrl, '/v1/realtime', { token: e.token });
+    const started = performance.now();
+    expect((await stack.admin('POST', `/v1/tenants/${e.tenantId}/suspend`, { body: { reason: 'test' } })).status).toBe(200);
+    await Promise.all([here.closed, there.closed]);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
+  it("revoking an API key closes the streams opened with it within 1 s; the owner's stay open", async () => {
+    const f = await stack.signUpTenant();
+    await stack.admin('PUT', `/v1/tenants/${f.tenantId}/billing-state`, { body: { plan: 'pro', subscriptionState: 'active' } });
+    const key = await request(stack.api.baseUrl, 'POST', '/v1/api-keys', { token: f.token, body: { name: 'rt', scope: 'read' } });
+    expect(key.status).toBe(201);
+    const withKey = await openSse(other.baseUrl, '/v1/realtime', { token: key.body.key });
+    const withSession = await openSse(other.baseUrl, '/v1/realtime', { token: f.token });
+    expect([withKey.status, withSession.status]).toEqual([200, 200]);
+    const started = performance.now();
+    expect((await request(stack.api.baseUrl, 'DELETE', `/v1/api-keys/${key.body.id}`, { token: f.token })).status).toBe(200);
+    await withKey.closed;
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(withSession.ended).toBe(false);
+    withSession.close();
+  });
+
+  it('a slow consumer is disconnected once its buffer is full; other subscribers and the writer go on', async () => {
+    const slow = await openSse(stack.api.baseUrl, '/v1/realtime?collections=flood', { token: a.token });
+    const fast = await openSse(stack.api.baseUrl, '/v1/realtime?collections=flood', { token: a.token });
+    slow.pause();
+    // Loopback sockets buffer tens of MB in the kernel before the api's own buffer grows.
+    const big = 'x'.repeat(500_000);
+    let last = '';
+    const writes: number[] = [];
+    for (let i = 0; i < 150; i++) {
+      const res = await write(stack.api.baseUrl, a.token, 'flood', { i, big });
+      writes.push(res.ms);
+      expect(res.status).toBe(201);
+      last = res.body.id;
+    }
+    await fast.next((e) => e.data.id === last);
+    // Reading again, the slow client finds its stream was cut: it got only part of the flood.
+    slow.resume();
+    await slow.closed;
+    expect(slow.events.length).toBeLessThan(100);
+    fast.close();
+    writes.sort((x, y) => x - y);
+    expect(writes[Math.floor(writes.length / 2)]!).toBeLessThan(200);
+  });
+});
+
+describe('realtime over tRPC (the SDK)', () => {
+  it('the tenant client subscribes to the same stream (httpSubscriptionLink)', async () => {
+    const client = createTenantClient({ baseUrl: other.baseUrl, token: a.token });
+    const received: any[] = [];
+    const sub = client.realtime.subscribe.subscribe({ collections: 'sdk' }, { onData: (event) => received.push(event) });
+    try {
+      // The subscription is open once its first (position) message could have arrived.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const res = await write(stack.api.baseUrl, a.token, 'sdk', { via: 'sdk' });
+      await waitFor(async () => (received.some((e) => e.data?.id === res.body.id) ? true : undefined), 5_000);
+      const event = received.find((e) => e.data?.id === res.body.id);
+      expect(event.data).toMatchObject({ type: 'document.created', collection: 'sdk', data: { via: 'sdk' } });
+      expect(event.id).toMatch(/^[0-9a-f]{16}\./);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+});

@@ -1,0 +1,50 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+
+/**
+ * A private S3-compatible server for a test file: s3rver, a real HTTP server speaking the S3
+ * REST API over a directory (SigV4, PutObject with a streamed body, multipart uploads,
+ * ranged GetObject, ListObjectsV2, DeleteObjects). Chosen because it is what the two
+ * registries this project may use offer: MinIO, Garage and SeaweedFS are packaged in
+ * neither npm nor Debian 12, and Debian's radosgw needs a whole Ceph cluster behind it.
+ * Nothing of the AWS SDK is mocked: the driver talks HTTP to it like to any S3.
+ */
+export class PrivateS3 {
+  private constructor(
+    private readonly server: S3rver,
+    private readonly dir: string,
+    readonly endpoint: string,
+  ) {}
+
+  static readonly credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+  static async start(bucket: string): Promise<PrivateS3> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tenantry-s3-'));
+    const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir });
+    const { port } = (await server.run()) as { port: number };
+    const endpoint = `http://127.0.0.1:${port}`;
+    const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: PrivateS3.credentials });
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    client.destroy();
+    return new PrivateS3(server, dir, endpoint);
+  }
+
+  /** What the api and worker need to use it. */
+  env(bucket: string): Record<string, string> {
+    return {
+      FILE_STORAGE_DRIVER: 's3',
+      S3_ENDPOINT: this.endpoint,
+      S3_BUCKET: bucket,
+      S3_ACCESS_KEY_ID: PrivateS3.credentials.accessKeyId,
+      S3_SECRET_ACCESS_KEY: PrivateS3.credentials.secretAccessKey,
+    };
+  }
+
+  async stop(): Promise<void> {
+    await this.server.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
