@@ -28,3 +28,6 @@ export * from './isolation/cluster/driver.js';
 export * from './usage.js';
 export * from './isolation/shared/storage.js';
 export * from './webhooks.js';
+export * from './isolation/placement.js';
+export * from './isolation/move-copy.js';
+export * from './isolation/shared/tenant-tables.js';

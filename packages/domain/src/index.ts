@@ -15,3 +15,4 @@ export * from './usage.js';
 export * from './pricing.js';
 export * from './invoice.js';
 export * from './webhooks.js';
+export * from './moves.js';
