@@ -115,6 +115,12 @@ const ApiEnv = z
     USAGE_FLUSH_TIMEOUT_MS: envPositiveInt.default(5_000),
     /** After a month ends, how long late counts may still arrive before its usage is final (and it may be invoiced). */
     BILLING_CLOSE_GRACE_HOURS: z.coerce.number().min(0).default(12),
+    /**
+     * While a tenant's move pauses its writes (the cutover, normally well under 2 s), a
+     * write waits up to this long for the switch, then gets 503 tenant_moving with
+     * Retry-After. Reads never wait.
+     */
+    MOVE_WRITE_WAIT_MS: z.coerce.number().int().min(0).default(3_000),
     /** A client must send its whole request (headers and body) within this, or get 408. */
     REQUEST_TIMEOUT_MS: envPositiveInt.default(30_000),
     SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(10_000),

@@ -134,10 +134,11 @@ export function defineIsolationSuite(isolation: Isolation): void {
         pools: { maxPools: 1, connectionsPerPool: 1, applicationName: 'tenantry-hygiene-test' },
         warn: () => undefined,
       });
-      const row = async (t: SuiteTenant) => stack.database.db.selectFrom('tenants').select(['id', 'isolation', 'schema_name']).where('id', '=', t.id).executeTakeFirstOrThrow();
+      const row = async (t: SuiteTenant) =>
+        stack.database.db.selectFrom('tenants').select(['id', 'isolation', 'schema_name', 'placement_generation']).where('id', '=', t.id).executeTakeFirstOrThrow();
       const ref = async (t: SuiteTenant) => {
         const r = await row(t);
-        return { id: r.id, isolation: r.isolation, schemaName: r.schema_name };
+        return { id: r.id, isolation: r.isolation, schemaName: r.schema_name, placementGeneration: r.placement_generation };
       };
       const snapshot = async (t: SuiteTenant, clearContext = false) => {
         const tenantRef = await ref(t);

@@ -9,10 +9,11 @@ import {
 } from '@tenantry/domain';
 import { router, tenantProcedure } from '../trpc.js';
 
-const tenantRef = (tenant: { id: string; isolation: Isolation; schema_name: string | null }) => ({
+const tenantRef = (tenant: { id: string; isolation: Isolation; schema_name: string | null; placement_generation: number }) => ({
   id: tenant.id,
   isolation: tenant.isolation,
   schemaName: tenant.schema_name,
+  placementGeneration: tenant.placement_generation,
 });
 
 /** The tenant data plane: JSON documents in named collections (session token or API key). */
