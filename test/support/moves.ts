@@ -98,7 +98,8 @@ export async function storeDocuments(stack: Stack, tenant: MoveTenant): Promise<
  */
 export class NumberedWriter {
   readonly acked = new Map<number, string>();
-  readonly statuses = new Map<number, number>();
+  /** Answers by `<status>[ <code>]`. */
+  readonly statuses = new Map<string, number>();
   /** The longest time from a write being sent to its acknowledgment (retries included). */
   longestWaitMs = 0;
   private next = 0;
@@ -133,7 +134,8 @@ export class NumberedWriter {
           body: { data: { n, lane } },
         }).catch(() => undefined);
         const status = res?.status ?? 0;
-        this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+        const key = status === 201 ? '201' : `${status} ${res?.body?.code ?? 'no-answer'}`;
+        this.statuses.set(key, (this.statuses.get(key) ?? 0) + 1);
         if (status === 201) {
           this.acked.set(n, res!.body.id);
           break;
@@ -146,9 +148,9 @@ export class NumberedWriter {
   }
 }
 
-/** Reads a collection through the api until stopped; counts answers by status. */
+/** Reads a collection through the api until stopped; counts answers by `<status>[ <code>]`. */
 export class Reader {
-  readonly statuses = new Map<number, number>();
+  readonly statuses = new Map<string, number>();
   private stopped = false;
   private loop: Promise<void> = Promise.resolve();
 
@@ -163,8 +165,8 @@ export class Reader {
       let i = 0;
       while (!this.stopped) {
         const res = await request(this.baseUrls[i++ % this.baseUrls.length]!, 'GET', this.path, { token: this.token }).catch(() => undefined);
-        const status = res?.status ?? 0;
-        this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+        const key = res?.status === 200 ? '200' : `${res?.status ?? 0} ${res?.body?.code ?? 'no-answer'}`;
+        this.statuses.set(key, (this.statuses.get(key) ?? 0) + 1);
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     })();
@@ -177,11 +179,16 @@ export class Reader {
   }
 }
 
-/** The numbers of the `numbered` documents in the tenant's current store, with how often each occurs. */
-export async function numberedCounts(stack: Stack, tenant: MoveTenant): Promise<Map<number, number>> {
-  const counts = new Map<number, number>();
-  for (const data of (await storeDocuments(stack, tenant)).values()) {
-    if (typeof data.n === 'number') counts.set(data.n, (counts.get(data.n) ?? 0) + 1);
+/** The numbers of the documents of `collection` in the tenant's current store, with how often each occurs. */
+export async function numberedCounts(stack: Stack, tenant: MoveTenant, collection: string): Promise<Map<number, number>> {
+  const client = await connectToPlacement(await tenantRow(stack, tenant), stack.database.url);
+  try {
+    const { rows } = await client.query<{ n: number; count: number }>(
+      `select (data->>'n')::int as n, count(*)::int as count from documents where collection = $1 group by 1`,
+      [collection],
+    );
+    return new Map(rows.map((r) => [r.n, r.count]));
+  } finally {
+    await client.end();
   }
-  return counts;
 }
