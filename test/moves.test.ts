@@ -1,7 +1,16 @@
 import { existsSync } from 'node:fs';
 import { Resolver } from 'node:dns/promises';
 import { MovingAwareStore } from '@tenantry/api';
-import { FreezeTimeoutError, createDb, createIsolationRegistry, parseSecretKey, placementOf, provisionTenantSchema } from '@tenantry/db';
+import {
+  FreezeTimeoutError,
+  createDb,
+  createIsolationRegistry,
+  parseSecretKey,
+  placementOf,
+  provisionTenantSchema,
+  syncTenantTables,
+  verifyTenantTables,
+} from '@tenantry/db';
 import { type Isolation, TenantMovingError } from '@tenantry/domain';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +18,7 @@ import { PLATFORM_KEY, type RunningApi, TENANT_SECRET_KEY, startApi } from './su
 import { request, waitFor } from './support/http.js';
 import {
   type MoveTenant,
+  Mutator,
   NumberedWriter,
   Reader,
   connectToPlacement,
@@ -177,6 +187,8 @@ describe('a tenant moved schema → database → cluster → schema → cluster 
     const collection = `numbered-${from}-${to}-${before.placement_generation}`;
     const writer = new NumberedWriter(apis, apiKey, collection).start(2);
     const reader = new Reader(apis, tenant.token, '/v1/collections/seed/documents?limit=20').start();
+    // Replaces and deletes are writes too.
+    const mutator = await new Mutator(apis, tenant.token, `mutated-${before.placement_generation}`).start();
     await new Promise((resolve) => setTimeout(resolve, 300));
 
     const moveId = await startMove(stack, tenant, to);
@@ -191,7 +203,7 @@ describe('a tenant moved schema → database → cluster → schema → cluster 
     expect(final).toEqual({ moveId, from, to, status: 'done' });
     expect([...seen].every((s) => s === `${from}:${before.placement_generation}` || s === `${to}:${before.placement_generation + 1}`)).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await Promise.all([writer.stop(), reader.stop()]);
+    await Promise.all([writer.stop(), reader.stop(), mutator.stop()]);
 
     // No acknowledged write lost or applied twice, and nothing written that was not acknowledged.
     const counts = await numberedCounts(stack, tenant, collection);
@@ -203,6 +215,9 @@ describe('a tenant moved schema → database → cluster → schema → cluster 
     for (const [n, id] of writer.acked) expect(stored.get(id)?.n, `write ${n}`).toBe(n);
     // Writes waited or were told to retry (503 tenant_moving); nothing failed.
     expect([...writer.statuses.keys()].filter((s) => s !== '201' && s !== '503 tenant_moving')).toEqual([]);
+    expect([...mutator.statuses.keys()].filter((s) => !['200', '201', '503 tenant_moving'].includes(s))).toEqual([]);
+    const stillThere = (await storeRows(`mutated-${before.placement_generation}`)).map((r) => [r.id, r.data] as const);
+    expect(new Map(stillThere)).toEqual(mutator.expected);
     // Reads never stopped.
     expect([...reader.statuses.keys()]).toEqual(['200']);
     expect(reader.statuses.get('200')).toBeGreaterThan(10);
@@ -252,6 +267,15 @@ describe('a tenant moved schema → database → cluster → schema → cluster 
     const usage = await stack.admin('GET', `/v1/tenants/${tenant.tenantId}/usage`);
     expect(usage.body.meters.apiRequests.total).toBeGreaterThanOrEqual(usageBefore);
   }, 180_000);
+
+  async function storeRows(collection: string): Promise<Array<{ id: string; data: Record<string, unknown> }>> {
+    const client = await connectToPlacement(await tenantRow(stack, tenant), stack.database.url);
+    try {
+      return (await client.query(`select id::text as id, data from documents where collection = $1`, [collection])).rows;
+    } finally {
+      await client.end();
+    }
+  }
 
   async function expectSourceDropped(source: Awaited<ReturnType<typeof tenantRow>>) {
     if (source.isolation === 'schema') {
@@ -390,4 +414,57 @@ describe('freezing a source, what the cutover stands on', () => {
     },
     120_000,
   );
+});
+
+describe('the copy: a keyed diff, batch by batch', () => {
+  it('makes a target that differs in every way (rows missing, extra, changed, equal; at and across batch edges) equal to its source, and verification says so', async () => {
+    const tenant = await createTenant(stack, { plan: 'pro', isolation: 'schema' });
+    const db = createDb(stack.database.url, { maxConnections: 4 });
+    const registry = createIsolationRegistry(db, {
+      controlPlaneUrl: stack.database.url,
+      secretKey: parseSecretKey(TENANT_SECRET_KEY),
+      pools: { maxPools: 2, connectionsPerPool: 2, applicationName: 'tenantry-copy-test' },
+      warn: () => undefined,
+    });
+    const database = registry.driver('database');
+    const placement = await database.provisionAt(tenant.id, await database.placeMove(tenant.id));
+    const row = await tenantRow(stack, tenant);
+    const source = await registry.driver('schema').attach(tenant.id, placementOf(registry.driver('schema').placementColumns, row));
+    const target = await database.attach(tenant.id, placement);
+    const insert = (store: typeof source, rows: Array<[string, string]>) =>
+      store.run((trx) =>
+        sql`insert into documents (id, collection, data, created_at, updated_at)
+          select x.id::uuid, 'c', jsonb_build_object('v', x.v), '2026-12-01T00:00:00Z', '2026-12-01T00:00:00Z'
+          from unnest(${rows.map((r) => r[0])}::text[], ${rows.map((r) => r[1])}::text[]) as x(id, v)`.execute(trx),
+      );
+    const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
+    try {
+      // 40 keys: 0–9 only in the source, 10–19 only in the target, 20–29 in both but different, 30–39 the same.
+      await insert(source, [...Array(40).keys()].filter((n) => n < 10 || n >= 20).map((n) => [id(n), n >= 30 ? 'same' : 'source']));
+      await insert(target, [...Array(40).keys()].filter((n) => n >= 10).map((n) => [id(n), n >= 30 ? 'same' : 'target']));
+      // A value no double can hold, and a timestamp with microseconds, must arrive exactly.
+      await source.run((trx) => sql`update documents set data = data || '{"big": 12345678901234567890123}', created_at = '2026-12-01 10:00:00.123456+00' where id = ${id(0)}`.execute(trx));
+      expect((await verifyTenantTables(source, target, 3)).every((v) => v.ok)).toBe(false);
+
+      const first = await syncTenantTables(source, target, 3);
+      expect(first).toEqual({ upserted: 20, deleted: 10, sourceRows: 30 });
+      expect((await verifyTenantTables(source, target, 7))[0]).toMatchObject({ ok: true, sourceRows: 30, targetRows: 30 });
+      const exact = await target.run((trx) =>
+        sql<{ big: string; at: string }>`select data->>'big' as big, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') as at from documents where id = ${id(0)}`.execute(trx),
+      );
+      expect(exact.rows[0]).toEqual({ big: '12345678901234567890123', at: '2026-12-01 10:00:00.123456' });
+      // Nothing left to do: a pass over equal stores changes nothing.
+      expect(await syncTenantTables(source, target, 4)).toEqual({ upserted: 0, deleted: 0, sourceRows: 30 });
+      // A source emptied: the target follows.
+      await source.run((trx) => sql`delete from documents`.execute(trx));
+      expect(await syncTenantTables(source, target, 5)).toEqual({ upserted: 0, deleted: 30, sourceRows: 0 });
+      expect((await verifyTenantTables(source, target, 5))[0]).toMatchObject({ ok: true, sourceRows: 0, targetRows: 0 });
+    } finally {
+      await source.close();
+      await target.close();
+      await database.dropAt(tenant.id, placement);
+      await registry.close();
+      await db.destroy();
+    }
+  });
 });

@@ -7,7 +7,7 @@
  *
  * Starts a real api and worker in-process (test/support/apps.ts) against a database of its
  * own (`tenantry_bench_moves_<random>`, migrated from scratch, dropped at the end), with the
- * worker's default move settings (batches of 1,000 keys, the source kept 2 s after the
+ * worker's default move settings (batches of 5,000 keys, the source kept 2 s after the
  * switch). For each size in BENCH_MOVE_SIZES, one tenant (plan enterprise) is made on
  * schema isolation and seeded with that many documents (written straight into its schema,
  * ~300 bytes of JSON each), then moved schema → database → cluster → schema. For each move:
@@ -84,6 +84,8 @@ interface MoveSample {
   pauseMs: number;
   longestWriteMs: number;
   writes: number;
+  /** Where the pause went: the freeze (waiting for running writes), the last copy pass (and what it copied), the verification. */
+  pauseParts: { freezeMs: number; finalPassMs: number; finalPassRows: number; verifyMs: number };
 }
 
 /** A superuser connection (config) to where a tenant row says its data is. */
@@ -324,7 +326,22 @@ async function main(teardown: Teardown): Promise<void> {
       .where('tenant_id', '=', tenant.id)
       .orderBy('created_at', 'desc')
       .executeTakeFirstOrThrow();
+    const steps = await db
+      .selectFrom('tenant_move_steps')
+      .innerJoin('tenant_moves', 'tenant_moves.id', 'tenant_move_steps.move_id')
+      .select(['tenant_move_steps.status', 'tenant_move_steps.detail'])
+      .where('tenant_moves.tenant_id', '=', tenant.id)
+      .where('tenant_moves.to_isolation', '=', to)
+      .orderBy('tenant_move_steps.id', 'desc')
+      .execute();
+    const detail = (status: string) => (steps.find((x) => x.status === status)?.detail ?? {}) as Record<string, any>;
     return {
+      pauseParts: {
+        freezeMs: detail('verifying').freezeMs,
+        finalPassMs: detail('verifying').finalPassMs,
+        finalPassRows: (detail('verifying').finalPass?.upserted ?? 0) + (detail('verifying').finalPass?.deleted ?? 0),
+        verifyMs: detail('switched').verifyMs,
+      },
       from,
       to,
       toSwitchMs: Number(row.to_switch_ms),
@@ -359,6 +376,8 @@ async function main(teardown: Teardown): Promise<void> {
         `  ${`${from} → ${to}`.padEnd(20)} ${String(s.docs).padStart(6)} docs  switch ${s.toSwitchMs.toFixed(0).padStart(6)} ms (copy→switch ${s.copyToSwitchMs.toFixed(0)})  done ${s.toDoneMs.toFixed(0).padStart(6)} ms  ` +
           `pause ${String(s.pauseMs).padStart(5)} ms  longest write ${s.longestWriteMs.toFixed(0).padStart(5)} ms  | dump|restore ${s.floorMs.toFixed(0).padStart(6)} ms (${(s.dumpBytes / 1024).toFixed(0)} KiB)`,
       );
+      const p = s.pauseParts;
+      console.log(`  ${''.padEnd(20)} pause = freeze ${p.freezeMs} ms + last pass ${p.finalPassMs} ms (${p.finalPassRows} rows) + verification ${p.verifyMs} ms + the switch`);
     }
   }
 

@@ -54,7 +54,7 @@ beforeAll(async () => {
     TENANT_SECRET_KEY,
     TENANT_CLUSTER_DATA_DIR: root,
     TENANT_CLUSTER_SETTINGS: 'shared_buffers=8MB max_connections=20',
-    MOVE_BATCH_ROWS: '100',
+    MOVE_BATCH_ROWS: '50',
     MOVE_FREEZE_TIMEOUT_MS: '60000',
     MOVE_SOURCE_GRACE_MS: '500',
   };

@@ -192,3 +192,63 @@ export async function numberedCounts(stack: Stack, tenant: MoveTenant, collectio
     await client.end();
   }
 }
+
+/**
+ * Replaces and deletes documents of its own through the api until stopped (after creating
+ * `count` of them): each acknowledged change is recorded, so `expected` is what the store
+ * must hold afterwards (id → data; deleted ids absent). An unacknowledged change (503
+ * tenant_moving) is retried as it was.
+ */
+export class Mutator {
+  readonly expected = new Map<string, Record<string, unknown>>();
+  readonly statuses = new Map<string, number>();
+  private stopped = false;
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly baseUrls: string[],
+    private readonly token: string,
+    private readonly collection: string,
+  ) {}
+
+  async start(count = 30): Promise<this> {
+    for (let i = 0; i < count; i++) {
+      const res = await this.send('POST', `/v1/collections/${this.collection}/documents`, { data: { version: 0, i } });
+      this.expected.set(res.body.id, { version: 0, i });
+    }
+    this.loop = (async () => {
+      let step = 0;
+      while (!this.stopped && this.expected.size > 0) {
+        step += 1;
+        const ids = [...this.expected.keys()];
+        const id = ids[(step * 7) % ids.length]!;
+        if (step % 5 === 0) {
+          await this.send('DELETE', `/v1/collections/${this.collection}/documents/${id}`);
+          this.expected.delete(id);
+        } else {
+          const data = { ...this.expected.get(id)!, version: Number(this.expected.get(id)!.version) + 1 };
+          await this.send('PUT', `/v1/collections/${this.collection}/documents/${id}`, { data });
+          this.expected.set(id, data);
+        }
+      }
+    })();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** Until acknowledged (2xx); every answer counted by `<status>[ <code>]`. */
+  private async send(method: string, path: string, body?: unknown): Promise<JsonResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await request(this.baseUrls[attempt % this.baseUrls.length]!, method, path, { token: this.token, body }).catch(() => undefined);
+      const status = res?.status ?? 0;
+      const key = status >= 200 && status < 300 ? String(status) : `${status} ${res?.body?.code ?? 'no-answer'}`;
+      this.statuses.set(key, (this.statuses.get(key) ?? 0) + 1);
+      if (res && status >= 200 && status < 300) return res;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}

@@ -55,7 +55,7 @@ const WorkerEnv = z.object({
    * after the switch, for requests routed to it just before.
    */
   MOVE_CONCURRENCY: envPositiveInt.default(1),
-  MOVE_BATCH_ROWS: envPositiveInt.default(1_000),
+  MOVE_BATCH_ROWS: envPositiveInt.default(5_000),
   MOVE_FREEZE_TIMEOUT_MS: envPositiveInt.default(5_000),
   MOVE_SOURCE_GRACE_MS: envPositiveInt.default(2_000),
   SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(20_000),

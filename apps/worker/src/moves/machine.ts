@@ -192,6 +192,7 @@ async function cutover(ctx: MoveContext, move: TenantMove): Promise<void> {
     await trx.updateTable('tenants').set({ writes_paused_at: sql`coalesce(writes_paused_at, now())` }).where('id', '=', move.tenant_id).execute();
     await trx.updateTable('tenant_moves').set({ paused_at: sql`coalesce(paused_at, now())`, updated_at: sql`now()` }).where('id', '=', move.id).execute();
   });
+  const started = performance.now();
   try {
     await sourceDriver.freeze(move.tenant_id, sourcePlacement, ctx.settings.freezeTimeoutMs);
   } catch (err) {
@@ -199,9 +200,11 @@ async function cutover(ctx: MoveContext, move: TenantMove): Promise<void> {
     await abandonCutover(ctx, move, err.message);
     return;
   }
+  const frozen = performance.now();
   await withStores(ctx, move, tenant, async (source, target) => {
     const last = await syncTenantTables(source, target, ctx.settings.batchRows);
-    await advance(ctx.db, move, 'verifying', { finalPass: last }, { rows_copied: sql`rows_copied + ${last.upserted}` });
+    const timings = { freezeMs: Math.round(frozen - started), finalPassMs: Math.round(performance.now() - frozen) };
+    await advance(ctx.db, move, 'verifying', { finalPass: last, ...timings }, { rows_copied: sql`rows_copied + ${last.upserted}` });
   });
 }
 
@@ -226,14 +229,16 @@ async function verifyAndSwitch(ctx: MoveContext, move: TenantMove): Promise<void
   if (!move.switched_at) {
     const tenant = await requireSource(ctx, move);
     if (!tenant) return;
+    const started = performance.now();
     const verification = await withStores(ctx, move, tenant, (source, target) => verifyTenantTables(source, target, ctx.settings.batchRows));
+    const verifyMs = Math.round(performance.now() - started);
     const bad = verification.filter((v) => !v.ok);
     if (bad.length > 0) {
       const detail = bad.map((v) => `${v.table}: source ${v.sourceRows} rows ${v.sourceChecksum.slice(0, 12)}…, target ${v.targetRows} rows ${v.targetChecksum.slice(0, 12)}…`).join('; ');
       await fail(ctx.db, move, `verification failed: ${detail}`, { verification: JSON.stringify(verification) });
       return;
     }
-    await switchRouting(ctx, move, verification);
+    await switchRouting(ctx, move, verification, verifyMs);
     move = (await loadMove(ctx.db, move.id))!;
   }
   // Switched: the target serves. The source stays (read-only) a moment for requests that
@@ -259,7 +264,7 @@ async function verifyAndSwitch(ctx: MoveContext, move: TenantMove): Promise<void
  * Every api instance reads the tenant row on every call, so the next request of any of
  * them goes to the target.
  */
-async function switchRouting(ctx: MoveContext, move: TenantMove, verification: TableVerification[]): Promise<void> {
+async function switchRouting(ctx: MoveContext, move: TenantMove, verification: TableVerification[], verifyMs: number): Promise<void> {
   const placement = loadPlacement(move.target_placement!);
   await ctx.db.transaction().execute(async (trx) => {
     await lockTenant(trx, move.tenant_id);
@@ -286,7 +291,7 @@ async function switchRouting(ctx: MoveContext, move: TenantMove, verification: T
         updated_at = now()
       where id = ${move.id}
       returning write_pause_ms as pause_ms`.execute(trx);
-    await trx.insertInto('tenant_move_steps').values({ move_id: move.id, status: 'switched', detail: JSON.stringify({ writePauseMs: rows[0]?.pause_ms ?? null }) }).execute();
+    await trx.insertInto('tenant_move_steps').values({ move_id: move.id, status: 'switched', detail: JSON.stringify({ writePauseMs: rows[0]?.pause_ms ?? null, verifyMs }) }).execute();
     await appendAudit(trx, {
       actor: ACTOR,
       action: 'tenant.moved',

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { type Transaction, sql } from 'kysely';
-import type { Database, TableVerification } from '../schema.js';
+import { sql } from 'kysely';
+import type { TableVerification } from '../schema.js';
 import type { AttachedStore } from './driver.js';
 import { TENANT_TABLES, type TenantTable } from './shared/tenant-tables.js';
 
@@ -35,10 +35,8 @@ export interface SyncResult {
   sourceRows: number;
 }
 
-/** Text forms that are the same on both sides whatever their session defaults. */
-async function stableTextForms(trx: Transaction<Database>): Promise<void> {
-  await sql`select set_config('timezone', 'UTC', true), set_config('datestyle', 'ISO, YMD', true), set_config('intervalstyle', 'postgres', true), set_config('extra_float_digits', '3', true)`.execute(trx);
-}
+/** Changed rows are fetched and written this many at a time: documents can be large (DOCUMENT_MAX_BYTES). */
+const ROW_CHUNK = 200;
 
 const ident = (name: string) => sql.id(name);
 
@@ -49,9 +47,20 @@ function keyType(table: TenantTable) {
   return sql.raw(column.type);
 }
 
-/** md5 of the row's columns in order, as text (the key and the hash are what a diff and a checksum compare). */
+/**
+ * A column as text that is the same whatever the session's settings (TimeZone, DateStyle):
+ * timestamps in UTC with microseconds, everything else in its canonical text form. Both
+ * sides hash and copy these, so no value goes through a JS number or Date.
+ */
+function textOf(column: { name: string; type: string }) {
+  return column.type === 'timestamptz'
+    ? sql`to_char(${ident(column.name)} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`
+    : sql`${ident(column.name)}::text`;
+}
+
+/** md5 of the row's columns in order, as text (what a diff and a checksum compare, with the key). */
 function rowHash(table: TenantTable) {
-  return sql`md5(row(${sql.join(table.columns.map((c) => ident(c.name)))})::text)`;
+  return sql`md5(row(${sql.join(table.columns.map(textOf))})::text)`;
 }
 
 interface KeyHash {
@@ -59,25 +68,23 @@ interface KeyHash {
   hash: string;
 }
 
-/** Keys and row hashes of `table` in (after, upTo], in key order, at most `limit` (`upTo` null: no upper bound). */
-async function keyHashes(store: AttachedStore, table: TenantTable, after: string | null, upTo: string | null, limit: number | null): Promise<KeyHash[]> {
+/** Keys and row hashes of `table` after `after`, in key order, at most `limit`. */
+async function keyHashes(store: AttachedStore, table: TenantTable, after: string | null, limit: number): Promise<KeyHash[]> {
   return store.run(async (trx) => {
-    await stableTextForms(trx);
     const key = ident(table.key);
     const { rows } = await sql<KeyHash>`
       select ${key}::text as key, ${rowHash(table)} as hash from ${ident(table.name)}
-      where true ${after === null ? sql`` : sql`and ${key} > ${after}::${keyType(table)}`} ${upTo === null ? sql`` : sql`and ${key} <= ${upTo}::${keyType(table)}`}
-      order by ${key} ${limit === null ? sql`` : sql`limit ${limit}`}`.execute(trx);
+      ${after === null ? sql`` : sql`where ${key} > ${after}::${keyType(table)}`}
+      order by ${key} limit ${limit}`.execute(trx);
     return rows;
   });
 }
 
-/** Whole rows of `table` by key, each column as its text form (exact: no trip through JS numbers or dates). */
+/** Whole rows of `table` by key, each column as its text form. */
 async function rowsByKey(store: AttachedStore, table: TenantTable, keys: string[]): Promise<Array<Record<string, string | null>>> {
   return store.run(async (trx) => {
-    await stableTextForms(trx);
     const { rows } = await sql<Record<string, string | null>>`
-      select ${sql.join(table.columns.map((c) => sql`${ident(c.name)}::text as ${ident(c.name)}`))}
+      select ${sql.join(table.columns.map((c) => sql`${textOf(c)} as ${ident(c.name)}`))}
       from ${ident(table.name)} where ${ident(table.key)} = any(${keys}::${keyType(table)}[])`.execute(trx);
     return rows;
   });
@@ -87,7 +94,6 @@ async function rowsByKey(store: AttachedStore, table: TenantTable, keys: string[
 async function upsertRows(store: AttachedStore, table: TenantTable, rows: Array<Record<string, string | null>>): Promise<void> {
   if (rows.length === 0) return;
   await store.run(async (trx) => {
-    await stableTextForms(trx);
     const columns = table.columns.map((c) => ident(c.name));
     const arrays = table.columns.map((c) => sql`${rows.map((r) => r[c.name] ?? null)}::text[]`);
     const casts = table.columns.map((c) => sql`${ident(c.name)}::${sql.raw(c.type)}`);
@@ -105,28 +111,36 @@ async function deleteRows(store: AttachedStore, table: TenantTable, keys: string
 }
 
 /**
- * One diff pass of every tenant table from `source` into `target`, `batchRows` keys at a
- * time. With the source frozen, the target equals it afterwards.
+ * One diff pass of every tenant table from `source` into `target`: both sides' keys and
+ * hashes read side by side, `batchRows` at a time; the rows missing or different at the
+ * target copied (ROW_CHUNK at a time), the ones the source no longer has deleted. With the
+ * source frozen, the target equals it afterwards.
  */
 export async function syncTenantTables(source: AttachedStore, target: AttachedStore, batchRows: number, onBatch?: () => void): Promise<SyncResult> {
   const result: SyncResult = { upserted: 0, deleted: 0, sourceRows: 0 };
   for (const table of TENANT_TABLES) {
     let after: string | null = null;
     for (;;) {
-      const from = await keyHashes(source, table, after, null, batchRows);
-      // The last batch reaches to the end of the key space, so the target's tail is compared too.
-      const upTo = from.length === batchRows ? from.at(-1)!.key : null;
-      const to = await keyHashes(target, table, after, upTo, null);
-      const theirs = new Map(to.map((r) => [r.key, r.hash]));
-      const changed = from.filter((r) => theirs.get(r.key) !== r.hash).map((r) => r.key);
-      const mine = new Set(from.map((r) => r.key));
-      const gone = to.filter((r) => !mine.has(r.key)).map((r) => r.key);
+      const [from, to]: [KeyHash[], KeyHash[]] = await Promise.all([keyHashes(source, table, after, batchRows), keyHashes(target, table, after, batchRows)]);
+      // Compare up to where both sides were read: a side that ran out was read to its end.
+      const lastFrom: string | null = from.length === batchRows ? from.at(-1)!.key : null;
+      const lastTo: string | null = to.length === batchRows ? to.at(-1)!.key : null;
+      // uuid order is the order of its lower-case text, so keys compare as strings.
+      const upTo: string | null = lastFrom === null ? lastTo : lastTo === null ? lastFrom : lastFrom < lastTo ? lastFrom : lastTo;
+      const within = (r: KeyHash) => upTo === null || r.key <= upTo;
+      const mine = from.filter(within);
+      const theirs = new Map(to.filter(within).map((r) => [r.key, r.hash]));
+      const changed = mine.filter((r) => theirs.get(r.key) !== r.hash).map((r) => r.key);
+      const present = new Set(mine.map((r) => r.key));
+      const gone = [...theirs.keys()].filter((k) => !present.has(k));
       // Rows deleted at the source since its keys were read are simply not fetched; the next pass deletes them.
-      await upsertRows(target, table, await rowsByKey(source, table, changed));
+      for (let i = 0; i < changed.length; i += ROW_CHUNK) {
+        await upsertRows(target, table, await rowsByKey(source, table, changed.slice(i, i + ROW_CHUNK)));
+      }
       await deleteRows(target, table, gone);
       result.upserted += changed.length;
       result.deleted += gone.length;
-      result.sourceRows += from.length;
+      result.sourceRows += mine.length;
       onBatch?.();
       if (upTo === null) break;
       after = upTo;
@@ -153,7 +167,7 @@ export async function checksumTenantTables(store: AttachedStore, batchRows: numb
     let rows = 0;
     let after: string | null = null;
     for (;;) {
-      const batch = await keyHashes(store, table, after, null, batchRows);
+      const batch = await keyHashes(store, table, after, batchRows);
       for (const r of batch) hash.update(`${r.key}:${r.hash}\n`);
       rows += batch.length;
       onBatch?.();
@@ -167,7 +181,8 @@ export async function checksumTenantTables(store: AttachedStore, batchRows: numb
 
 /** Both sides' counts and checksums, table by table. */
 export async function verifyTenantTables(source: AttachedStore, target: AttachedStore, batchRows: number, onBatch?: () => void): Promise<TableVerification[]> {
-  const [mine, theirs] = [await checksumTenantTables(source, batchRows, onBatch), await checksumTenantTables(target, batchRows, onBatch)];
+  // Side by side: the two reads are on different connections (often different servers).
+  const [mine, theirs] = await Promise.all([checksumTenantTables(source, batchRows, onBatch), checksumTenantTables(target, batchRows, onBatch)]);
   return mine.map((s) => {
     const t = theirs.find((x) => x.table === s.table);
     const targetRows = t?.rows ?? 0;
