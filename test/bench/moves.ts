@@ -23,7 +23,9 @@
  *     passes, cutover and verification: from its `copying` step), request → done (the source
  *     dropped too, after the 2 s grace), the write pause (the move row's write_pause_ms:
  *     writes paused at the api → routing switched, in one clock), and the writer's longest
- *     wait for one acknowledgment (the pause as a client sees it, retries included).
+ *     wait for one acknowledgment overlapping the pause (the pause as a client sees it,
+ *     retries included) and over the whole move (the target's creation — CREATE DATABASE's
+ *     checkpoint, initdb's sync — slows writes on a shared disk too).
  *
  * Then the footprint of an empty tenant of each model (see docs/isolation-models.md):
  * disk (schema: pg_total_relation_size of its tables; database: pg_database_size; cluster:
@@ -83,6 +85,8 @@ interface MoveSample {
   toDoneMs: number;
   pauseMs: number;
   longestWriteMs: number;
+  /** The longest write whose wait overlapped the pause (paused_at → switched_at). */
+  longestPausedWriteMs: number;
   writes: number;
   /** Where the pause went: the freeze (waiting for running writes), the last copy pass (and what it copied), the verification. */
   pauseParts: { freezeMs: number; finalPassMs: number; finalPassRows: number; verifyMs: number };
@@ -321,6 +325,8 @@ async function main(teardown: Teardown): Promise<void> {
       .select([
         'write_pause_ms',
         sql<number>`extract(epoch from (switched_at - created_at)) * 1000`.as('to_switch_ms'),
+        sql<number>`extract(epoch from switched_at) * 1000`.as('switched_ms'),
+        sql<number>`extract(epoch from switched_at) * 1000 - write_pause_ms`.as('paused_ms'),
         sql<number>`extract(epoch from (switched_at - (select min(at) from tenant_move_steps s where s.move_id = tenant_moves.id and s.status = 'copying'))) * 1000`.as('copy_to_switch_ms'),
       ])
       .where('tenant_id', '=', tenant.id)
@@ -349,6 +355,7 @@ async function main(teardown: Teardown): Promise<void> {
       toDoneMs,
       pauseMs: row.write_pause_ms ?? NaN,
       longestWriteMs: writer.longestWaitMs,
+      longestPausedWriteMs: Math.max(0, ...writer.spans.filter(([a, b]) => a <= Number(row.switched_ms) && b >= Number(row.paused_ms)).map(([a, b]) => b - a)),
       writes: writer.acked.size,
     };
   }
@@ -374,7 +381,7 @@ async function main(teardown: Teardown): Promise<void> {
       const s = samples.at(-1)!;
       console.log(
         `  ${`${from} → ${to}`.padEnd(20)} ${String(s.docs).padStart(6)} docs  switch ${s.toSwitchMs.toFixed(0).padStart(6)} ms (copy→switch ${s.copyToSwitchMs.toFixed(0)})  done ${s.toDoneMs.toFixed(0).padStart(6)} ms  ` +
-          `pause ${String(s.pauseMs).padStart(5)} ms  longest write ${s.longestWriteMs.toFixed(0).padStart(5)} ms  | dump|restore ${s.floorMs.toFixed(0).padStart(6)} ms (${(s.dumpBytes / 1024).toFixed(0)} KiB)`,
+          `pause ${String(s.pauseMs).padStart(5)} ms  longest write ${s.longestPausedWriteMs.toFixed(0).padStart(5)} ms in it (${s.longestWriteMs.toFixed(0)} ms in all)  | dump|restore ${s.floorMs.toFixed(0).padStart(6)} ms (${(s.dumpBytes / 1024).toFixed(0)} KiB)`,
       );
       const p = s.pauseParts;
       console.log(`  ${''.padEnd(20)} pause = freeze ${p.freezeMs} ms + last pass ${p.finalPassMs} ms (${p.finalPassRows} rows) + verification ${p.verifyMs} ms + the switch`);
@@ -395,7 +402,7 @@ async function main(teardown: Teardown): Promise<void> {
   console.log('  switch: request → routing switched (the tenant served by its target), including making the target (CREATE DATABASE, initdb);');
   console.log('  copy→sw: the target made → switched (copy passes, cutover, verification), what dump|restore into an existing database compares with;');
   console.log('  done: + the source dropped after the 2 s grace.');
-  console.log('  pause: writes paused at the api → switch (the move row); the longest single write a client waited is in the lines above.');
+  console.log('  pause: writes paused at the api → switch (the move row); the longest single write a client waited during it, and during the whole move, is in the lines above.');
 
   if (FOOTPRINT) {
     console.log('\nFootprint of an empty tenant (after 20 requests through the api)');

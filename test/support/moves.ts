@@ -102,6 +102,8 @@ export class NumberedWriter {
   readonly statuses = new Map<string, number>();
   /** The longest time from a write being sent to its acknowledgment (retries included). */
   longestWaitMs = 0;
+  /** Each acknowledged write's [sent, acknowledged] (epoch ms, retries included). */
+  readonly spans: Array<[number, number]> = [];
   private next = 0;
   private stopped = false;
   private lanes: Promise<void>[] = [];
@@ -144,6 +146,7 @@ export class NumberedWriter {
         await new Promise((resolve) => setTimeout(resolve, retryAfter > 0 ? Math.min(retryAfter * 1000, 200) : 50));
       }
       this.longestWaitMs = Math.max(this.longestWaitMs, Date.now() - started);
+      this.spans.push([started, Date.now()]);
     }
   }
 }
