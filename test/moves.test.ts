@@ -137,6 +137,22 @@ describe('starting and following a move', () => {
     ]);
   });
 
+  it("the purge leaves a tenant with an open move alone (its data is in two stores) and takes it once the move has ended", async () => {
+    const tenant = await createTenant(stack, { plan: 'pro', isolation: 'schema' });
+    expect((await stack.admin('DELETE', `/v1/tenants/${tenant.tenantId}`)).status).toBe(200);
+    const move = await stack.database.db
+      .insertInto('tenant_moves')
+      .values({ tenant_id: tenant.id, from_isolation: 'schema', to_isolation: 'database', status: 'copying', requested_by: 'test' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const later = new Date(Date.now() + 365 * 24 * 3600 * 1000);
+    await stack.worker!.purge(later);
+    expect((await tenantRow(stack, tenant)).status).toBe('pending_deletion');
+    await stack.database.db.updateTable('tenant_moves').set({ status: 'rolled_back' }).where('id', '=', move.id).execute();
+    await stack.worker!.purge(later);
+    expect((await tenantRow(stack, tenant)).status).toBe('deleted');
+  });
+
   it('outside hosted mode both routes are 404', async () => {
     const selfHosted = await startApi({ DATABASE_URL: stack.database.url, REDIS_PREFIX: stack.prefix, HOSTED_MODE: 'false' });
     try {
