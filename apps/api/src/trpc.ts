@@ -192,7 +192,11 @@ export const tenantProcedure = authenticatedTenantProcedure.use(async ({ ctx, ne
   if (meta?.addsTo) await assertUnderQuota(ctx.deps, principal.tenantId, meta.addsTo, entitlements.limits);
   // Last, so nothing above is held up by it: a write waits out a move's cutover and then
   // goes to wherever the tenant is now.
-  if (type === 'mutation' && tenant.writes_paused_at !== null) tenant = await awaitWritesResumed(ctx.deps, tenant);
+  if (type === 'mutation' && tenant.writes_paused_at !== null) {
+    tenant = await awaitWritesResumed(ctx.deps, tenant);
+    const meanwhile = tenantAccessRefusal(tenant.status);
+    if (meanwhile) throw new ForbiddenError(meanwhile.code, meanwhile.message);
+  }
   return next({ ctx: { principal, entitlements, tenant } });
 });
 

@@ -46,7 +46,7 @@ export async function authenticateTenant(db: Db, bearer: string | null): Promise
     if (!key) throw new UnauthorizedError('invalid_token', 'The API key is invalid or revoked');
     return {
       principal: { kind: 'api_key', tenantId: key.tenant_id, apiKeyId: key.id, scope: key.scope },
-      tenant: { id: key.tenant_id, ...routingOf(key) },
+      tenant: { id: key.tenant_id, ...tenantColumnsOf(key) },
     };
   }
   const session = await db
@@ -60,11 +60,11 @@ export async function authenticateTenant(db: Db, bearer: string | null): Promise
   if (!session) throw new UnauthorizedError('invalid_token', 'The token is invalid or has expired');
   return {
     principal: { kind: 'session', tenantId: session.tenant_id, userId: session.user_id, sessionId: session.id, role: session.role },
-    tenant: { id: session.tenant_id, ...routingOf(session) },
+    tenant: { id: session.tenant_id, ...tenantColumnsOf(session) },
   };
 }
 
-function routingOf(row: Omit<CredentialTenant, 'id'>): Omit<CredentialTenant, 'id'> {
+function tenantColumnsOf(row: Omit<CredentialTenant, 'id'>): Omit<CredentialTenant, 'id'> {
   return {
     slug: row.slug,
     status: row.status,
