@@ -26,6 +26,8 @@ export const RUNBOOK_ANCHORS = [
   'provisioning-failures',
   'provisioning-slow',
   'queue-backlog',
+  'move-stuck',
+  'move-rolled-back',
 ] as const;
 
 const RUNBOOK_URL = /^docs\/ops\/runbook\.md#([a-z0-9]+(?:-[a-z0-9]+)*)$/;

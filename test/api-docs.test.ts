@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { appOpenApiDocument } from '@tenantry/api';
 import { sql } from 'kysely';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { EXAMPLES } from './api-docs/examples.js';
 import { API_REFERENCE_PATH, generateApiReference } from './api-docs/generate.js';
 import { type Snippets, operationsOf, responseKind, snippetsFor } from './api-docs/render.js';
@@ -11,9 +11,14 @@ import { PLATFORM_KEY } from './support/apps.js';
 import { request, waitFor } from './support/http.js';
 import { REPO_ROOT } from './support/process.js';
 import { useStack } from './support/stack.js';
+import { dropTenantDatabasesOf } from './support/tenant-databases.js';
 
 const run = promisify(execFile);
 const stack = useStack();
+// The move example puts a tenant in a database of its own (server-wide): if a run stops half-way, it is left there.
+afterAll(async () => {
+  if (stack.database) await dropTenantDatabasesOf(stack.database.name);
+});
 
 /** A Python with `requests`: TEST_PYTHON, else python3, else Debian's (.ci/run installs python3-requests). */
 async function pythonWithRequests(): Promise<string> {
@@ -132,6 +137,20 @@ describe('docs/api.md', () => {
       if (example.operationId === 'tenants.suspend') expect(output.status).toBe('suspended');
       if (example.operationId === 'tenants.delete') expect(output.status).toBe('pending_deletion');
       if (example.operationId === 'tenants.restore') expect(output.status).toBe('active');
+      if (example.operationId === 'moves.start') {
+        expect(output.status).toBe('pending');
+        env.MOVE_ID = output.moveId;
+      }
+      if (example.operationId === 'moves.get') {
+        expect(output.moveId).toBe(env.MOVE_ID);
+        // Let it finish, then move the tenant back, so the next language's examples can move it again.
+        const done = async (moveId: string) =>
+          waitFor(async () => ((await stack.admin('GET', `/v1/tenants/globex/moves/${moveId}`)).body.status === 'done' ? true : undefined), 60_000);
+        await done(env.MOVE_ID!);
+        const back = await stack.admin('POST', '/v1/tenants/globex/move', { body: { isolation: 'schema' } });
+        expect(back.status).toBe(202);
+        await done(back.body.moveId);
+      }
       if (example.operationId === 'billing.update') expect(output.effective.limits.members).toBe(500);
       if (example.operationId === 'apiKeys.create') env.API_KEY_ID = output.id;
       if (example.operationId === 'documents.create') env.DOCUMENT_ID = output.id;

@@ -50,6 +50,8 @@ export const EXAMPLES: Example[] = [
     query: { reason: 'customer request' },
   },
   { operationId: 'tenants.restore', auth: 'platform', path: { id: 'globex' }, body: {} },
+  { operationId: 'moves.start', auth: 'platform', path: { id: 'globex' }, body: { isolation: 'database' } },
+  { operationId: 'moves.get', auth: 'platform', path: { id: 'globex', moveId: { env: 'MOVE_ID' } } },
   { operationId: 'billing.get', auth: 'platform', path: { id: 'acme-corp' } },
   {
     operationId: 'billing.update',

@@ -9,8 +9,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 /**
  * The isolation suite runs once per model of the registry, one file each (so vitest runs
- * them in parallel): a driver added to the registry without its suite file, or without
- * the suite's fixture for it, fails here rather than going untested.
+ * them in parallel), and once more for tenants moved to each model from another: a driver
+ * added to the registry without its suite files, or without the suite's fixture for it,
+ * fails here rather than going untested.
  */
 describe('the isolation suite covers every model of the registry', () => {
   it.each(ISOLATION_MODELS)('%s: has a suite fixture, and a file security/isolation-<model>.test.ts running the suite for it', (model) => {
@@ -18,6 +19,11 @@ describe('the isolation suite covers every model of the registry', () => {
     const file = path.join(here, `isolation-${model}.test.ts`);
     const source = readFileSync(file, 'utf8');
     expect(source).toContain(`defineIsolationSuite('${model}')`);
+  });
+
+  it.each(ISOLATION_MODELS)('%s: tenants moved to it from another model get the suite too (security/moved-to-<model>.test.ts)', (model) => {
+    const source = readFileSync(path.join(here, `moved-to-${model}.test.ts`), 'utf8');
+    expect(source).toMatch(new RegExp(`defineIsolationSuite\\('${model}', \\{ movedFrom: '(?!${model}')[a-z]+' \\}\\)`));
   });
 
   it('no suite file for a model the registry does not have', () => {

@@ -11,7 +11,7 @@ import {
 } from '@tenantry/db';
 import { BadRequestError, DomainError, UnauthorizedError, UnsupportedMediaTypeError, tenantAccessRefusal } from '@tenantry/domain';
 import { createFileStorage } from '@tenantry/files';
-import { createFailFastRedis, createProducerRedis, createProvisioningQueue, createWebhookQueue } from '@tenantry/jobs';
+import { createFailFastRedis, createMoveQueue, createProducerRedis, createProvisioningQueue, createWebhookQueue } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
 import type { ApiConfig } from './config.js';
@@ -32,6 +32,7 @@ import { DocumentsService } from './services/documents.js';
 import { FilesService } from './services/files.js';
 import { RealtimeHub } from './realtime/hub.js';
 import { authenticateTenant } from './services/tenant-auth.js';
+import { MovingAwareStore } from './services/moves.js';
 import { createEntitlements } from './services/entitlements.js';
 import { CSRF_HEADER, OPERATOR_COOKIE } from './services/operator-sessions.js';
 import { type PlatformKeySource, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
@@ -142,7 +143,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     pools: { maxPools: config.TENANT_POOL_MAX, connectionsPerPool: config.TENANT_POOL_SIZE, applicationName: 'tenantry-api-tenant' },
     warn: (message, fields) => logger.warn(fields ?? {}, message),
   });
-  const tenantStore = isolation;
+  const tenantStore = new MovingAwareStore(isolation, db);
   const fileStorage = createFileStorage(config);
   const realtime = new RealtimeHub({
     redisUrl: config.REDIS_URL,
@@ -162,6 +163,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     redis,
     provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
     webhookQueue: createWebhookQueue(producerRedis, config.REDIS_PREFIX),
+    moveQueue: createMoveQueue(producerRedis, config.REDIS_PREFIX),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiters: createLoginLimiters(redis, config.REDIS_PREFIX, config.LOGIN_ATTEMPTS_PER_ADDRESS),
     tenantRateLimit: new TenantRateLimit(redis, config.REDIS_PREFIX, metrics),
@@ -213,6 +215,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     }
   });
   deps.webhookQueue.on('error', (err) => logger.warn({ err: err.message }, 'webhook queue error'));
+  deps.moveQueue.on('error', (err) => logger.warn({ err: err.message }, 'move queue error'));
 
   // Per request: the id (echoed as x-request-id), headers procedures add, fields for the log line.
   const requestState = new WeakMap<
@@ -423,7 +426,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       clearInterval(sweeper);
       server.closeAllConnections();
       // Bounded: with Redis down, BullMQ's close would wait for it forever.
-      await withTimeout(Promise.all([deps.provisioningQueue.close(), deps.webhookQueue.close()]), 2_000).catch(() => undefined);
+      await withTimeout(Promise.all([deps.provisioningQueue.close(), deps.webhookQueue.close(), deps.moveQueue.close()]), 2_000).catch(() => undefined);
       await entitlements.close();
       // Every request is answered by now: the counts are final; write them before exiting.
       await deps.usage?.close(config.SHUTDOWN_TIMEOUT_MS);

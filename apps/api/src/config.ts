@@ -118,6 +118,12 @@ const ApiEnv = z
     USAGE_METERING: envBoolean.default(true),
     USAGE_FLUSH_INTERVAL_MS: envPositiveInt.default(1_000),
     USAGE_FLUSH_TIMEOUT_MS: envPositiveInt.default(5_000),
+    /**
+     * While a tenant's move pauses its writes (the cutover, normally well under 2 s), a
+     * write waits up to this long for the switch, then gets 503 tenant_moving with
+     * Retry-After. Reads never wait.
+     */
+    MOVE_WRITE_WAIT_MS: z.coerce.number().int().min(0).default(3_000),
     /** A client must send its whole request (headers and body) within this, or get 408. */
     REQUEST_TIMEOUT_MS: envPositiveInt.default(30_000),
     SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(10_000),

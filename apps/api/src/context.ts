@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Db, IsolationRegistry, TenantStore } from '@tenantry/db';
 import type { DnsProvider } from '@tenantry/dns';
 import type { EntitlementSource } from '@tenantry/entitlements';
-import type { ProvisioningQueue, WebhookQueue } from '@tenantry/jobs';
+import type { MoveQueue, ProvisioningQueue, WebhookQueue } from '@tenantry/jobs';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RateLimiterRedis } from 'rate-limiter-flexible';
@@ -23,6 +23,8 @@ export interface ApiDeps {
   provisioningQueue: ProvisioningQueue;
   /** Outgoing webhook deliveries (the worker sends them). */
   webhookQueue: WebhookQueue;
+  /** Moves of tenants between isolation models (the worker runs them). */
+  moveQueue: MoveQueue;
   signupLimiter: RateLimiterRedis;
   loginLimiters: LoginLimiters;
   pricingLimiter: RateLimiterRedis;
@@ -47,7 +49,10 @@ export interface ApiDeps {
   usage: UsageMeter | undefined;
   /** Each tenant's request rate, across instances. */
   tenantRateLimit: TenantRateLimit;
-  /** Every tenant's data, routed to its isolation driver (the registry, as a TenantStore). */
+  /**
+   * Every tenant's data, routed to its isolation driver (the registry, as a TenantStore),
+   * with a failure on a store the tenant just moved away from answered as tenant_moving.
+   */
   tenantStore: TenantStore;
   /** The isolation drivers: which models this installation can take new tenants of. */
   isolation: IsolationRegistry;

@@ -1,5 +1,14 @@
 import { isPostgresUnavailable } from '@tenantry/db';
-import { DependencyUnavailableError, DomainError, type ErrorKind, type FieldIssue, QuotaExceededError, RateLimitedError, ValidationError } from '@tenantry/domain';
+import {
+  DependencyUnavailableError,
+  DomainError,
+  type ErrorKind,
+  type FieldIssue,
+  QuotaExceededError,
+  RateLimitedError,
+  TenantMovingError,
+  ValidationError,
+} from '@tenantry/domain';
 import { StandardSchemaV1Error, TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
@@ -82,6 +91,7 @@ export function toWireError(error: unknown): WireError {
     const headers: Record<string, string> = {};
     if (cause instanceof RateLimitedError) headers['retry-after'] = String(cause.retryAfterSeconds);
     if (cause instanceof DependencyUnavailableError) headers['retry-after'] = '1';
+    if (cause instanceof TenantMovingError) headers['retry-after'] = String(cause.retryAfterSeconds);
     const body: WireError['body'] = { code: cause.code, message: cause.message };
     if (cause instanceof ValidationError) body.fields = cause.fields;
     if (cause instanceof QuotaExceededError) body.resource = cause.resource;

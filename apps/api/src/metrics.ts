@@ -77,8 +77,21 @@ export function createApiMetrics() {
     registers: [registry],
   });
   for (const kind of ['published', 'delivered', 'slow_consumer']) realtimeEvents.inc({ kind }, 0);
+  const movesRequested = new Counter({
+    name: 'tenantry_tenant_moves_requested_total',
+    help: 'Moves of tenants between isolation models accepted, by from and to model',
+    labelNames: ['from', 'to'] as const,
+    registers: [registry],
+  });
+  const pausedWrites = new Counter({
+    name: 'tenantry_tenant_writes_paused_total',
+    help: "Tenant writes that met a move's write pause: waited for the switch, or refused with 503 tenant_moving",
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
 
   // Start at 0 so the first refusal after a restart shows as an increase.
+  for (const outcome of ['waited', 'refused']) pausedWrites.inc({ outcome }, 0);
   for (const resource of Object.keys(Limits.shape)) quotaExceeded.inc({ resource }, 0);
   for (const result of ['accepted', 'invalid', 'rate_limited', 'unavailable']) signups.inc({ result }, 0);
   for (const limiter of ['signup', 'login', 'login_ip', 'login_account', 'pricing']) rateLimited.inc({ limiter }, 0);
@@ -109,6 +122,8 @@ export function createApiMetrics() {
     usageUnflushedSeconds,
     realtimeConnections,
     realtimeEvents,
+    movesRequested,
+    pausedWrites,
     observeStaleness(seconds: number) {
       if (seconds > stalest) stalest = seconds;
     },

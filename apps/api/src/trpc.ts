@@ -6,6 +6,7 @@ import { toTRPCError, toWireError } from './errors.js';
 import { REST_PREFIX } from './http/route-table.js';
 import { statusClass } from './metrics.js';
 import { authenticateOperator } from './services/operator-sessions.js';
+import { awaitWritesResumed } from './services/moves.js';
 import { assertUnderQuota } from './services/quotas.js';
 import { authenticateTenant } from './services/tenant-auth.js';
 
@@ -196,10 +197,13 @@ const authenticatedTenantProcedure = meteredTenantProcedure.use(async ({ ctx, ne
  * - needs the capability its meta `requires`, if any (403 naming it);
  * - may not add data past a quota its meta names (402 quota_exceeded; deletes are never
  *   held back, so a tenant can always get under its limit again);
+ * - waits, if it writes, while a move of the tenant pauses its writes (up to
+ *   MOVE_WRITE_WAIT_MS, then 503 tenant_moving with Retry-After); reads never wait;
  * - answers with how stale the entitlements were (header), so fail-open is visible.
  */
 export const tenantProcedure = authenticatedTenantProcedure.use(async ({ ctx, next, type, meta }) => {
-  const { principal, tenant } = ctx;
+  const { principal } = ctx;
+  let tenant = ctx.tenant;
   const refusal = tenantAccessRefusal(tenant.status);
   if (refusal) throw new ForbiddenError(refusal.code, refusal.message);
 
@@ -229,6 +233,13 @@ export const tenantProcedure = authenticatedTenantProcedure.use(async ({ ctx, ne
     throw new ForbiddenError('capability_missing', `The plan does not include "${required}"`);
   }
   if (meta?.addsTo) await assertUnderQuota(ctx.deps, principal.tenantId, meta.addsTo, entitlements.limits);
+  // Last, so nothing above is held up by it: a write waits out a move's cutover and then
+  // goes to wherever the tenant is now.
+  if (type === 'mutation' && tenant.writes_paused_at !== null) {
+    tenant = await awaitWritesResumed(ctx.deps, tenant);
+    const meanwhile = tenantAccessRefusal(tenant.status);
+    if (meanwhile) throw new ForbiddenError(meanwhile.code, meanwhile.message);
+  }
   return next({ ctx: { principal, entitlements, tenant } });
 });
 

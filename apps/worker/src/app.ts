@@ -5,8 +5,10 @@ import { GENERATED_KEY_NOTICE, createDb, createIsolationRegistry, ensureDatabase
 import {
   DeliverWebhookPayload,
   JOBS,
+  MoveTenantPayload,
   ProvisionTenantPayload,
   QUEUES,
+  createMoveQueue,
   createProvisioningQueue,
   createWebhookQueue,
   createWorkerRedis,
@@ -23,6 +25,8 @@ import type { WorkerConfig } from './config.js';
 import { createLogger, serveMetrics } from '@tenantry/observability';
 import { ProvisioningInterrupted, compensate, provisionTenant, recordAttemptFailure } from './provisioning/saga.js';
 import { keepIdleTenantsReady, probeActiveTenants } from './health-probes.js';
+import { type MoveContext, MoveInterrupted, giveUpMove, recordMoveError, runMove } from './moves/machine.js';
+import { reconcileMoves } from './moves/reconciler.js';
 import { createWorkerMetrics } from './metrics.js';
 import { purgeDueTenants } from './purge.js';
 import { expireTrials } from './trial-expiry.js';
@@ -83,6 +87,8 @@ export interface WorkerInstance {
   closeDueMonths(now?: Date): Promise<CloseMonthResult[]>;
   /** One file sweep now (it also runs on its schedule): expired uploads released, retired objects older than `graceMs` removed. */
   sweepFiles(graceMs?: number): Promise<{ released: number; removed: number }>;
+  /** One pass of the moves reconciler now (it also runs on its schedule): re-enqueues open moves untouched for RECONCILE_STALE_AFTER_MS. */
+  reconcileMoves(): Promise<number>;
   /** Where GET /metrics is served. */
   metricsPort: number;
 }
@@ -126,6 +132,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const provisioningQueue = createProvisioningQueue(redis, config.REDIS_PREFIX);
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
   const webhookQueue = createWebhookQueue(redis, config.REDIS_PREFIX);
+  const moveQueue = createMoveQueue(redis, config.REDIS_PREFIX);
   const webhookRetry = webhookRetryPolicy(config.WEBHOOK_ATTEMPTS, config.WEBHOOK_BACKOFF_MS);
   // Deliveries committed by a saga or a purge: enqueue now; if Redis is away the reconciler will.
   const announce = async (deliveryIds: string[]) => {
@@ -136,10 +143,24 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const reconcileWebhooks = (slackSeconds?: number) => reconcileWebhookDeliveries(db, webhookQueue, webhookRetry, slackSeconds);
   const metrics = createWorkerMetrics(
     db,
-    { [QUEUES.provisioning]: provisioningQueue, [QUEUES.maintenance]: maintenanceQueue, [QUEUES.webhooks]: webhookQueue },
+    { [QUEUES.provisioning]: provisioningQueue, [QUEUES.maintenance]: maintenanceQueue, [QUEUES.webhooks]: webhookQueue, [QUEUES.moves]: moveQueue },
     config.HEALTH_PROBE_INTERVAL_MS,
   );
   const reconcile = () => reconcileSignups(db, provisioningQueue, retry, config.RECONCILE_STALE_AFTER_MS);
+  const runMovesReconciler = () => reconcileMoves(db, moveQueue, config.RECONCILE_STALE_AFTER_MS);
+  const moves: MoveContext = {
+    db,
+    isolation,
+    settings: { batchRows: config.MOVE_BATCH_ROWS, freezeTimeoutMs: config.MOVE_FREEZE_TIMEOUT_MS, sourceGraceMs: config.MOVE_SOURCE_GRACE_MS },
+    observer: {
+      finished({ from, to, status, durationSeconds, writePauseSeconds }) {
+        metrics.moves.inc({ from, to, status });
+        metrics.moveDuration.observe({ from, to }, durationSeconds);
+        if (writePauseSeconds !== null) metrics.moveWritePause.observe({ from, to }, writePauseSeconds);
+      },
+    },
+    log: (message, fields) => logger.info(fields ?? {}, message),
+  };
   const probeTenants = async () => {
     const result = await probeActiveTenants(db, isolation, config.HEALTH_PROBE_CONCURRENCY, () => metrics.probeFailures.inc());
     await keepIdleTenantsReady(db, isolation);
@@ -247,6 +268,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           if (overLimit > 0) logger.info({ sampled, overLimit }, 'sampled usage; tenants at or over their storage limit were vacuumed first');
           return sampled;
         }
+        case JOBS.reconcileMoves: {
+          const requeued = await runMovesReconciler();
+          if (requeued > 0) logger.info({ requeued }, 'moves reconciler re-enqueued stalled moves');
+          return requeued;
+        }
         case JOBS.reconcileWebhooks: {
           const requeued = await reconcileWebhooks();
           if (requeued > 0) logger.info({ requeued }, 'webhook reconciler re-enqueued due deliveries');
@@ -306,10 +332,54 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     },
   );
 
+  const moveWorker = new Worker<MoveTenantPayload>(
+    QUEUES.moves,
+    async (job: Job<MoveTenantPayload>, token?: string, signal?: AbortSignal) => {
+      const parsed = MoveTenantPayload.safeParse(job.data);
+      if (!parsed.success) throw new UnrecoverableError(`invalid ${JOBS.moveTenant} payload: ${parsed.error.message}`);
+      const { moveId } = parsed.data;
+      try {
+        const outcome = await runMove(moves, moveId, signal);
+        logger.info({ moveId, outcome: outcome.status, attempt: job.attemptsMade + 1 }, 'move run finished');
+        return outcome.status;
+      } catch (err) {
+        if (err instanceof MoveInterrupted) {
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
+        if (isPostgresUnavailable(err)) {
+          // As for provisioning: a Postgres outage is waited out without spending an attempt.
+          const delay = Math.min(OUTAGE_RETRY_MAX_MS, 1_000 * 2 ** Math.min(job.attemptsStarted, 10));
+          logger.warn({ moveId, delayMs: delay, err: (err as Error).message }, 'postgres unavailable; the move waits');
+          await job.moveToDelayed(Date.now() + delay, token);
+          throw new DelayedError();
+        }
+        const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        logger.warn({ moveId, attempt: job.attemptsMade + 1, finalAttempt, err: (err as Error).message }, 'move step failed');
+        if (finalAttempt) {
+          const outcome = await giveUpMove(moves, moveId, err);
+          throw new UnrecoverableError(`move gave up (${outcome.status}): ${(err as Error).message}`);
+        }
+        await recordMoveError(db, moveId, err);
+        throw err;
+      }
+    },
+    {
+      connection: redis,
+      prefix: config.REDIS_PREFIX,
+      concurrency: config.MOVE_CONCURRENCY,
+      lockDuration: config.WORKER_LOCK_DURATION_MS,
+      stalledInterval: Math.min(config.WORKER_LOCK_DURATION_MS, 30_000),
+      maxStalledCount: 2,
+    },
+  );
+
   const logConnectionError = (err: Error) => logger.error({ err: err.message }, 'queue connection error');
   webhookWorker.on('error', logConnectionError);
   webhookQueue.on('error', logConnectionError);
   provisioningWorker.on('error', logConnectionError);
+  moveWorker.on('error', logConnectionError);
+  moveQueue.on('error', logConnectionError);
   maintenanceWorker.on('error', logConnectionError);
   // A pass that failed (Postgres away mid-pass, say) is simply run again on its schedule.
   maintenanceWorker.on('failed', (job, err) => logger.warn({ job: job?.name, err: err.message }, 'maintenance job failed'));
@@ -325,6 +395,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     [JOBS.reconcileWebhooks, config.WEBHOOK_RECONCILE_INTERVAL_MS],
     [JOBS.closeMonths, config.BILLING_CLOSE_INTERVAL_MS],
     [JOBS.sweepFiles, config.FILE_SWEEP_INTERVAL_MS],
+    [JOBS.reconcileMoves, config.RECONCILE_INTERVAL_MS],
   ];
   for (const [job, every] of schedules) {
     await maintenanceQueue.upsertJobScheduler(job, { every }, { name: job, opts: { removeOnComplete: true, removeOnFail: 100 } });
@@ -332,6 +403,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const metricsServer = await serveMetrics(metrics.registry, config.WORKER_METRICS_PORT, config.WORKER_METRICS_HOST, 'WORKER_METRICS_PORT');
   // A restarted worker looks for orphans at once instead of waiting a whole interval.
   await reconcile().catch((err: Error) => logger.warn({ err: err.message }, 'initial reconcile failed'));
+  await runMovesReconciler().catch((err: Error) => logger.warn({ err: err.message }, 'initial moves reconcile failed'));
 
   return {
     reconcile,
@@ -345,14 +417,16 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
       closeMonth(db, month, { now, force: options.force ?? false, actor: WORKER_ACTOR, settings: invoiceSettings, announce }),
     closeDueMonths: (now = new Date()) => runMonthClose(now),
     sweepFiles: (graceMs?: number) => sweepFiles(db, files, graceMs),
+    reconcileMoves: runMovesReconciler,
     async close() {
-      const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close(), webhookWorker.close()]);
+      const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close(), webhookWorker.close(), moveWorker.close()]);
       if (await timesOut(drained, config.SHUTDOWN_TIMEOUT_MS)) {
         // Past the deadline: ask running sagas to stop at their next step boundary and
         // hand their jobs back. A job we cannot hand back (Redis gone) is redelivered by
         // stall detection once its lock expires.
         logger.warn('shutdown deadline reached; handing active jobs back');
         provisioningWorker.cancelAllJobs('shutdown');
+        moveWorker.cancelAllJobs('shutdown');
         await timesOut(drained, HAND_BACK_GRACE_MS);
       }
       // Every remaining step is bounded too: with Redis down, BullMQ's close would wait forever.
@@ -361,7 +435,9 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           provisioningWorker.close(true),
           maintenanceWorker.close(true),
           webhookWorker.close(true),
+          moveWorker.close(true),
           provisioningQueue.close(),
+          moveQueue.close(),
           maintenanceQueue.close(),
           webhookQueue.close(),
         ]),

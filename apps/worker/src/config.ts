@@ -50,6 +50,16 @@ const WorkerEnv = z.object({
   TRIAL_EXPIRY_INTERVAL_MS: envPositiveInt.default(60_000),
   /** How often tenants past their retention are purged. */
   PURGE_INTERVAL_MS: envPositiveInt.default(5 * 60_000),
+  /**
+   * Moves between isolation models: how many run at once per worker; keys per batch of a
+   * copy pass or checksum walk; how long the cutover waits for the source's running writes
+   * before it gives up and tries again later; and how long the source is kept (read-only)
+   * after the switch, for requests routed to it just before.
+   */
+  MOVE_CONCURRENCY: envPositiveInt.default(1),
+  MOVE_BATCH_ROWS: envPositiveInt.default(5_000),
+  MOVE_FREEZE_TIMEOUT_MS: envPositiveInt.default(5_000),
+  MOVE_SOURCE_GRACE_MS: envPositiveInt.default(2_000),
   SHUTDOWN_TIMEOUT_MS: envPositiveInt.default(20_000),
   DB_POOL_SIZE: envPositiveInt.default(10),
   /**

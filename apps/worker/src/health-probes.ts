@@ -20,7 +20,7 @@ export async function probeActiveTenants(
   for (;;) {
     const page = await db
       .selectFrom('tenants')
-      .select(['id', 'isolation', 'schema_name', 'seq'])
+      .select(['id', 'isolation', 'schema_name', 'placement_generation', 'seq'])
       .where('status', '=', 'active')
       .where('is_default', '=', false)
       .where('seq', '>', after)
@@ -33,7 +33,7 @@ export async function probeActiveTenants(
     const lane = async () => {
       while (next < page.length) {
         const tenant = page[next++]!;
-        const probe = await isolation.health({ id: tenant.id, isolation: tenant.isolation, schemaName: tenant.schema_name });
+        const probe = await isolation.health({ id: tenant.id, isolation: tenant.isolation, schemaName: tenant.schema_name, placementGeneration: tenant.placement_generation });
         await recordProbe(db, tenant.id, probe);
         probed += 1;
         if (!probe.ok) {

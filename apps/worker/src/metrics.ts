@@ -75,13 +75,54 @@ export function createWorkerMetrics(db: Db, queues: Record<string, Queue>, unhea
     },
   });
 
+  const moves = new Counter({
+    name: 'tenantry_tenant_moves_total',
+    help: 'Moves of tenants between isolation models finished, by from and to model and outcome (done or rolled_back)',
+    labelNames: ['from', 'to', 'status'] as const,
+    registers: [registry],
+  });
+  const moveDuration = new Histogram({
+    name: 'tenantry_tenant_move_duration_seconds',
+    help: 'From a move being requested to its end (done or rolled back), by from and to model',
+    labelNames: ['from', 'to'] as const,
+    buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [registry],
+  });
+  const moveWritePause = new Histogram({
+    name: 'tenantry_tenant_move_write_pause_seconds',
+    help: "How long a move paused its tenant's writes (cutover to switch), by from and to model",
+    labelNames: ['from', 'to'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'tenantry_tenant_moves_open',
+    help: 'Moves not finished yet, by state',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const rows = await db
+        .selectFrom('tenant_moves')
+        .select(['status', (eb) => eb.fn.countAll<string>().as('n')])
+        .where('status', 'not in', ['done', 'rolled_back'])
+        .groupBy('status')
+        .execute();
+      this.reset();
+      for (const status of ['pending', 'copying', 'cutover', 'verifying', 'failed']) this.set({ status }, Number(rows.find((r) => r.status === status)?.n ?? 0));
+    },
+  });
+
   // Start every labelled counter at 0, so the first failure after a restart is an
   // increase that rate()/increase() can see, not a series appearing from nowhere.
   for (const isolation of Isolation.options) {
     for (const status of ['succeeded', 'failed']) provisions.inc({ status, isolation }, 0);
+    for (const to of Isolation.options) {
+      if (to === isolation) continue;
+      for (const status of ['done', 'rolled_back']) moves.inc({ from: isolation, to, status }, 0);
+    }
   }
 
-  return { registry, provisions, provisionDuration, lifecycleTransitions, probeFailures };
+  return { registry, provisions, provisionDuration, lifecycleTransitions, probeFailures, moves, moveDuration, moveWritePause };
 }
 
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

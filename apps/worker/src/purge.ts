@@ -22,6 +22,10 @@ export async function purgeDueTenants(
     .select('id')
     .where('status', '=', 'pending_deletion')
     .where('delete_after', '<=', now)
+    // A tenant in the middle of a move has storage in two places: purged once the move ends.
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('tenant_moves').select('tenant_moves.id').whereRef('tenant_moves.tenant_id', '=', 'tenants.id').where('tenant_moves.status', 'not in', ['done', 'rolled_back']))),
+    )
     .orderBy('delete_after')
     .limit(BATCH)
     .execute();

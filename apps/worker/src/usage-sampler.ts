@@ -27,6 +27,7 @@ export async function sampleStorage(db: Db, isolation: IsolationRegistry, at: Da
         'tenants.id',
         'tenants.isolation',
         'tenants.schema_name',
+        'tenants.placement_generation',
         'tenants.seq',
         'billing_states.plan',
         'billing_states.plan_version',
@@ -53,7 +54,7 @@ export async function sampleStorage(db: Db, isolation: IsolationRegistry, at: Da
       }).limits;
       if (row.last_bytes !== null && Number(row.last_bytes) >= limits.storageBytes) vacuumFirst.add(row.id);
       const refs = byModel.get(row.isolation) ?? [];
-      refs.push({ id: row.id, isolation: row.isolation, schemaName: row.schema_name });
+      refs.push({ id: row.id, isolation: row.isolation, schemaName: row.schema_name, placementGeneration: row.placement_generation });
       byModel.set(row.isolation, refs);
     }
     const measured = new Map<string, StorageMeasure>();

@@ -30,3 +30,6 @@ export * from './isolation/shared/storage.js';
 export * from './webhooks.js';
 export * from './invoices.js';
 export * from './files.js';
+export * from './isolation/placement.js';
+export * from './isolation/move-copy.js';
+export * from './isolation/shared/tenant-tables.js';

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { Isolation, MemberRole, SignupStatus, SubscriptionState, TenantStatus } from '@tenantry/domain';
+import type { Isolation, MemberRole, MoveStatus, SignupStatus, SubscriptionState, TenantStatus } from '@tenantry/domain';
 
 /** Control-plane tables, as kysely sees them. Timestamps come back as Date. */
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -24,6 +24,10 @@ export interface TenantsTable {
   cluster_data_dir: ColumnType<string | null, string | null | undefined, string | null>;
   cluster_port: ColumnType<number | null, number | null | undefined, number | null>;
   cluster_admin_password_enc: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
+  /** Bumped by every move's routing switch: a per-tenant pool of an older generation is not reused. */
+  placement_generation: Generated<number>;
+  /** Set while a move's cutover runs: tenant writes wait, then get 503 tenant_moving. */
+  writes_paused_at: Timestamp | null;
   /** Keyset-pagination key: unique and increasing. */
   seq: Generated<string>;
   is_default: Generated<boolean>;
@@ -340,6 +344,55 @@ export interface FileTrashTable {
   since: Generated<Date>;
 }
 
+/**
+ * A placement as a move row keeps it (jsonb): the driver's placement columns by name, the
+ * encrypted passwords base64 (see isolation/placement.ts).
+ */
+export type StoredPlacement = Record<string, string | number | null>;
+
+/** One table's verification at a move's cutover (both sides read while the source is frozen). */
+export interface TableVerification {
+  table: string;
+  sourceRows: number;
+  targetRows: number;
+  sourceChecksum: string;
+  targetChecksum: string;
+  ok: boolean;
+}
+
+/** Moves of tenants between isolation models (migration 2026-12-01T1600_moves). */
+export interface TenantMovesTable {
+  id: Generated<string>;
+  tenant_id: string;
+  from_isolation: Isolation;
+  to_isolation: Isolation;
+  status: ColumnType<MoveStatus, MoveStatus | undefined, MoveStatus>;
+  /** Where the target lives, until the switch copies it onto the tenant row. */
+  target_placement: ColumnType<StoredPlacement | null, string | null | undefined, string | null>;
+  /** Where the source lived, from the switch until it is dropped. */
+  source_placement: ColumnType<StoredPlacement | null, string | null | undefined, string | null>;
+  error: ColumnType<string | null, string | null | undefined, string | null>;
+  requested_by: string;
+  copy_passes: Generated<number>;
+  rows_copied: ColumnType<string, string | number | undefined, string | number>;
+  cutover_attempts: Generated<number>;
+  verification: ColumnType<TableVerification[] | null, string | null | undefined, string | null>;
+  paused_at: Timestamp | null;
+  switched_at: Timestamp | null;
+  write_pause_ms: ColumnType<number | null, number | null | undefined, number | null>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  finished_at: Timestamp | null;
+}
+
+export interface TenantMoveStepsTable {
+  id: Generated<string>;
+  move_id: string;
+  status: string;
+  at: Generated<Date>;
+  detail: ColumnType<Record<string, unknown>, string | undefined, never>;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -369,6 +422,8 @@ export interface Database {
   file_usage: FileUsageTable;
   file_uploads: FileUploadsTable;
   file_trash: FileTrashTable;
+  tenant_moves: TenantMovesTable;
+  tenant_move_steps: TenantMoveStepsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -376,3 +431,4 @@ export type NewTenant = Insertable<TenantsTable>;
 export type TenantUpdate = Updateable<TenantsTable>;
 export type Signup = Selectable<SignupsTable>;
 export type User = Selectable<UsersTable>;
+export type TenantMove = Selectable<TenantMovesTable>;

@@ -5,8 +5,11 @@ import { z } from 'zod';
  * so a support engineer can tell a signup id from a tenant id at a glance. Inside the
  * database they are plain uuids; these helpers convert at the API boundary.
  */
-/** `whe_`: a webhook endpoint; `msg_`: one webhook message (an event for one endpoint, the `webhook-id`). */
-export type IdPrefix = 'sgn' | 'ten' | 'usr' | 'whe' | 'msg';
+/**
+ * `whe_`: a webhook endpoint; `msg_`: one webhook message (an event for one endpoint, the
+ * `webhook-id`); `mov_`: a move of a tenant between isolation models.
+ */
+export type IdPrefix = 'sgn' | 'ten' | 'usr' | 'whe' | 'msg' | 'mov';
 
 const UUID_HEX = /^[0-9a-f]{32}$/;
 

@@ -18,3 +18,4 @@ export * from './webhooks.js';
 export * from './download.js';
 export * from './files.js';
 export * from './realtime.js';
+export * from './moves.js';

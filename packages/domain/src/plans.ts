@@ -66,9 +66,13 @@ const ISOLATION_IN_EVERY_PLAN: readonly Isolation[] = ['schema'];
 
 /** Whether a catalog plan may use an isolation model. */
 export function planHasIsolation(plan: string, isolation: Isolation): boolean {
-  if (ISOLATION_IN_EVERY_PLAN.includes(isolation)) return true;
   const definition = PLAN_CATALOG[plan as PlanId];
-  return definition !== undefined && (definition.capabilities as readonly string[]).includes(`isolation.${isolation}`);
+  return capabilitiesAllowIsolation(definition?.capabilities ?? [], isolation);
+}
+
+/** Whether a tenant's capabilities (its plan's, or its overrides) include an isolation model. */
+export function capabilitiesAllowIsolation(capabilities: readonly string[], isolation: Isolation): boolean {
+  return ISOLATION_IN_EVERY_PLAN.includes(isolation) || capabilities.includes(`isolation.${isolation}`);
 }
 
 /** The entitlements a trial gets; also what is served when billing state cannot be read (fail-open). */

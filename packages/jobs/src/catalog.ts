@@ -14,6 +14,8 @@ export const QUEUES = {
   maintenance: 'maintenance',
   /** Outgoing webhook deliveries, one job per (event, endpoint). */
   webhooks: 'webhooks',
+  /** Moves of tenants between isolation models, one job per move. */
+  moves: 'moves',
 } as const;
 
 export const JOBS = {
@@ -27,6 +29,8 @@ export const JOBS = {
   reconcileWebhooks: 'reconcile-webhooks',
   closeMonths: 'close-months',
   sweepFiles: 'sweep-files',
+  moveTenant: 'move-tenant',
+  reconcileMoves: 'reconcile-moves',
 } as const;
 
 export const ProvisionTenantPayload = z.object({
@@ -58,6 +62,17 @@ export function webhookJobId(deliveryId: string): string {
   return `whd-${deliveryId.replaceAll('-', '')}`;
 }
 
+export const MoveTenantPayload = z.object({ moveId: z.uuid() });
+export type MoveTenantPayload = z.infer<typeof MoveTenantPayload>;
+
+/**
+ * The job id of a move: one per move for its whole life, so the api's enqueue and the
+ * reconciler's re-enqueue of an open move add nothing while it is queued or running.
+ */
+export function moveJobId(moveId: string): string {
+  return `move-${moveId.replaceAll('-', '')}`;
+}
+
 export interface RetryPolicy {
   attempts: number;
   backoff: BackoffOptions;
@@ -76,6 +91,13 @@ export function provisioningRetryPolicy(attempts: number, baseDelayMs: number): 
 export function webhookRetryPolicy(attempts: number, baseDelayMs: number): RetryPolicy {
   return { attempts, backoff: { type: 'exponential', delay: baseDelayMs, jitter: 0.5 } };
 }
+
+/**
+ * Move retries: a step that failed (a target server briefly away, a worker's Postgres
+ * blip) is resumed from the state recorded in Postgres; after the last attempt the move
+ * is rolled back. Producer and reconciler use the same policy.
+ */
+export const MOVE_RETRY_POLICY: RetryPolicy = { attempts: 5, backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 } };
 
 /** The longest wait before attempt `attemptsMade + 1` under webhookRetryPolicy (jitter only shortens it). */
 export function webhookRetryDelayMs(attemptsMade: number, baseDelayMs: number): number {

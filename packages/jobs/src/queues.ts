@@ -1,6 +1,17 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type DeliverWebhookPayload, JOBS, type ProvisionTenantPayload, QUEUES, type RetryPolicy, provisionJobId, webhookJobId } from './catalog.js';
+import {
+  type DeliverWebhookPayload,
+  JOBS,
+  MOVE_RETRY_POLICY,
+  type MoveTenantPayload,
+  type ProvisionTenantPayload,
+  QUEUES,
+  type RetryPolicy,
+  moveJobId,
+  provisionJobId,
+  webhookJobId,
+} from './catalog.js';
 
 export type ProvisioningQueue = Queue<ProvisionTenantPayload>;
 
@@ -53,5 +64,24 @@ export async function enqueueWebhookDeliveries(queue: WebhookQueue, deliveryIds:
       data: { deliveryId },
       opts: { jobId: webhookJobId(deliveryId), attempts: retry.attempts, backoff: retry.backoff, removeOnComplete: true, removeOnFail: true },
     })),
+  );
+}
+
+export type MoveQueue = Queue<MoveTenantPayload>;
+
+/** The move queue (producers: the api, and the worker's reconciler). */
+export function createMoveQueue(connection: Redis, prefix: string): MoveQueue {
+  return new Queue<MoveTenantPayload>(QUEUES.moves, { connection, prefix, skipWaitingForReady: true });
+}
+
+/**
+ * Enqueue a move's state machine. Idempotent by job id; finished jobs are removed so the
+ * reconciler can enqueue an open move again whose job failed for good or was lost.
+ */
+export async function enqueueMove(queue: MoveQueue, moveId: string): Promise<void> {
+  await queue.add(
+    JOBS.moveTenant,
+    { moveId },
+    { jobId: moveJobId(moveId), attempts: MOVE_RETRY_POLICY.attempts, backoff: MOVE_RETRY_POLICY.backoff, removeOnComplete: true, removeOnFail: true },
   );
 }

@@ -23,12 +23,12 @@ export interface SuiteTenant {
 const PASSWORD = 'violet-otter-stapler-42';
 
 let counter = 0;
-export async function createSuiteTenant(stack: Stack, isolation: Isolation, label: string): Promise<SuiteTenant> {
+export async function createSuiteTenant(stack: Stack, isolation: Isolation, label: string, plan = suiteModel(isolation).plan): Promise<SuiteTenant> {
   counter += 1;
   const model = suiteModel(isolation);
   const email = `suite-${label.toLowerCase()}-${counter}-${process.pid}-${Date.now()}@example.com`;
   const created = await stack.admin('POST', '/v1/tenants', {
-    body: { name: `Suite ${isolation} ${label} ${counter}`, ownerEmail: email, ownerPassword: PASSWORD, plan: model.plan, isolation },
+    body: { name: `Suite ${isolation} ${label} ${counter}`, ownerEmail: email, ownerPassword: PASSWORD, plan, isolation },
   });
   expect(created.status, JSON.stringify(created.body)).toBe(202);
   const tenantId: string = created.body.tenantId;
@@ -39,6 +39,18 @@ export async function createSuiteTenant(stack: Stack, isolation: Isolation, labe
   const login = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email, password: PASSWORD } });
   expect(login.status).toBe(200);
   return { isolation, tenantId, id: fromPublicId('ten', tenantId)!, slug: tenant.slug, token: login.body.token, email, password: PASSWORD };
+}
+
+/** Move a suite tenant to another model through the admin API and wait until it is done; its credentials carry over. */
+export async function moveSuiteTenant(stack: Stack, tenant: SuiteTenant, to: Isolation): Promise<SuiteTenant> {
+  const started = await stack.admin('POST', `/v1/tenants/${tenant.tenantId}/move`, { body: { isolation: to } });
+  expect(started.status, JSON.stringify(started.body)).toBe(202);
+  const final = await waitFor(async () => {
+    const res = await stack.admin('GET', `/v1/tenants/${tenant.tenantId}/moves/${started.body.moveId}`);
+    return res.body.status === 'done' || res.body.status === 'rolled_back' ? res.body : undefined;
+  }, 120_000, 100);
+  expect(final.status, JSON.stringify(final)).toBe('done');
+  return { ...tenant, isolation: to };
 }
 
 async function placement(stack: Stack, tenant: SuiteTenant) {

@@ -9,10 +9,11 @@ import {
 } from '@tenantry/domain';
 import { router, tenantProcedure } from '../trpc.js';
 
-const tenantRef = (tenant: { id: string; isolation: Isolation; schema_name: string | null }) => ({
+const tenantRef = (tenant: { id: string; isolation: Isolation; schema_name: string | null; placement_generation: number }) => ({
   id: tenant.id,
   isolation: tenant.isolation,
   schemaName: tenant.schema_name,
+  placementGeneration: tenant.placement_generation,
 });
 
 /** Changes are published for realtime streams only where the plan has realtime: nobody else could follow them. */
@@ -26,7 +27,7 @@ export const documentsRouter = router({
         method: 'POST',
         path: '/collections/{collection}/documents',
         summary: 'Create a document',
-        description: "Stores a JSON document in one of the caller's tenant's collections. The JSON is stored exactly as sent: nesting deeper than 64, numbers a double cannot hold exactly, lone surrogates and `__proto__` keys are refused (400). Once the tenant's `storageBytes` reaches its limit, 402 `quota_exceeded` (reads and deletes still work).",
+        description: "Stores a JSON document in one of the caller's tenant's collections. The JSON is stored exactly as sent: nesting deeper than 64, numbers a double cannot hold exactly, lone surrogates and `__proto__` keys are refused (400). Once the tenant's `storageBytes` reaches its limit, 402 `quota_exceeded` (reads and deletes still work). While a move of the tenant to another isolation model switches stores, a write waits a moment, then may get 503 `tenant_moving` with `Retry-After` (nothing was written: send it again).",
         successStatus: 201,
         auth: 'tenant',
       },
@@ -70,7 +71,7 @@ export const documentsRouter = router({
         method: 'PUT',
         path: '/collections/{collection}/documents/{id}',
         summary: 'Replace a document',
-        description: "Replaces a document's data wholesale (same rules as create).",
+        description: "Replaces a document's data wholesale (same rules as create, 503 `tenant_moving` during a move's switch included).",
         auth: 'tenant',
       },
       addsTo: 'storageBytes',
@@ -85,7 +86,7 @@ export const documentsRouter = router({
         method: 'DELETE',
         path: '/collections/{collection}/documents/{id}',
         summary: 'Delete a document',
-        description: 'Deletes a document and answers it as it was. Deletes always work, whatever the quota state.',
+        description: "Deletes a document and answers it as it was. Deletes always work, whatever the quota state (during a move's switch they wait, then may get 503 `tenant_moving`, like every write).",
         auth: 'tenant',
       },
     })

@@ -9,6 +9,7 @@ import { invoicesRouter } from './invoices.js';
 import { filesRouter } from './files.js';
 import { realtimeRouter } from './realtime.js';
 import { metaRouter } from './meta.js';
+import { movesRouter } from './moves.js';
 import { operatorRouter } from './operator.js';
 import { pricingRouter } from './pricing.js';
 import { signupRouter } from './signup.js';
@@ -22,6 +23,7 @@ export const appRouter = router({
   auth: authRouter,
   meta: metaRouter,
   tenants: tenantsRouter,
+  moves: movesRouter,
   billing: billingRouter,
   audit: auditRouter,
   apiKeys: apiKeysRouter,
@@ -43,6 +45,7 @@ export const ROUTER_TAGS: Readonly<Record<keyof AppRouter['_def']['record'], str
   auth: 'Password login and the signed-in user',
   meta: 'The API description itself',
   tenants: 'Operators and billing systems: create, list, read, rename and steer tenants through their lifecycle (platform key)',
+  moves: 'Online moves of a tenant between isolation models (schema, database, cluster), run by the worker (platform key, hosted mode)',
   billing: "A tenant's plan, subscription state and quota overrides (platform key, hosted mode)",
   audit: 'The tamper-evident audit log (platform key)',
   apiKeys: "A tenant's API keys for its own programs",

@@ -18,10 +18,14 @@ export function newTenantApiKey(): { key: string; keyHash: Buffer } {
   return { key, keyHash: hashToken(key) };
 }
 
-/** The tenant a credential acts for, as every tenant call needs it (status, routing, hostname). */
-export type CredentialTenant = Pick<Tenant, 'id' | 'slug' | 'status' | 'isolation' | 'schema_name'>;
+/**
+ * The tenant a credential acts for, as every tenant call needs it (status, routing,
+ * hostname, whether a move pauses its writes). Read on every call, never cached: a move's
+ * switch is honoured by the very next request of every api instance.
+ */
+export type CredentialTenant = Pick<Tenant, 'id' | 'slug' | 'status' | 'isolation' | 'schema_name' | 'placement_generation' | 'writes_paused_at'>;
 
-const TENANT_COLUMNS = ['tenants.slug', 'tenants.status', 'tenants.isolation', 'tenants.schema_name'] as const;
+const TENANT_COLUMNS = ['tenants.slug', 'tenants.status', 'tenants.isolation', 'tenants.schema_name', 'tenants.placement_generation', 'tenants.writes_paused_at'] as const;
 
 /**
  * Resolve a bearer credential to a tenant principal and its tenant, in one query (this runs
@@ -42,7 +46,7 @@ export async function authenticateTenant(db: Db, bearer: string | null): Promise
     if (!key) throw new UnauthorizedError('invalid_token', 'The API key is invalid or revoked');
     return {
       principal: { kind: 'api_key', tenantId: key.tenant_id, apiKeyId: key.id, scope: key.scope },
-      tenant: { id: key.tenant_id, slug: key.slug, status: key.status, isolation: key.isolation, schema_name: key.schema_name },
+      tenant: { id: key.tenant_id, ...tenantColumnsOf(key) },
     };
   }
   const session = await db
@@ -56,6 +60,17 @@ export async function authenticateTenant(db: Db, bearer: string | null): Promise
   if (!session) throw new UnauthorizedError('invalid_token', 'The token is invalid or has expired');
   return {
     principal: { kind: 'session', tenantId: session.tenant_id, userId: session.user_id, sessionId: session.id, role: session.role },
-    tenant: { id: session.tenant_id, slug: session.slug, status: session.status, isolation: session.isolation, schema_name: session.schema_name },
+    tenant: { id: session.tenant_id, ...tenantColumnsOf(session) },
+  };
+}
+
+function tenantColumnsOf(row: Omit<CredentialTenant, 'id'>): Omit<CredentialTenant, 'id'> {
+  return {
+    slug: row.slug,
+    status: row.status,
+    isolation: row.isolation,
+    schema_name: row.schema_name,
+    placement_generation: row.placement_generation,
+    writes_paused_at: row.writes_paused_at,
   };
 }

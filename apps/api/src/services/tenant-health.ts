@@ -11,7 +11,7 @@ export async function tenantHealth(db: Db, tenantStore: TenantStore, dns: DnsPro
   const id = fromPublicId('ten', ref);
   const tenant = await db
     .selectFrom('tenants')
-    .select(['id', 'slug', 'status', 'isolation', 'schema_name'])
+    .select(['id', 'slug', 'status', 'isolation', 'schema_name', 'placement_generation'])
     .where(id ? 'id' : 'slug', '=', id ?? ref)
     .executeTakeFirst();
   if (!tenant) throw new NotFoundError('Tenant', 'tenant_not_found');
@@ -22,7 +22,7 @@ export async function tenantHealth(db: Db, tenantStore: TenantStore, dns: DnsPro
     db.selectFrom('tenant_health').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirst(),
   ]);
   const checkStore = tenant.status === 'active' || tenant.status === 'suspended' || tenant.status === 'pending_deletion';
-  const store = checkStore ? await probeTenantStore(tenantStore, { id: tenant.id, isolation: tenant.isolation, schemaName: tenant.schema_name }) : null;
+  const store = checkStore ? await probeTenantStore(tenantStore, { id: tenant.id, isolation: tenant.isolation, schemaName: tenant.schema_name, placementGeneration: tenant.placement_generation }) : null;
   return {
     tenantId: toPublicId('ten', tenant.id),
     healthy: tenant.status === 'active' && store?.ok === true,

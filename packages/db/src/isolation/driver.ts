@@ -2,6 +2,7 @@ import type { Isolation } from '@tenantry/domain';
 import type { Transaction, UpdateType } from 'kysely';
 import type { Db } from '../client.js';
 import type { Database, Tenant, TenantsTable } from '../schema.js';
+import type { Placement } from './placement.js';
 import type { StorageMeasure } from './shared/storage.js';
 
 /** A tenant as requests and probes name it: enough for its driver to find its data. */
@@ -9,6 +10,11 @@ export interface TenantRef {
   id: string;
   isolation: Isolation;
   schemaName: string | null;
+  /**
+   * The tenant row's placement_generation when the ref was read: a per-tenant pool opened
+   * for an older placement (before a move) is not used for it.
+   */
+  placementGeneration: number;
 }
 
 /**
@@ -63,6 +69,19 @@ export interface TenantPoolOptions {
   applicationName: string;
 }
 
+/**
+ * A tenant's store at a given placement, for a move: transactions as the tenant's own role
+ * (exactly what requests get through `open`), at a placement that need not be the tenant
+ * row's (the target before the switch). Close it when done.
+ */
+export interface AttachedStore {
+  run<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** The tenant's writes could not be paused at its store in time (in-flight writes did not finish). */
+export class FreezeTimeoutError extends Error {}
+
 /** What every driver is built with (each model's own options come on top, see registry.ts). */
 export interface DriverContext {
   /** The control-plane database: tenant rows, placements, the tenant lock. */
@@ -85,15 +104,16 @@ export interface DriverContext {
  * it lists in `placementColumns`, and reads it back from there; so everything but
  * `provision` works from the row alone, in any process that has the driver.
  *
- * Online moves between models go here later, as members of this interface used by a move
- * state machine in the worker: the target driver's `provision` runs while the source still
- * serves; the source exports the tenant's rows (`export`, a consistent snapshot) and the
- * target imports them (`import`), or the source copies into the target directly; then
- * `freeze` (writes wait or get 503, reads go on) on the source, a final copy, `verify` (row
- * counts and checksums, read through `open` on both sides), the routing switch on the
- * tenant row, and the source's `drop` once the move is verified. Drivers that share
- * placement columns (database and cluster both use database_*) will need the target's
- * placement kept apart from the source's until the switch.
+ * Online moves between models use the members under "Moves": the target driver chooses a
+ * placement (`placeMove`) that the move keeps on its own row — database and cluster share
+ * the database_* columns, so the target's cannot sit on the tenant row beside the
+ * source's — and makes the storage there (`provisionAt`) while the source still serves;
+ * the worker copies rows between the two through `attach` (as the tenant's own role, the
+ * same path requests take) until they agree, `freeze`s the source (writes refused, reads
+ * go on), copies the last changes, verifies row counts and checksums, switches the tenant
+ * row to the target in one control-plane transaction and finally `dropAt`s the source. A
+ * move that fails before the switch `thaw`s the source and drops the target. See
+ * apps/worker/src/moves/.
  */
 export interface IsolationDriver {
   readonly model: Isolation;
@@ -155,6 +175,44 @@ export interface IsolationDriver {
 
   /** Release what the driver holds open (per-tenant pools). */
   close(): Promise<void>;
+
+  // ---- Moves ------------------------------------------------------------------------
+
+  /**
+   * Choose where a move to this model puts the tenant (a server, a port, fresh encrypted
+   * passwords), without making anything yet: the move records it on its row first, so a
+   * retry makes the same storage. Refuses like `provision` when the model is unavailable.
+   */
+  placeMove(tenantId: string): Promise<Placement>;
+
+  /**
+   * Make (or finish making) the tenant's storage at `placement`, empty and ready for its
+   * rows; idempotent and resumable like `provision`. Never touches the tenant row. Answers
+   * the placement as it now is (an instance restarted on another port).
+   */
+  provisionAt(tenantId: string, placement: Placement): Promise<Placement>;
+
+  /** The tenant's store at `placement`, as its own role (see AttachedStore). */
+  attach(tenantId: string, placement: Placement): Promise<AttachedStore>;
+
+  /**
+   * Stop the tenant's writes at `placement` for good — its role keeps SELECT and loses
+   * INSERT, UPDATE and DELETE — once the writes already running there have committed
+   * (waited for up to `timeoutMs`, else FreezeTimeoutError and nothing changed). Reads are
+   * never blocked. Enforced by privileges, not a session setting a client could undo.
+   * Idempotent.
+   */
+  freeze(tenantId: string, placement: Placement, timeoutMs: number): Promise<void>;
+
+  /** Give the tenant's role its writes back at `placement` (a move rolled back). Idempotent. */
+  thaw(tenantId: string, placement: Placement): Promise<void>;
+
+  /**
+   * Remove the tenant's storage at `placement` — the source once a move is done, the
+   * target when one is rolled back — in the placement's own terms (never the tenant row's).
+   * Idempotent.
+   */
+  dropAt(tenantId: string, placement: Placement): Promise<void>;
 }
 
 /** A driver's `open` as a TenantStore (what probes and the documents service take). */

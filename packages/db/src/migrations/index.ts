@@ -12,6 +12,7 @@ import * as webhooks from './2026-12-01T1200_webhooks.js';
 import * as usage from './2026-12-01T1300_usage.js';
 import * as invoices from './2026-12-01T1400_invoices.js';
 import * as filesRealtime from './2026-12-01T1500_files_realtime.js';
+import * as moves from './2026-12-01T1600_moves.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -31,4 +32,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-01T1300_usage': usage,
   '2026-12-01T1400_invoices': invoices,
   '2026-12-01T1500_files_realtime': filesRealtime,
+  '2026-12-01T1600_moves': moves,
 };

@@ -1,15 +1,35 @@
-import { assertTenantRoleName } from '@tenantry/domain';
+import { assertTenantRoleName, tenantRoleName } from '@tenantry/domain';
 import type { Transaction } from 'kysely';
+import type pg from 'pg';
 import type { Database } from '../../schema.js';
-import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, UnsupportedIsolationError, storeOf } from '../driver.js';
+import {
+  type AttachedStore,
+  type DriverContext,
+  type IsolationDriver,
+  type ProvisioningTenant,
+  type StoreProbe,
+  type TeardownTarget,
+  type TenantRef,
+  UnsupportedIsolationError,
+  storeOf,
+} from '../driver.js';
 import { withClient } from '../../pg-faults.js';
+import type { Placement } from '../placement.js';
 import { probeTenantStore } from '../probe.js';
 import { decryptSecret } from '../shared/secrets.js';
 import { type StorageMeasure, measureTenantDatabase, vacuumSchemaTables } from '../shared/storage.js';
 import { connectionUrl } from '../shared/tenant-database.js';
-import { TenantPools } from '../shared/tenant-pools.js';
+import { TenantPools, attachTenantDatabase } from '../shared/tenant-pools.js';
+import { freezeTenantTables, thawTenantTables } from '../shared/tenant-tables.js';
 import { KubernetesClusters } from './kubernetes.js';
-import { CLUSTER_SUPERUSER, CLUSTER_TENANT_DATABASE, type LocalClusterOptions, LocalClusterProvisioner } from './local.js';
+import {
+  CLUSTER_SUPERUSER,
+  CLUSTER_TENANT_DATABASE,
+  type ClusterPlacement,
+  type LocalClusterOptions,
+  LocalClusterProvisioner,
+  tenantClusterDirName,
+} from './local.js';
 import { type ClusterRuntime, RemoteClusters } from './runtime.js';
 
 export interface ClusterDriverOptions {
@@ -84,7 +104,7 @@ export class ClusterDriver implements IsolationDriver {
 
   open<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     if (!this.context.secretKey) return Promise.reject(new UnsupportedIsolationError('no store driver for cluster isolation (TENANT_SECRET_KEY is not set)'));
-    return this.pools.run(tenant.id, fn);
+    return this.pools.run(tenant, fn);
   }
 
   async health(tenant: TenantRef): Promise<StoreProbe> {
@@ -138,17 +158,87 @@ export class ClusterDriver implements IsolationDriver {
   }
 
   /** The tenant's instance on loopback, database `tenant`, as its own role (the password decrypted here, once per pool). */
-  private async connectionOf(tenantId: string): Promise<string> {
+  private async connectionOf(tenantId: string): Promise<{ url: string; generation: number }> {
     const row = await this.context.db
       .selectFrom('tenants')
-      .select(['database_server', 'database_name', 'database_role', 'database_password_enc'])
+      .select(['database_server', 'database_name', 'database_role', 'database_password_enc', 'placement_generation'])
       .where('id', '=', tenantId)
       .where('isolation', '=', this.model)
       .executeTakeFirst();
-    if (!row || !row.database_server || !row.database_name || !row.database_role || !row.database_password_enc) throw new Error('the tenant has no cluster');
-    assertTenantRoleName(row.database_role);
-    if (row.database_name !== CLUSTER_TENANT_DATABASE || !LOOPBACK_SERVER.test(row.database_server)) throw new Error('the tenant cluster placement is invalid');
-    const password = decryptSecret(this.context.secretKey!, row.database_password_enc, tenantId);
-    return connectionUrl(`postgres://${row.database_server}/postgres`, row.database_name, { user: row.database_role, password });
+    if (!row) throw new Error('the tenant has no cluster');
+    return { url: this.urlOf(tenantId, row), generation: row.placement_generation };
   }
+
+  private urlOf(tenantId: string, placement: Placement): string {
+    const { database_server: server, database_name: database, database_role: role, database_password_enc: passwordEnc } = placement;
+    if (!server || !database || !role || !passwordEnc) throw new Error('the tenant has no cluster');
+    assertTenantRoleName(role);
+    if (database !== CLUSTER_TENANT_DATABASE || !LOOPBACK_SERVER.test(server)) throw new Error('the tenant cluster placement is invalid');
+    const password = decryptSecret(this.context.secretKey!, passwordEnc, tenantId);
+    return connectionUrl(`postgres://${server}/postgres`, database, { user: role, password });
+  }
+
+  // ---- Moves: the target is a new instance of the runtime's; the source's is stopped and removed.
+
+  async placeMove(tenantId: string): Promise<Placement> {
+    const reason = this.unavailable();
+    if (reason) throw new Error(reason);
+    return columnsOf(await this.runtime.placeMove(tenantId));
+  }
+
+  async provisionAt(tenantId: string, placement: Placement): Promise<Placement> {
+    const reason = this.unavailable();
+    if (reason) throw new Error(reason);
+    return columnsOf(await this.runtime.provisionAt(tenantId, this.clusterPlacement(tenantId, placement)));
+  }
+
+  async attach(tenantId: string, placement: Placement): Promise<AttachedStore> {
+    return attachTenantDatabase(this.urlOf(tenantId, placement), tenantId, { applicationName: 'tenantry-move', warn: this.context.warn });
+  }
+
+  /** As the instance's superuser, in its database `tenant`. */
+  async freeze(tenantId: string, placement: Placement, timeoutMs: number): Promise<void> {
+    const cluster = this.clusterPlacement(tenantId, placement);
+    await this.asSuperuser(tenantId, cluster, (client) => freezeTenantTables(client, 'public', cluster.role, timeoutMs));
+  }
+
+  async thaw(tenantId: string, placement: Placement): Promise<void> {
+    const cluster = this.clusterPlacement(tenantId, placement);
+    await this.asSuperuser(tenantId, cluster, (client) => thawTenantTables(client, 'public', cluster.role));
+  }
+
+  /** Stop the instance and remove its directory (the runtime's drop; needs no key). */
+  async dropAt(tenantId: string, placement: Placement): Promise<void> {
+    await this.runtime.drop(tenantId, placement.cluster_data_dir ?? null);
+  }
+
+  /** A placement's parts, checked: its directory and role must be the ones the tenant id gives. */
+  private clusterPlacement(tenantId: string, placement: Placement): ClusterPlacement {
+    const { cluster_data_dir: dataDir, cluster_port: port, database_role: role, database_password_enc: rolePasswordEnc, cluster_admin_password_enc: adminPasswordEnc } = placement;
+    if (!dataDir || !port || !role || !rolePasswordEnc || !adminPasswordEnc) throw new Error('the tenant has no cluster');
+    if (!dataDir.endsWith(`/${tenantClusterDirName(tenantId)}`) || role !== tenantRoleName(tenantId)) throw new Error("the placement names another tenant's cluster");
+    return { dataDir, port, role, rolePasswordEnc, adminPasswordEnc };
+  }
+
+  private asSuperuser<T>(tenantId: string, cluster: ClusterPlacement, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const password = decryptSecret(this.context.secretKey!, cluster.adminPasswordEnc, tenantId);
+    return withClient(
+      { host: '127.0.0.1', port: cluster.port, user: CLUSTER_SUPERUSER, password, database: CLUSTER_TENANT_DATABASE, connectionTimeoutMillis: 5_000, application_name: 'tenantry-move' },
+      fn,
+      (message) => this.context.warn(message),
+    );
+  }
+}
+
+/** A local instance's placement as tenant-row columns (what the cluster driver records). */
+function columnsOf(cluster: ClusterPlacement): Placement {
+  return {
+    database_server: `127.0.0.1:${cluster.port}`,
+    database_name: CLUSTER_TENANT_DATABASE,
+    database_role: cluster.role,
+    database_password_enc: cluster.rolePasswordEnc,
+    cluster_data_dir: cluster.dataDir,
+    cluster_port: cluster.port,
+    cluster_admin_password_enc: cluster.adminPasswordEnc,
+  };
 }

@@ -103,4 +103,12 @@ export class KubernetesClusters implements ClusterRuntime {
   drop(): Promise<never> {
     return Promise.reject(new Error(`${KUBERNETES_REFUSAL}: a cluster tenant cannot be removed by this worker`));
   }
+
+  placeMove(): Promise<never> {
+    return Promise.reject(new Error(KUBERNETES_REFUSAL));
+  }
+
+  provisionAt(): Promise<never> {
+    return Promise.reject(new Error(KUBERNETES_REFUSAL));
+  }
 }

@@ -96,6 +96,13 @@ async function portIsFree(port: number): Promise<boolean> {
   });
 }
 
+/** The port a running instance listens on (line 4 of its postmaster.pid), if it runs. */
+async function runningPort(dataDir: string): Promise<number | undefined> {
+  const pid = await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '');
+  const port = Number(pid.split('\n')[3]);
+  return Number.isInteger(port) && port > 0 ? port : undefined;
+}
+
 const exists = (file: string) =>
   access(file).then(
     () => true,
@@ -223,6 +230,38 @@ export class LocalClusterProvisioner implements ClusterRuntime {
     }
   }
 
+  /**
+   * A move's target: where the tenant's instance goes (its directory, a free port, fresh
+   * encrypted passwords). The move records it on its own row; nothing is made yet.
+   */
+  async placeMove(tenantId: string): Promise<ClusterPlacement> {
+    const key = this.requireKey();
+    return {
+      dataDir: this.dataDirOf(tenantId),
+      port: await freePort(),
+      role: tenantRoleName(tenantId),
+      rolePasswordEnc: encryptSecret(key, generateRolePassword(), tenantId),
+      adminPasswordEnc: encryptSecret(key, generateRolePassword(), tenantId),
+    };
+  }
+
+  /**
+   * A move's target: initdb, start and fill the instance at `placement`, as `provision`
+   * does but leaving the tenant row alone (it names the source until the switch). Answers
+   * the port it really runs on, read from its postmaster.pid: after a crash it may have
+   * been started on another one than the placement says.
+   */
+  async provisionAt(tenantId: string, placement: ClusterPlacement): Promise<ClusterPlacement> {
+    return withTenantLock(this.db, tenantId, async (conn) => {
+      const key = this.requireKey();
+      await this.ensureInitialised(placement.dataDir, decryptSecret(key, placement.adminPasswordEnc, tenantId));
+      const started = await this.ensureRunning(conn, tenantId, placement);
+      const running = { ...started, port: (await runningPort(placement.dataDir)) ?? started.port };
+      await this.ensureTenantObjects(tenantId, running);
+      return running;
+    });
+  }
+
   private requireKey(): Buffer {
     if (!this.options.secretKey) throw new Error('cluster isolation needs TENANT_SECRET_KEY (32 bytes, base64) on the worker');
     return this.options.secretKey;
@@ -294,6 +333,8 @@ export class LocalClusterProvisioner implements ClusterRuntime {
         .updateTable('tenants')
         .set({ cluster_port: port, database_server: `127.0.0.1:${port}`, updated_at: sql`now()` })
         .where('id', '=', tenantId)
+        // A move's target instance is not on the tenant row yet (it still names the source).
+        .where('isolation', '=', 'cluster')
         .execute();
     }
     const started = await this.pg('pg_ctl', pgCtlStartArgs(dataDir, port, this.options.settings), dataDir);

@@ -1,4 +1,5 @@
 import type { ProvisioningTenant } from '../driver.js';
+import type { ClusterPlacement } from './local.js';
 
 /**
  * Where a cluster tenant's dedicated instance runs: the variant TENANT_CLUSTER_DRIVER
@@ -15,6 +16,10 @@ export interface ClusterRuntime {
   drop(tenantId: string, dataDir: string | null): Promise<void>;
   /** Start the tenant's instance if it is down; true if it was started. Absent when this variant cannot. */
   restartIfDown?(tenantId: string): Promise<boolean>;
+  /** A move's target: choose where the tenant's instance goes, making nothing (IsolationDriver.placeMove). */
+  placeMove(tenantId: string): Promise<ClusterPlacement>;
+  /** A move's target: make and start the instance at `placement`, the tenant row untouched (IsolationDriver.provisionAt). */
+  provisionAt(tenantId: string, placement: ClusterPlacement): Promise<ClusterPlacement>;
 }
 
 /**
@@ -31,6 +36,14 @@ export class RemoteClusters implements ClusterRuntime {
   }
 
   drop(): Promise<never> {
+    return Promise.reject(new Error('this process does not run tenant clusters (the worker does)'));
+  }
+
+  placeMove(): Promise<never> {
+    return Promise.reject(new Error('this process does not run tenant clusters (the worker does)'));
+  }
+
+  provisionAt(): Promise<never> {
     return Promise.reject(new Error('this process does not run tenant clusters (the worker does)'));
   }
 }

@@ -1,12 +1,24 @@
-import { assertTenantDatabaseName, assertTenantRoleName } from '@tenantry/domain';
+import { assertTenantDatabaseName, assertTenantRoleName, tenantDatabaseName, tenantRoleName } from '@tenantry/domain';
 import type { Transaction } from 'kysely';
 import type { Database } from '../../schema.js';
-import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, UnsupportedIsolationError, storeOf } from '../driver.js';
+import {
+  type AttachedStore,
+  type DriverContext,
+  type IsolationDriver,
+  type ProvisioningTenant,
+  type StoreProbe,
+  type TeardownTarget,
+  type TenantRef,
+  UnsupportedIsolationError,
+  storeOf,
+} from '../driver.js';
+import type { Placement } from '../placement.js';
 import { probeTenantStore } from '../probe.js';
 import { decryptSecret } from '../shared/secrets.js';
 import { connectionUrl } from '../shared/tenant-database.js';
-import { TenantPools } from '../shared/tenant-pools.js';
-import { TenantDatabaseProvisioner } from './provisioner.js';
+import { TenantPools, attachTenantDatabase } from '../shared/tenant-pools.js';
+import { freezeTenantTables, thawTenantTables } from '../shared/tenant-tables.js';
+import { type DatabasePlacement, TenantDatabaseProvisioner } from './provisioner.js';
 import { type StorageMeasure, measureTenantDatabase, vacuumSchemaTables } from '../shared/storage.js';
 import { type TenantDbServer, serverOf, tenantDbServers, withAdmin } from './servers.js';
 
@@ -69,7 +81,7 @@ export class DatabaseDriver implements IsolationDriver {
 
   open<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     if (!this.context.secretKey) return Promise.reject(new UnsupportedIsolationError('no store driver for database isolation (TENANT_SECRET_KEY is not set)'));
-    return this.pools.run(tenant.id, fn);
+    return this.pools.run(tenant, fn);
   }
 
   health(tenant: TenantRef): Promise<StoreProbe> {
@@ -109,18 +121,65 @@ export class DatabaseDriver implements IsolationDriver {
   }
 
   /** The tenant's own database on its server, as its own role (the password decrypted here, once per pool). */
-  private async connectionOf(tenantId: string): Promise<string> {
+  private async connectionOf(tenantId: string): Promise<{ url: string; generation: number }> {
     const row = await this.context.db
       .selectFrom('tenants')
-      .select(['database_server', 'database_name', 'database_role', 'database_password_enc'])
+      .select(['database_server', 'database_name', 'database_role', 'database_password_enc', 'placement_generation'])
       .where('id', '=', tenantId)
       .where('isolation', '=', this.model)
       .executeTakeFirst();
-    if (!row || !row.database_server || !row.database_name || !row.database_role || !row.database_password_enc) throw new Error('the tenant has no database');
-    assertTenantRoleName(row.database_role);
-    assertTenantDatabaseName(row.database_name);
-    const server = serverOf(this.servers, row.database_server);
-    const password = decryptSecret(this.context.secretKey!, row.database_password_enc, tenantId);
-    return connectionUrl(server.adminUrl, row.database_name, { user: row.database_role, password });
+    if (!row) throw new Error('the tenant has no database');
+    return { url: this.urlOf(tenantId, row), generation: row.placement_generation };
+  }
+
+  private urlOf(tenantId: string, placement: Placement): string {
+    const { server, database, role, passwordEnc } = this.databasePlacement(tenantId, placement);
+    const password = decryptSecret(this.context.secretKey!, passwordEnc, tenantId);
+    return connectionUrl(serverOf(this.servers, server).adminUrl, database, { user: role, password });
+  }
+
+  /** A placement's parts, checked: its names must be the ones the tenant id gives. */
+  private databasePlacement(tenantId: string, placement: Placement): DatabasePlacement {
+    const { database_server: server, database_name: database, database_role: role, database_password_enc: passwordEnc } = placement;
+    if (!server || !database || !role || !passwordEnc) throw new Error('the tenant has no database');
+    assertTenantRoleName(role);
+    assertTenantDatabaseName(database);
+    if (database !== tenantDatabaseName(tenantId) || role !== tenantRoleName(tenantId)) throw new Error("the placement names another tenant's database");
+    return { server, database, role, passwordEnc };
+  }
+
+  // ---- Moves: the target database td_<id> on the least loaded server, as for a new tenant.
+
+  async placeMove(tenantId: string): Promise<Placement> {
+    const reason = this.unavailable();
+    if (reason) throw new Error(reason);
+    const chosen = await this.provisioner.choose(this.context.db, tenantId);
+    return { database_server: chosen.server, database_name: chosen.database, database_role: chosen.role, database_password_enc: chosen.passwordEnc };
+  }
+
+  async provisionAt(tenantId: string, placement: Placement): Promise<Placement> {
+    await this.provisioner.provisionAt(tenantId, this.databasePlacement(tenantId, placement));
+    return placement;
+  }
+
+  async attach(tenantId: string, placement: Placement): Promise<AttachedStore> {
+    return attachTenantDatabase(this.urlOf(tenantId, placement), tenantId, { applicationName: 'tenantry-move', warn: this.context.warn });
+  }
+
+  /** As the server's admin, in the tenant's database (which the admin owns). */
+  async freeze(tenantId: string, placement: Placement, timeoutMs: number): Promise<void> {
+    const { server, database, role } = this.databasePlacement(tenantId, placement);
+    await withAdmin(serverOf(this.servers, server), database, (client) => freezeTenantTables(client, 'public', role, timeoutMs));
+  }
+
+  async thaw(tenantId: string, placement: Placement): Promise<void> {
+    const { server, database, role } = this.databasePlacement(tenantId, placement);
+    await withAdmin(serverOf(this.servers, server), database, (client) => thawTenantTables(client, 'public', role));
+  }
+
+  /** The database and its role, on the placement's server only. */
+  async dropAt(tenantId: string, placement: Placement): Promise<void> {
+    if (placement.database_name) assertTenantDatabaseName(placement.database_name);
+    await this.provisioner.drop(tenantId, placement.database_server ?? null);
   }
 }

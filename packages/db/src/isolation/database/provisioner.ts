@@ -12,7 +12,7 @@ import { type TenantDbServer, serverKeyOf, serverOf, withAdmin } from './servers
 /** The template every tenant database is cloned from, on each server. */
 export const TENANT_TEMPLATE_DATABASE = 'tenantry_tenant_template';
 
-export interface Placement {
+export interface DatabasePlacement {
   server: string;
   database: string;
   role: string;
@@ -65,24 +65,60 @@ export class TenantDatabaseProvisioner {
    * anything is created, so a retry reuses the same server and password), then make its
    * role and its database. Serialised per tenant with the saga's advisory lock.
    */
-  async provision(tenant: ProvisioningTenant): Promise<Placement> {
+  async provision(tenant: ProvisioningTenant): Promise<DatabasePlacement> {
     return withTenantLock(this.db, tenant.id, async (conn) => {
       const placement = await this.place(conn, tenant);
-      const server = serverOf(this.options.servers, placement.server);
-      await this.prepareServer(server);
-      const key = this.requireKey();
-      const password = decryptSecret(key, placement.passwordEnc, tenant.id);
-      await withAdmin(server, 'postgres', async (client) => {
-        await ensureRole(client, placement.role, password);
-        await createDatabaseIfMissing(client, placement.database, TENANT_TEMPLATE_DATABASE);
-        const database = client.escapeIdentifier(placement.database);
-        await client.query(`revoke all on database ${database} from public; grant connect on database ${database} to ${client.escapeIdentifier(placement.role)}`);
-      });
-      await withAdmin(server, placement.database, async (client) => {
-        const role = client.escapeIdentifier(placement.role);
-        await client.query(`grant usage on schema public to ${role}; grant select, insert, update, delete on documents to ${role}`);
-      });
+      await this.make(tenant.id, placement);
       return placement;
+    });
+  }
+
+  /**
+   * A move's target: make the role and database of a placement chosen by `choose` and kept
+   * on the move row (the tenant row still names the source). Same lock, same steps.
+   */
+  async provisionAt(tenantId: string, placement: DatabasePlacement): Promise<DatabasePlacement> {
+    return withTenantLock(this.db, tenantId, async () => {
+      await this.make(tenantId, placement);
+      return placement;
+    });
+  }
+
+  /** Where a new tenant database goes: the server with the fewest tenants (ties: the first listed), a fresh password. */
+  async choose(conn: Db, tenantId: string): Promise<DatabasePlacement> {
+    const key = this.requireKey();
+    const counts = await conn
+      .selectFrom('tenants')
+      .select(['database_server', (eb) => eb.fn.countAll<string>().as('n')])
+      .where('database_server', 'is not', null)
+      .groupBy('database_server')
+      .execute();
+    const load = new Map(counts.map((c) => [c.database_server, Number(c.n)]));
+    const server = [...this.options.servers].sort((a, b) => (load.get(a.key) ?? 0) - (load.get(b.key) ?? 0))[0];
+    if (!server) throw new Error('no tenant database server configured');
+    return {
+      server: server.key,
+      database: tenantDatabaseName(tenantId),
+      role: tenantRoleName(tenantId),
+      passwordEnc: encryptSecret(key, generateRolePassword(), tenantId),
+    };
+  }
+
+  /** The role, the database cloned from the template, CONNECT and table grants: each idempotent. */
+  private async make(tenantId: string, placement: DatabasePlacement): Promise<void> {
+    const server = serverOf(this.options.servers, placement.server);
+    await this.prepareServer(server);
+    const key = this.requireKey();
+    const password = decryptSecret(key, placement.passwordEnc, tenantId);
+    await withAdmin(server, 'postgres', async (client) => {
+      await ensureRole(client, placement.role, password);
+      await createDatabaseIfMissing(client, placement.database, TENANT_TEMPLATE_DATABASE);
+      const database = client.escapeIdentifier(placement.database);
+      await client.query(`revoke all on database ${database} from public; grant connect on database ${database} to ${client.escapeIdentifier(placement.role)}`);
+    });
+    await withAdmin(server, placement.database, async (client) => {
+      const role = client.escapeIdentifier(placement.role);
+      await client.query(`grant usage on schema public to ${role}; grant select, insert, update, delete on documents to ${role}`);
     });
   }
 
@@ -109,7 +145,7 @@ export class TenantDatabaseProvisioner {
     return this.options.secretKey;
   }
 
-  private async place(conn: Db, tenant: ProvisioningTenant): Promise<Placement> {
+  private async place(conn: Db, tenant: ProvisioningTenant): Promise<DatabasePlacement> {
     await insertProvisioningTenant(conn, tenant);
     const row = await conn
       .selectFrom('tenants')
@@ -119,23 +155,7 @@ export class TenantDatabaseProvisioner {
     if (row.database_server && row.database_name && row.database_role && row.database_password_enc) {
       return { server: row.database_server, database: row.database_name, role: row.database_role, passwordEnc: row.database_password_enc };
     }
-    const key = this.requireKey();
-    // Least tenants first; ties go to the first listed server.
-    const counts = await conn
-      .selectFrom('tenants')
-      .select(['database_server', (eb) => eb.fn.countAll<string>().as('n')])
-      .where('database_server', 'is not', null)
-      .groupBy('database_server')
-      .execute();
-    const load = new Map(counts.map((c) => [c.database_server, Number(c.n)]));
-    const server = [...this.options.servers].sort((a, b) => (load.get(a.key) ?? 0) - (load.get(b.key) ?? 0))[0];
-    if (!server) throw new Error('no tenant database server configured');
-    const placement: Placement = {
-      server: server.key,
-      database: tenantDatabaseName(tenant.id),
-      role: tenantRoleName(tenant.id),
-      passwordEnc: encryptSecret(key, generateRolePassword(), tenant.id),
-    };
+    const placement = await this.choose(conn, tenant.id);
     await conn
       .updateTable('tenants')
       .set({

@@ -1,13 +1,25 @@
 import { assertTenantSchemaName, tenantSchemaName } from '@tenantry/domain';
 import { type Transaction, sql } from 'kysely';
+import type pg from 'pg';
 import type { Database } from '../../schema.js';
 import { lockTenant } from '../../tenant-lock.js';
 import { insertProvisioningTenant } from '../../tenants.js';
-import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, storeOf } from '../driver.js';
+import {
+  type AttachedStore,
+  type DriverContext,
+  type IsolationDriver,
+  type ProvisioningTenant,
+  type StoreProbe,
+  type TeardownTarget,
+  type TenantRef,
+  storeOf,
+} from '../driver.js';
 import { withClient } from '../../pg-faults.js';
+import type { Placement } from '../placement.js';
+import { freezeTenantTables, thawTenantTables } from '../shared/tenant-tables.js';
 import { probeTenantStore } from '../probe.js';
 import { STORAGE_QUERY, type StorageMeasure, storageMeasure, vacuumSchemaTables } from '../shared/storage.js';
-import { dropTenantSchema, provisionTenantSchema } from './ddl.js';
+import { DATA_ROLE, dropTenantSchema, provisionTenantSchema } from './ddl.js';
 import { withTenant } from './with-tenant.js';
 
 /**
@@ -72,4 +84,53 @@ export class SchemaDriver implements IsolationDriver {
   }
 
   async close(): Promise<void> {}
+
+  // ---- Moves: the target schema is t_<id>, whatever the source; DDL in the control plane.
+
+  async placeMove(tenantId: string): Promise<Placement> {
+    return { schema_name: tenantSchemaName(tenantId) };
+  }
+
+  /** The schema, its table, policy and grants, in one transaction (as `provision`), the tenant row untouched. */
+  async provisionAt(tenantId: string, placement: Placement): Promise<Placement> {
+    const schemaName = this.schemaOf(tenantId, placement);
+    await this.context.db.transaction().execute(async (trx) => {
+      await lockTenant(trx, tenantId);
+      await provisionTenantSchema(trx, schemaName);
+    });
+    return { schema_name: schemaName };
+  }
+
+  async attach(tenantId: string, placement: Placement): Promise<AttachedStore> {
+    const schemaName = this.schemaOf(tenantId, placement);
+    return { run: (fn) => withTenant(this.context.db, { tenantId, schemaName }, fn), close: async () => undefined };
+  }
+
+  /** On the control plane, as the schema's owner; the shared data role loses writes on this tenant's tables only. */
+  async freeze(tenantId: string, placement: Placement, timeoutMs: number): Promise<void> {
+    const schemaName = this.schemaOf(tenantId, placement);
+    await this.asOwner((client) => freezeTenantTables(client, schemaName, DATA_ROLE, timeoutMs));
+  }
+
+  async thaw(tenantId: string, placement: Placement): Promise<void> {
+    const schemaName = this.schemaOf(tenantId, placement);
+    await this.asOwner((client) => thawTenantTables(client, schemaName, DATA_ROLE));
+  }
+
+  async dropAt(tenantId: string, placement: Placement): Promise<void> {
+    const schemaName = this.schemaOf(tenantId, placement);
+    await this.context.db.transaction().execute((trx) => dropTenantSchema(trx, schemaName));
+  }
+
+  /** The placement's schema, which must be the one the tenant id names (nothing else is ever dropped or frozen). */
+  private schemaOf(tenantId: string, placement: Placement): string {
+    const schemaName = placement.schema_name ?? tenantSchemaName(tenantId);
+    assertTenantSchemaName(schemaName);
+    if (schemaName !== tenantSchemaName(tenantId)) throw new Error('the placement names another tenant\'s schema');
+    return schemaName;
+  }
+
+  private asOwner<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    return withClient({ connectionString: this.context.controlPlaneUrl, application_name: 'tenantry-move' }, fn, (message) => this.context.warn(message));
+  }
 }

@@ -1,10 +1,12 @@
 import { Kysely, PostgresDialect, type Transaction, sql } from 'kysely';
 import { createGuardedPool } from '../../pg-faults.js';
 import type { Database } from '../../schema.js';
-import type { IsolationLog, TenantPoolOptions } from '../driver.js';
+import type { AttachedStore, IsolationLog, TenantPoolOptions } from '../driver.js';
 
 interface PoolEntry {
   db: Kysely<Database>;
+  /** The tenant row's placement_generation the pool was opened for. */
+  generation: number;
   /** Runs using the pool right now: it is closed only when none is. */
   active: number;
   evicted: boolean;
@@ -28,13 +30,15 @@ function isConnectionProblem(err: unknown): boolean {
  * below maxPools × connectionsPerPool however many tenants use it.
  *
  * `connectionOf` says where and as whom a tenant connects (it reads and decrypts the
- * placement); it is called once per pool opened.
+ * placement) and for which placement generation; it is called once per pool opened. A
+ * request whose tenant ref is of a newer generation than the pool (the tenant moved since
+ * the pool was opened) gets a fresh pool, so no pool outlives the placement it was made for.
  */
 export class TenantPools {
   private readonly pools = new Map<string, Promise<PoolEntry>>();
 
   constructor(
-    private readonly connectionOf: (tenantId: string) => Promise<string>,
+    private readonly connectionOf: (tenantId: string) => Promise<{ url: string; generation: number }>,
     private readonly options: TenantPoolOptions,
     private readonly warn: IsolationLog,
   ) {}
@@ -44,13 +48,11 @@ export class TenantPools {
     return this.pools.size;
   }
 
-  async run<T>(tenantId: string, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-    const entry = await this.acquire(tenantId);
+  async run<T>(tenant: { id: string; placementGeneration: number }, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    const tenantId = tenant.id;
+    const entry = await this.acquire(tenantId, tenant.placementGeneration);
     try {
-      return await entry.db.transaction().execute(async (trx) => {
-        await sql`select set_config('app.tenant_id', ${tenantId}, true)`.execute(trx);
-        return fn(trx);
-      });
+      return await runAsTenant(entry.db, tenantId, fn);
     } catch (err) {
       if (isConnectionProblem(err)) this.evict(tenantId);
       throw err;
@@ -67,7 +69,7 @@ export class TenantPools {
     await Promise.all(entries.map((e) => (e.status === 'fulfilled' ? e.value.db.destroy().catch(() => undefined) : undefined)));
   }
 
-  private async acquire(tenantId: string): Promise<PoolEntry> {
+  private async acquire(tenantId: string, generation: number): Promise<PoolEntry> {
     let pending = this.pools.get(tenantId);
     if (pending) {
       // Most recently used goes to the end of the map's order.
@@ -87,7 +89,13 @@ export class TenantPools {
     }
     const entry = await pending;
     // Evicted and closed while we waited for it: open a fresh one.
-    if (entry.closed) return this.acquire(tenantId);
+    if (entry.closed) return this.acquire(tenantId, generation);
+    // Opened for a placement the tenant has since moved away from.
+    if (entry.generation < generation) {
+      if (this.pools.get(tenantId) === pending) this.evict(tenantId);
+      // Whatever the fresh pool reads is the newest placement: take it, never loop.
+      return this.acquire(tenantId, Number.NEGATIVE_INFINITY);
+    }
     entry.active += 1;
     return entry;
   }
@@ -112,9 +120,10 @@ export class TenantPools {
   }
 
   private async open(tenantId: string): Promise<PoolEntry> {
+    const { url, generation } = await this.connectionOf(tenantId);
     const pool = createGuardedPool(
       {
-        connectionString: await this.connectionOf(tenantId),
+        connectionString: url,
         max: this.options.connectionsPerPool,
         idleTimeoutMillis: this.options.idleTimeoutMillis ?? 10_000,
         connectionTimeoutMillis: 5_000,
@@ -123,6 +132,31 @@ export class TenantPools {
       'tenant store',
       (message) => this.warn(message),
     );
-    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), active: 0, evicted: false, closed: false };
+    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), generation, active: 0, evicted: false, closed: false };
   }
+}
+
+/** A transaction on a tenant's own database with app.tenant_id set (the RLS policy's key). */
+export function runAsTenant<T>(db: Kysely<Database>, tenantId: string, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select set_config('app.tenant_id', ${tenantId}, true)`.execute(trx);
+    return fn(trx);
+  });
+}
+
+/**
+ * A tenant's own database at `url` (its role and password in it) as an AttachedStore: a
+ * small pool of its own, outside the LRU, for the length of a move step.
+ */
+export function attachTenantDatabase(url: string, tenantId: string, options: { applicationName: string; warn: IsolationLog }): AttachedStore {
+  const pool = createGuardedPool(
+    { connectionString: url, max: 2, idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5_000, application_name: options.applicationName },
+    'tenant store (move)',
+    (message) => options.warn(message),
+  );
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    run: (fn) => runAsTenant(db, tenantId, fn),
+    close: () => db.destroy(),
+  };
 }
