@@ -14,10 +14,14 @@ import { destroyClusterRoot, makeClusterRoot, pgCtl } from '../support/tenant-cl
  * Cluster isolation, driver local: a real, separate postmaster per tenant. At most two
  * instances exist at once in this file (the tenant under test, and the doomed one of the
  * compensation test); every one is stopped and its directory removed in afterAll.
+ *
+ * Unreplicated (TENANT_CLUSTER_REPLICAS=0): this file is about the one instance — its
+ * isolation, restart by the health pass, compensation and purge. Replicas, failover and
+ * their purge are test/faults/cluster-replicas.test.ts.
  */
 const root = makeClusterRoot();
 const stack = useStack({
-  workerEnv: { TENANT_CLUSTER_DATA_DIR: root, TENANT_CLUSTER_SETTINGS: 'shared_buffers=8MB max_connections=20' },
+  workerEnv: { TENANT_CLUSTER_DATA_DIR: root, TENANT_CLUSTER_SETTINGS: 'shared_buffers=8MB max_connections=20', TENANT_CLUSTER_REPLICAS: '0' },
 });
 const key = parseSecretKey(TENANT_SECRET_KEY);
 

@@ -28,3 +28,4 @@ export * from './isolation/cluster/driver.js';
 export * from './usage.js';
 export * from './isolation/shared/storage.js';
 export * from './webhooks.js';
+export * from './isolation/cluster/replication.js';

@@ -10,6 +10,7 @@ import * as hardening from './2026-12-01T1000_hardening.js';
 import * as operatorSessions from './2026-12-01T1100_operator_sessions.js';
 import * as webhooks from './2026-12-01T1200_webhooks.js';
 import * as usage from './2026-12-01T1300_usage.js';
+import * as clusterReplicas from './2026-12-01T1700_cluster_replicas.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -27,4 +28,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-01T1100_operator_sessions': operatorSessions,
   '2026-12-01T1200_webhooks': webhooks,
   '2026-12-01T1300_usage': usage,
+  '2026-12-01T1700_cluster_replicas': clusterReplicas,
 };

@@ -1,7 +1,7 @@
 import { assertTenantRoleName } from '@tenantry/domain';
-import type { Transaction } from 'kysely';
+import { type Transaction, sql } from 'kysely';
 import type { Database } from '../../schema.js';
-import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StoreProbe, type TeardownTarget, type TenantRef, UnsupportedIsolationError, storeOf } from '../driver.js';
+import { type DriverContext, type IsolationDriver, type ProvisioningTenant, type StorageSupervision, type StoreProbe, type TeardownTarget, type TenantRef, UnsupportedIsolationError, storeOf } from '../driver.js';
 import { withClient } from '../../pg-faults.js';
 import { probeTenantStore } from '../probe.js';
 import { decryptSecret } from '../shared/secrets.js';
@@ -47,8 +47,10 @@ export class ClusterDriver implements IsolationDriver {
     'cluster_data_dir',
     'cluster_port',
     'cluster_admin_password_enc',
+    'cluster_replication_password_enc',
   ] as const;
   readonly keepReady: ((tenantId: string) => Promise<boolean>) | undefined;
+  readonly supervise: (() => Promise<StorageSupervision>) | undefined;
   private readonly runtime: ClusterRuntime;
   private readonly pools: TenantPools;
 
@@ -60,10 +62,11 @@ export class ClusterDriver implements IsolationDriver {
       options.driver === 'kubernetes'
         ? new KubernetesClusters({ namespace: options.namespace ?? 'tenantry' })
         : options.local
-          ? new LocalClusterProvisioner(context.db, { ...options.local, secretKey: context.secretKey })
+          ? new LocalClusterProvisioner(context.db, { ...options.local, secretKey: context.secretKey, warn: context.warn })
           : new RemoteClusters();
     this.pools = new TenantPools((tenantId) => this.connectionOf(tenantId), context.pools, context.warn);
     this.keepReady = this.runtime.restartIfDown ? (tenantId) => this.startIfDown(tenantId) : undefined;
+    this.supervise = this.runtime.supervise ? () => this.runtime.supervise!() : undefined;
   }
 
   unavailable(): string | undefined {
@@ -77,9 +80,20 @@ export class ClusterDriver implements IsolationDriver {
     await this.runtime.provision(tenant);
   }
 
-  /** Not transactional: the instance is stopped and its directory removed at once (needs no key). */
-  async drop(_trx: Transaction<Database>, tenant: TeardownTarget): Promise<void> {
+  /**
+   * Every instance — primary, standbys, fenced old primaries — is stopped and its
+   * directory removed at once (not transactional; needs no key); their records go with
+   * `trx`, and a failover still open is given up.
+   */
+  async drop(trx: Transaction<Database>, tenant: TeardownTarget): Promise<void> {
     await this.runtime.drop(tenant.id, tenant.row?.cluster_data_dir ?? null);
+    await trx.deleteFrom('cluster_instances').where('tenant_id', '=', tenant.id).execute();
+    await trx
+      .updateTable('cluster_failovers')
+      .set({ step: 'abandoned', finished_at: sql`now()`, last_error: 'the tenant was removed' })
+      .where('tenant_id', '=', tenant.id)
+      .where('step', 'not in', ['done', 'abandoned'])
+      .execute();
   }
 
   open<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {

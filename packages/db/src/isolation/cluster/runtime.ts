@@ -1,4 +1,4 @@
-import type { ProvisioningTenant } from '../driver.js';
+import type { ProvisioningTenant, StorageSupervision } from '../driver.js';
 
 /**
  * Where a cluster tenant's dedicated instance runs: the variant TENANT_CLUSTER_DRIVER
@@ -15,6 +15,8 @@ export interface ClusterRuntime {
   drop(tenantId: string, dataDir: string | null): Promise<void>;
   /** Start the tenant's instance if it is down; true if it was started. Absent when this variant cannot. */
   restartIfDown?(tenantId: string): Promise<boolean>;
+  /** One watch pass over the replicated tenants this variant runs (standbys, failover). Absent when this variant cannot. */
+  supervise?(): Promise<StorageSupervision>;
 }
 
 /**
