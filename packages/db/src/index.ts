@@ -29,3 +29,4 @@ export * from './usage.js';
 export * from './isolation/shared/storage.js';
 export * from './webhooks.js';
 export * from './isolation/cluster/replication.js';
+export * from './isolation/cluster/health.js';

@@ -28,6 +28,8 @@ export interface TenantsTable {
   cluster_replication_password_enc: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
   cluster_replicas: ColumnType<number | null, number | null | undefined, number | null>;
   cluster_synchronous: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
+  /** The last instance generation made for the tenant: never reused, so a rebuilt standby has a name of its own. */
+  cluster_last_generation: ColumnType<number, number | undefined, number>;
   /** Keyset-pagination key: unique and increasing. */
   seq: Generated<string>;
   is_default: Generated<boolean>;

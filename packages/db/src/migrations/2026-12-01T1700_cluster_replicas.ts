@@ -16,7 +16,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     alter table tenants
       add column cluster_replication_password_enc bytea,
       add column cluster_replicas integer check (cluster_replicas between 0 and 5),
-      add column cluster_synchronous boolean`.execute(db);
+      add column cluster_synchronous boolean,
+      add column cluster_last_generation integer not null default 0`.execute(db);
   await sql`
     create table cluster_instances (
       id uuid primary key default gen_random_uuid(),
@@ -69,5 +70,6 @@ export async function down(db: Kysely<any>): Promise<void> {
     alter table tenants
       drop column if exists cluster_replication_password_enc,
       drop column if exists cluster_replicas,
-      drop column if exists cluster_synchronous`.execute(db);
+      drop column if exists cluster_synchronous,
+      drop column if exists cluster_last_generation`.execute(db);
 }

@@ -334,7 +334,7 @@ async function watchStandbys(
 }
 
 /**
- * synchronous_standby_names on the primary: ANY 1 of the standbys that stream, plus those
+ * synchronous_standby_names on the primary: FIRST 1 of the standbys that stream, plus those
  * down for less than the degrade bound (commits wait for them that long); none when the
  * tenant is asynchronous, or when no standby qualifies — then the primary commits alone
  * (degraded) until one streams again. Set with ALTER SYSTEM + reload, never on the command
@@ -352,7 +352,8 @@ async function applySynchronous(
   const candidates = tenant.synchronous
     ? [...streaming, ...down.filter((d) => d.downSince && Date.now() - d.downSince.getTime() < timings.syncDegradeAfterMs)].map((i) => standbyName(i.generation)).sort()
     : [];
-  const wanted = candidates.length > 0 ? `ANY 1 (${candidates.join(', ')})` : '';
+  // FIRST 1: the first listed standby that streams is the synchronous one, the others stand by to take its place.
+  const wanted = candidates.length > 0 ? `FIRST 1 (${candidates.join(', ')})` : '';
   const current = await admin(p, tenant, primary.port, async (client) => {
     const { rows } = await client.query<{ names: string }>('select current_setting($1) as names', ['synchronous_standby_names']);
     const names = rows[0]!.names;
@@ -388,7 +389,12 @@ export async function ensureStandbys(p: LocalClusterProvisioner, conn: Db, tenan
       continue;
     }
     if (standbys.length >= tenant.replicas) break;
-    const generation = Math.max(...instances.map((i) => i.generation)) + 1;
+    const { cluster_last_generation: generation } = await conn
+      .updateTable('tenants')
+      .set({ cluster_last_generation: sql<number>`greatest(cluster_last_generation, ${Math.max(...instances.map((i) => i.generation))}) + 1` })
+      .where('id', '=', tenantId)
+      .returning('cluster_last_generation')
+      .executeTakeFirstOrThrow();
     await createStandby(p, conn, tenant, primary, generation);
     made += 1;
   }
