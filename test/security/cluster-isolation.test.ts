@@ -268,10 +268,17 @@ describe('driver kubernetes: CloudNativePG manifests', () => {
   it('renders a valid Cluster and its basic-auth Secret; the password appears only base64 in the Secret', () => {
     const tenantId = '0b6f3a52-9c1e-4d7a-8f00-1234567890ab';
     const password = 'Sup3r-s3cret-generated-password-xyz';
-    const { secret, cluster } = renderCnpgCluster(tenantId, { password }, { namespace: 'tenantry-tenants', instances: 2, storageSize: '5Gi' });
+    const { secret, cluster } = renderCnpgCluster(tenantId, { password }, { namespace: 'tenantry-tenants', replicas: 2, storageSize: '5Gi' });
 
     expect(cluster).toMatchObject({ apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'tc-0b6f3a529c1e4d7a8f001234567890ab', namespace: 'tenantry-tenants' } });
-    expect(cluster.spec.instances).toBe(2);
+    // A primary and its standbys, one of which acknowledges every commit (as the local driver).
+    expect(cluster.spec.instances).toBe(3);
+    expect(cluster.spec.postgresql).toEqual({ synchronous: { method: 'first', number: 1, dataDurability: 'preferred' } });
+    expect(cluster.spec.postgresql!.synchronous.number).toBeLessThan(cluster.spec.instances);
+    expect(renderCnpgCluster(tenantId, { password }, { namespace: 'x' }).cluster.spec).toMatchObject({ instances: 2, postgresql: { synchronous: { number: 1 } } });
+    expect(renderCnpgCluster(tenantId, { password }, { namespace: 'x', replicas: 1, synchronous: false }).cluster.spec.postgresql).toBeUndefined();
+    expect(renderCnpgCluster(tenantId, { password }, { namespace: 'x', replicas: 0 }).cluster.spec).not.toHaveProperty('postgresql');
+    expect(() => renderCnpgCluster(tenantId, { password }, { namespace: 'x', replicas: 9 })).toThrow(/replicas/);
     expect(cluster.spec.storage.size).toBe('5Gi');
     expect(cluster.spec.bootstrap.initdb).toMatchObject({ database: 'tenant', owner: 'tenant' });
     for (const name of [cluster.metadata.name, secret.metadata.name, cluster.metadata.namespace]) expect(isDns1123Label(name), name).toBe(true);

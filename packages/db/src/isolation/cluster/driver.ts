@@ -60,7 +60,7 @@ export class ClusterDriver implements IsolationDriver {
   ) {
     this.runtime =
       options.driver === 'kubernetes'
-        ? new KubernetesClusters({ namespace: options.namespace ?? 'tenantry' })
+        ? new KubernetesClusters({ namespace: options.namespace ?? 'tenantry', replicas: options.local?.replicas, synchronous: options.local?.synchronous })
         : options.local
           ? new LocalClusterProvisioner(context.db, { ...options.local, secretKey: context.secretKey, warn: context.warn })
           : new RemoteClusters();
