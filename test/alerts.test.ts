@@ -23,6 +23,8 @@ export const RUNBOOK_ANCHORS = [
   'usage-flush-stalled',
   'worker-down',
   'tenant-unreachable',
+  'cluster-failover',
+  'cluster-replication-lag',
   'provisioning-failures',
   'provisioning-slow',
   'queue-backlog',

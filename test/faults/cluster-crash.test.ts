@@ -14,7 +14,8 @@ import { destroyClusterRoot, makeClusterRoot, pgCtl } from '../support/tenant-cl
 /**
  * A worker killed while it provisions a dedicated cluster — with everything it started, as
  * a container runtime or systemd kills a service — and a new worker that picks the job up:
- * the tenant ends active on exactly one running instance, with nothing half-made left.
+ * the tenant ends active on exactly one running primary (and its standby), with nothing
+ * half-made left.
  */
 const root = makeClusterRoot();
 let database: TestDatabase;
@@ -109,10 +110,11 @@ describe('a worker killed mid-provision of a cluster tenant', () => {
       await exited(restarted);
     }
 
-    // One instance, running, in place; no staging directory or password file left.
-    expect(readdirSync(root).filter((entry) => entry.startsWith(path.basename(dir)))).toEqual([path.basename(dir)]);
+    // The primary and its one standby, running, in place; no staging directory or password file left.
+    expect(readdirSync(root).filter((entry) => entry.startsWith(path.basename(dir))).sort()).toEqual([path.basename(dir), `${path.basename(dir)}_1`]);
     expect(pgCtl(['status', '-D', dir]).code).toBe(0);
-    const postmasters = processesMatching(`-D ${dir}`).filter((line) => !line.includes('pg_ctl'));
+    expect(pgCtl(['status', '-D', `${dir}_1`]).code).toBe(0);
+    const postmasters = processesMatching(`-D ${dir} `).filter((line) => !line.includes('pg_ctl'));
     expect(postmasters).toHaveLength(1);
     expect(postmasters[0]).toContain(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]!);
 

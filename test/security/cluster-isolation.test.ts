@@ -14,10 +14,14 @@ import { destroyClusterRoot, makeClusterRoot, pgCtl } from '../support/tenant-cl
  * Cluster isolation, driver local: a real, separate postmaster per tenant. At most two
  * instances exist at once in this file (the tenant under test, and the doomed one of the
  * compensation test); every one is stopped and its directory removed in afterAll.
+ *
+ * Unreplicated (TENANT_CLUSTER_REPLICAS=0): this file is about the one instance — its
+ * isolation, restart by the health pass, compensation and purge. Replicas, failover and
+ * their purge are test/faults/cluster-replicas.test.ts.
  */
 const root = makeClusterRoot();
 const stack = useStack({
-  workerEnv: { TENANT_CLUSTER_DATA_DIR: root, TENANT_CLUSTER_SETTINGS: 'shared_buffers=8MB max_connections=20' },
+  workerEnv: { TENANT_CLUSTER_DATA_DIR: root, TENANT_CLUSTER_SETTINGS: 'shared_buffers=8MB max_connections=20', TENANT_CLUSTER_REPLICAS: '0' },
 });
 const key = parseSecretKey(TENANT_SECRET_KEY);
 
@@ -264,10 +268,17 @@ describe('driver kubernetes: CloudNativePG manifests', () => {
   it('renders a valid Cluster and its basic-auth Secret; the password appears only base64 in the Secret', () => {
     const tenantId = '0b6f3a52-9c1e-4d7a-8f00-1234567890ab';
     const password = 'Sup3r-s3cret-generated-password-xyz';
-    const { secret, cluster } = renderCnpgCluster(tenantId, { password }, { namespace: 'tenantry-tenants', instances: 2, storageSize: '5Gi' });
+    const { secret, cluster } = renderCnpgCluster(tenantId, { password }, { namespace: 'tenantry-tenants', replicas: 2, storageSize: '5Gi' });
 
     expect(cluster).toMatchObject({ apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'tc-0b6f3a529c1e4d7a8f001234567890ab', namespace: 'tenantry-tenants' } });
-    expect(cluster.spec.instances).toBe(2);
+    // A primary and its standbys, one of which acknowledges every commit (as the local driver).
+    expect(cluster.spec.instances).toBe(3);
+    expect(cluster.spec.postgresql).toEqual({ synchronous: { method: 'first', number: 1, dataDurability: 'preferred' } });
+    expect(cluster.spec.postgresql!.synchronous.number).toBeLessThan(cluster.spec.instances);
+    expect(renderCnpgCluster(tenantId, { password }, { namespace: 'x' }).cluster.spec).toMatchObject({ instances: 2, postgresql: { synchronous: { number: 1 } } });
+    expect(renderCnpgCluster(tenantId, { password }, { namespace: 'x', replicas: 1, synchronous: false }).cluster.spec.postgresql).toBeUndefined();
+    expect(renderCnpgCluster(tenantId, { password }, { namespace: 'x', replicas: 0 }).cluster.spec).not.toHaveProperty('postgresql');
+    expect(() => renderCnpgCluster(tenantId, { password }, { namespace: 'x', replicas: 9 })).toThrow(/replicas/);
     expect(cluster.spec.storage.size).toBe('5Gi');
     expect(cluster.spec.bootstrap.initdb).toMatchObject({ database: 'tenant', owner: 'tenant' });
     for (const name of [cluster.metadata.name, secret.metadata.name, cluster.metadata.namespace]) expect(isDns1123Label(name), name).toBe(true);

@@ -1,7 +1,17 @@
 import { createDnsProvider } from '@tenantry/dns';
 import { createFileStorage } from '@tenantry/files';
 import { sweepFiles } from './file-sweep.js';
-import { GENERATED_KEY_NOTICE, createDb, createIsolationRegistry, ensureDatabase, isPostgresUnavailable, loadInstallationKey, migrateToLatest } from '@tenantry/db';
+import {
+  GENERATED_KEY_NOTICE,
+  type StorageSupervision,
+  createDb,
+  createIsolationRegistry,
+  emptySupervision,
+  ensureDatabase,
+  isPostgresUnavailable,
+  loadInstallationKey,
+  migrateToLatest,
+} from '@tenantry/db';
 import {
   DeliverWebhookPayload,
   JOBS,
@@ -70,6 +80,8 @@ export interface WorkerInstance {
    * starts any cluster instance that is down, of suspended and pending-deletion tenants too.
    */
   probeTenants(): Promise<{ probed: number; failed: number }>;
+  /** One cluster watch pass now (it also runs every TENANT_CLUSTER_WATCH_INTERVAL_MS): standbys, failover. */
+  superviseClusters(): Promise<StorageSupervision>;
   /** One usage-sampling pass now, as if the time were `now` (it also runs on its schedule). */
   sampleUsage(now?: Date): Promise<{ sampled: number; overLimit: number }>;
   /**
@@ -117,7 +129,22 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     database: { servers: config.TENANT_DB_SERVERS },
     cluster: {
       driver: config.TENANT_CLUSTER_DRIVER,
-      local: { dataDir: config.TENANT_CLUSTER_DATA_DIR, binDir: config.TENANT_CLUSTER_PG_BIN, osUser: config.TENANT_CLUSTER_OS_USER, settings: config.TENANT_CLUSTER_SETTINGS },
+      local: {
+        dataDir: config.TENANT_CLUSTER_DATA_DIR,
+        binDir: config.TENANT_CLUSTER_PG_BIN,
+        osUser: config.TENANT_CLUSTER_OS_USER,
+        settings: config.TENANT_CLUSTER_SETTINGS,
+        replicas: config.TENANT_CLUSTER_REPLICAS,
+        synchronous: config.TENANT_CLUSTER_SYNCHRONOUS,
+        maxSlotWalKeepSize: config.TENANT_CLUSTER_MAX_SLOT_WAL_KEEP_SIZE,
+        timings: {
+          failoverAfterMs: config.TENANT_CLUSTER_FAILOVER_AFTER_MS,
+          standbyTimeoutMs: config.TENANT_CLUSTER_STANDBY_TIMEOUT_MS,
+          syncDegradeAfterMs: config.TENANT_CLUSTER_SYNC_DEGRADE_AFTER_MS,
+          fencedRetentionMs: config.TENANT_CLUSTER_FENCED_RETENTION_MS,
+          concurrency: Math.min(config.HEALTH_PROBE_CONCURRENCY, 4),
+        },
+      },
       namespace: config.TENANT_CLUSTER_NAMESPACE,
     },
     pools: { maxPools: config.TENANT_POOL_MAX, connectionsPerPool: 1, applicationName: 'tenantry-worker-probe' },
@@ -166,6 +193,28 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     await keepIdleTenantsReady(db, isolation);
     return result;
   };
+  // The cluster watch: standbys and failover of replicated cluster tenants. A timer of its
+  // own rather than a queued job, every second: detection time is part of the failover
+  // time, and the maintenance queue runs long passes (purges) one at a time. Every worker
+  // runs it; the tenant's advisory lock (tried, not waited for) keeps them apart.
+  const supervise = async () => {
+    const reports = [];
+    for (const driver of isolation.drivers) if (driver.supervise) reports.push(await driver.supervise());
+    for (const report of reports) metrics.recordSupervision(report);
+    return reports;
+  };
+  let watchTimer: NodeJS.Timeout | undefined;
+  let watching: Promise<unknown> = Promise.resolve();
+  let stopWatching = false;
+  const watchLoop = () => {
+    watching = supervise()
+      .catch((err: Error) => logger.warn({ err: err.message }, 'cluster watch pass failed'))
+      .finally(() => {
+        if (!stopWatching) watchTimer = setTimeout(watchLoop, config.TENANT_CLUSTER_WATCH_INTERVAL_MS);
+      });
+  };
+  if (isolation.drivers.some((d) => d.supervise)) watchTimer = setTimeout(watchLoop, config.TENANT_CLUSTER_WATCH_INTERVAL_MS);
+
   const purge = async (now: Date) => {
     const purged = await purgeDueTenants(db, now, tools, announce);
     if (purged > 0) metrics.lifecycleTransitions.inc({ from: 'pending_deletion', to: 'deleted' }, purged);
@@ -409,6 +458,11 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     reconcile,
     purge: (now = new Date()) => purge(now),
     probeTenants,
+    superviseClusters: async () => {
+      // One pass now, after the scheduled one in flight (they never overlap).
+      await watching;
+      return (await supervise())[0] ?? emptySupervision();
+    },
     sampleUsage: (now = new Date()) => sampleUsage(now),
     metricsPort: metricsServer.port,
     expireTrials: (now = new Date()) => runTrialExpiry(now),
@@ -419,6 +473,8 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     sweepFiles: (graceMs?: number) => sweepFiles(db, files, graceMs),
     reconcileMoves: runMovesReconciler,
     async close() {
+      stopWatching = true;
+      clearTimeout(watchTimer);
       const drained = Promise.all([provisioningWorker.close(), maintenanceWorker.close(), webhookWorker.close(), moveWorker.close()]);
       if (await timesOut(drained, config.SHUTDOWN_TIMEOUT_MS)) {
         // Past the deadline: ask running sagas to stop at their next step boundary and
@@ -443,6 +499,9 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
         ]),
         HAND_BACK_GRACE_MS,
       );
+      // A watch pass in flight finishes its step (a failover is resumable, but a half-run
+      // pg_basebackup is wasted work); bounded like everything else here.
+      await timesOut(watching, config.SHUTDOWN_TIMEOUT_MS);
       metricsServer.server.close();
       redis.disconnect();
       await isolation.close();

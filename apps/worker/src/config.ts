@@ -5,6 +5,7 @@ import {
   checkDnsEnv,
   describeEnvError,
   dnsEnv,
+  envBoolean,
   envPort,
   envPositiveInt,
   invoiceEnv,
@@ -86,6 +87,22 @@ const WorkerEnv = z.object({
   TENANT_CLUSTER_OS_USER: z.string().min(1).default('postgres'),
   TENANT_CLUSTER_SETTINGS: z.string().default('').transform((s) => s.split(/\s+/).filter(Boolean)),
   TENANT_CLUSTER_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).max(63).default('tenantry'),
+  /**
+   * Replicated cluster tenants (driver local; docs/configuration.md): streaming standbys per
+   * new cluster tenant (a plan may raise it), synchronous or not, and the watch that keeps
+   * them — how often it runs, how long a primary may not answer before a failover, how long
+   * a standby may be down before its slot is dropped and it is rebuilt, how long commits
+   * wait for a down standby before the primary commits alone, how long a fenced old
+   * primary's directory is kept, and the most WAL a slot may hold back.
+   */
+  TENANT_CLUSTER_REPLICAS: z.coerce.number().int().min(0).max(5).default(1),
+  TENANT_CLUSTER_SYNCHRONOUS: envBoolean.default(true),
+  TENANT_CLUSTER_WATCH_INTERVAL_MS: envPositiveInt.default(1_000),
+  TENANT_CLUSTER_FAILOVER_AFTER_MS: envPositiveInt.default(10_000),
+  TENANT_CLUSTER_STANDBY_TIMEOUT_MS: envPositiveInt.default(5 * 60_000),
+  TENANT_CLUSTER_SYNC_DEGRADE_AFTER_MS: envPositiveInt.default(10_000),
+  TENANT_CLUSTER_FENCED_RETENTION_MS: envPositiveInt.default(24 * 60 * 60_000),
+  TENANT_CLUSTER_MAX_SLOT_WAL_KEEP_SIZE: z.string().regex(/^[0-9]+(kB|MB|GB|TB)$/, 'a size such as 1GB or 512MB').default('1GB'),
   ...invoiceEnv,
   /** How often the worker looks for months whose grace period is over, and closes them. */
   BILLING_CLOSE_INTERVAL_MS: envPositiveInt.default(60 * 60_000),

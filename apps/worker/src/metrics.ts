@@ -1,5 +1,5 @@
 import { collectProcessMetrics } from '@tenantry/observability';
-import type { Db } from '@tenantry/db';
+import type { Db, StorageSupervision } from '@tenantry/db';
 import { Isolation } from '@tenantry/domain';
 import type { Queue } from 'bullmq';
 import { sql } from 'kysely';
@@ -111,6 +111,79 @@ export function createWorkerMetrics(db: Db, queues: Record<string, Queue>, unhea
       for (const status of ['pending', 'copying', 'cutover', 'verifying', 'failed']) this.set({ status }, Number(rows.find((r) => r.status === status)?.n ?? 0));
     },
   });
+  // Replicated cluster tenants (the cluster watch). Fleet-wide maxima and counts only.
+  const failovers = new Counter({
+    name: 'tenantry_cluster_failovers_total',
+    help: 'Cluster tenant failovers, by outcome: started, completed, failed (given up)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const failoverSeconds = new Histogram({
+    name: 'tenantry_cluster_failover_seconds',
+    help: 'Completed failovers, by part: detection (primary first seen down → failover started), promotion (started → routing switched)',
+    labelNames: ['part'] as const,
+    buckets: [0.5, 1, 2.5, 5, 10, 15, 20, 30, 60, 120],
+    registers: [registry],
+  });
+  const standbyRebuilds = new Counter({
+    name: 'tenantry_cluster_standby_rebuilds_total',
+    help: 'Standbys removed to be rebuilt (data directory gone, slot lost, or down past TENANT_CLUSTER_STANDBY_TIMEOUT_MS)',
+    registers: [registry],
+  });
+  const fencedStops = new Counter({
+    name: 'tenantry_cluster_fenced_stops_total',
+    help: 'Fenced old primaries found running and stopped again',
+    registers: [registry],
+  });
+  const degraded = new Gauge({
+    name: 'tenantry_cluster_replication_degraded',
+    help: 'Synchronous cluster tenants whose primary commits alone right now (no standby streams), as of the last watch pass',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'tenantry_cluster_replication_lag_bytes',
+    help: 'Replication lag of the most lagging streaming standby over all cluster tenants, in bytes of WAL not yet replayed',
+    registers: [registry],
+    async collect() {
+      const row = await sql<{ n: string | null }>`select max(lag_bytes)::text as n from cluster_instances where role = 'standby' and state = 'active' and observed_state in ('streaming', 'catchup')`.execute(db);
+      this.set(Number(row.rows[0]?.n ?? 0));
+    },
+  });
+  new Gauge({
+    name: 'tenantry_cluster_replication_lag_seconds',
+    help: 'Replication lag of the most lagging streaming standby over all cluster tenants, in seconds (replay_lag)',
+    registers: [registry],
+    async collect() {
+      const row = await sql<{ n: number | null }>`select max(lag_seconds) as n from cluster_instances where role = 'standby' and state = 'active' and observed_state in ('streaming', 'catchup')`.execute(db);
+      this.set(row.rows[0]?.n ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'tenantry_cluster_standbys_missing',
+    help: 'Standbys that cluster tenants should have but that do not stream (down, rebuilding, or not yet made)',
+    registers: [registry],
+    async collect() {
+      const row = await sql<{ n: number }>`
+        select coalesce(sum(greatest(0, t.cluster_replicas - (
+          select count(*) from cluster_instances i
+          where i.tenant_id = t.id and i.role = 'standby' and i.state = 'active' and i.observed_state = 'streaming'))), 0)::int as n
+        from tenants t
+        where t.isolation = 'cluster' and t.status in ('active', 'suspended', 'pending_deletion') and t.cluster_replicas > 0`.execute(db);
+      this.set(row.rows[0]?.n ?? 0);
+    },
+  });
+  const recordSupervision = (report: StorageSupervision) => {
+    if (report.failoversStarted > 0) failovers.inc({ outcome: 'started' }, report.failoversStarted);
+    for (const f of report.failovers) {
+      failovers.inc({ outcome: f.outcome });
+      if (f.detectionSeconds !== undefined) failoverSeconds.observe({ part: 'detection' }, f.detectionSeconds);
+      if (f.promotionSeconds !== undefined) failoverSeconds.observe({ part: 'promotion' }, f.promotionSeconds);
+    }
+    if (report.standbysRebuilt > 0) standbyRebuilds.inc(report.standbysRebuilt);
+    if (report.fencedStopped > 0) fencedStops.inc(report.fencedStopped);
+    degraded.set(report.replicationDegraded);
+  };
+  for (const outcome of ['started', 'completed', 'failed']) failovers.inc({ outcome }, 0);
 
   // Start every labelled counter at 0, so the first failure after a restart is an
   // increase that rate()/increase() can see, not a series appearing from nowhere.
@@ -122,7 +195,7 @@ export function createWorkerMetrics(db: Db, queues: Record<string, Queue>, unhea
     }
   }
 
-  return { registry, provisions, provisionDuration, lifecycleTransitions, probeFailures, moves, moveDuration, moveWritePause };
+  return { registry, provisions, provisionDuration, lifecycleTransitions, probeFailures, moves, moveDuration, moveWritePause, recordSupervision };
 }
 
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

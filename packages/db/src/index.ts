@@ -33,3 +33,5 @@ export * from './files.js';
 export * from './isolation/placement.js';
 export * from './isolation/move-copy.js';
 export * from './isolation/shared/tenant-tables.js';
+export * from './isolation/cluster/replication.js';
+export * from './isolation/cluster/health.js';

@@ -28,6 +28,12 @@ export interface TenantsTable {
   placement_generation: Generated<number>;
   /** Set while a move's cutover runs: tenant writes wait, then get 503 tenant_moving. */
   writes_paused_at: Timestamp | null;
+  /** Cluster isolation: the replication role's password (encrypted), how many standbys, synchronous or not. */
+  cluster_replication_password_enc: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
+  cluster_replicas: ColumnType<number | null, number | null | undefined, number | null>;
+  cluster_synchronous: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
+  /** The last instance generation made for the tenant: never reused, so a rebuilt standby has a name of its own. */
+  cluster_last_generation: ColumnType<number, number | undefined, number>;
   /** Keyset-pagination key: unique and increasing. */
   seq: Generated<string>;
   is_default: Generated<boolean>;
@@ -348,7 +354,7 @@ export interface FileTrashTable {
  * A placement as a move row keeps it (jsonb): the driver's placement columns by name, the
  * encrypted passwords base64 (see isolation/placement.ts).
  */
-export type StoredPlacement = Record<string, string | number | null>;
+export type StoredPlacement = Record<string, string | number | boolean | null>;
 
 /** One table's verification at a move's cutover (both sides read while the source is frozen). */
 export interface TableVerification {
@@ -393,6 +399,50 @@ export interface TenantMoveStepsTable {
   detail: ColumnType<Record<string, unknown>, string | undefined, never>;
 }
 
+/** One postmaster of a cluster tenant: its primary or a streaming standby. */
+export interface ClusterInstancesTable {
+  id: Generated<string>;
+  tenant_id: string;
+  /** 0 for the first primary; each standby made gets the next (its directory and slot are named after it). */
+  generation: number;
+  role: 'primary' | 'standby';
+  /** creating: being built; active: in service; fenced: an old primary, stopped and never started again as one. */
+  state: 'creating' | 'active' | 'fenced';
+  port: number;
+  data_dir: string;
+  /** A standby's replication slot on the primary. */
+  slot_name: string | null;
+  /** When the worker first found it not answering; null while it answers. */
+  down_since: Timestamp | null;
+  /** What the worker's last watch pass saw (running, streaming, catchup, down, stopped, missing, fenced). */
+  observed_state: string | null;
+  observed_at: Timestamp | null;
+  lag_bytes: ColumnType<string | null, string | number | null | undefined, string | number | null>;
+  lag_seconds: number | null;
+  /** pg_stat_replication.sync_state of a standby (sync, potential, async, quorum). */
+  sync_state: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export type FailoverStep = 'fencing' | 'promoting' | 'switching' | 'rebuilding' | 'done' | 'abandoned';
+
+/** A failover of a cluster tenant, as a recorded state machine (resumed by any worker). */
+export interface ClusterFailoversTable {
+  id: Generated<string>;
+  tenant_id: string;
+  step: FailoverStep;
+  old_instance_id: string | null;
+  new_instance_id: string | null;
+  /** When the primary was first seen not answering. */
+  detected_at: Timestamp;
+  started_at: Generated<Date>;
+  promoted_at: Timestamp | null;
+  switched_at: Timestamp | null;
+  finished_at: Timestamp | null;
+  last_error: string | null;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -407,6 +457,8 @@ export interface Database {
   billing_events: BillingEventsTable;
   tenant_api_keys: TenantApiKeysTable;
   tenant_health: TenantHealthTable;
+  cluster_instances: ClusterInstancesTable;
+  cluster_failovers: ClusterFailoversTable;
   usage_hourly: UsageHourlyTable;
   usage_gauges: UsageGaugesTable;
   usage_instances: UsageInstancesTable;

@@ -29,3 +29,20 @@ export async function withTenantLock<T>(db: Db, tenantId: string, fn: (conn: Db)
     }
   });
 }
+
+/**
+ * Like withTenantLock, but only if the lock is free now: undefined (and `fn` not run) when
+ * someone holds it. For passes that come round again (the cluster watch), where waiting
+ * behind a long provisioning or failover would only stall the other tenants.
+ */
+export async function tryWithTenantLock<T>(db: Db, tenantId: string, fn: (conn: Db) => Promise<T>): Promise<T | undefined> {
+  return db.connection().execute(async (conn) => {
+    const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${key(tenantId)}) as locked`.execute(conn);
+    if (!rows[0]?.locked) return undefined;
+    try {
+      return await fn(conn);
+    } finally {
+      await sql`select pg_advisory_unlock(${key(tenantId)})`.execute(conn);
+    }
+  });
+}

@@ -28,6 +28,11 @@ export interface PlanDefinition {
   limits: Limits;
   /** Whether usage is metered for billing (paid plans). */
   metersEnabled: boolean;
+  /**
+   * Streaming standbys of a cluster tenant on this plan, when more than the installation's
+   * TENANT_CLUSTER_REPLICAS (a plan may raise it, never lower it). Unset: the installation's.
+   */
+  clusterReplicas?: number;
 }
 
 const MiB = 1024 * 1024;

@@ -101,4 +101,37 @@ export const TenantHealth = z.object({
   lastProbe: z
     .object({ at: z.string(), ok: z.boolean(), consecutiveFailures: z.number().int(), lastError: z.string().nullable() })
     .nullable(),
+  /** Cluster tenants: each instance and the last failover, as the worker's watch last saw them; null for other models. */
+  replication: z
+    .object({
+      instances: z.array(
+        z.object({
+          generation: z.number().int(),
+          role: z.enum(['primary', 'standby']),
+          state: z.string(),
+          /** A standby that acknowledges commits (synchronous); null for a primary. */
+          synchronous: z.boolean().nullable(),
+          lagBytes: z.number().nullable(),
+          lagSeconds: z.number().nullable(),
+          downSince: z.string().nullable(),
+          observedAt: z.string().nullable(),
+        }),
+      ),
+      lastFailover: z
+        .object({
+          step: z.string(),
+          fromGeneration: z.number().int().nullable(),
+          toGeneration: z.number().int().nullable(),
+          primaryDownSince: z.string(),
+          startedAt: z.string(),
+          promotedAt: z.string().nullable(),
+          switchedAt: z.string().nullable(),
+          finishedAt: z.string().nullable(),
+          detectionSeconds: z.number(),
+          promotionSeconds: z.number().nullable(),
+          lastError: z.string().nullable(),
+        })
+        .nullable(),
+    })
+    .nullable(),
 });

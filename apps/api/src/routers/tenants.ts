@@ -86,7 +86,7 @@ export const tenantsRouter = router({
         method: 'GET',
         path: '/tenants/{id}/health',
         summary: "A tenant's health",
-        description: "The tenant's store health (probed now), its last recorded probes, its DNS name and whether the record resolves.",
+        description: "The tenant's store health (probed now), its last recorded probes, its DNS name and whether the record resolves; for a cluster tenant, each instance (primary or standby: state, replication lag in bytes and seconds) and the last failover.",
         auth: 'platform',
       },
     })

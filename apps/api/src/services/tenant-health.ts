@@ -1,11 +1,12 @@
 import type { DnsProvider } from '@tenantry/dns';
-import { type Db, type TenantStore, probeTenantStore } from '@tenantry/db';
+import { type Db, type TenantStore, clusterReplicationHealth, probeTenantStore } from '@tenantry/db';
 import { NotFoundError, fromPublicId, toPublicId } from '@tenantry/domain';
 
 /**
  * A tenant's health, checked now: a real query in its own store, its DNS record (none is
  * configured in this version), its provisioning and lifecycle state, and what the worker's
- * periodic probe last saw.
+ * periodic probe last saw; for a cluster tenant, each instance's role, state and lag and its
+ * last failover, as the worker's watch recorded them.
  */
 export async function tenantHealth(db: Db, tenantStore: TenantStore, dns: DnsProvider, ref: string) {
   const id = fromPublicId('ten', ref);
@@ -42,6 +43,7 @@ export async function tenantHealth(db: Db, tenantStore: TenantStore, dns: DnsPro
           lastError: probe.last_error,
         }
       : null,
+    replication: tenant.isolation === 'cluster' ? await clusterReplicationHealth(db, tenant.id) : null,
   };
 }
 

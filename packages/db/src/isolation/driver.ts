@@ -57,6 +57,28 @@ export type NullableTenantColumn = { [K in keyof TenantsTable]-?: null extends U
 /** Where drivers report what operators should see: a lost connection, an instance restarted. */
 export type IsolationLog = (message: string, fields?: Record<string, unknown>) => void;
 
+/**
+ * What one supervision pass (IsolationDriver.supervise) saw and did, for the worker's
+ * metrics and logs: counts and maxima only, never a tenant id.
+ */
+export interface StorageSupervision {
+  /** Tenants looked at (those another worker was busy with are skipped). */
+  tenants: number;
+  failoversStarted: number;
+  /** Failovers that ended in this pass, with how long noticing and promoting took. */
+  failovers: Array<{ outcome: 'completed' | 'failed'; detectionSeconds?: number; promotionSeconds?: number }>;
+  /** Standbys removed to be rebuilt (gone, or down past the bound). */
+  standbysRebuilt: number;
+  /** Fenced old primaries found running and stopped again. */
+  fencedStopped: number;
+  /** Tenants that want synchronous replication but commit alone now (no standby streams). */
+  replicationDegraded: number;
+  /** Standbys wanted but not streaming, over all tenants. */
+  standbysMissing: number;
+  maxLagBytes: number;
+  maxLagSeconds: number;
+}
+
 /** Per-tenant connection pools (database and cluster tenants): a bounded LRU. */
 export interface TenantPoolOptions {
   /** Most per-tenant pools kept open; the least recently used beyond it is closed. */
@@ -172,6 +194,13 @@ export interface IsolationDriver {
    * to be started. Absent when there is nothing to keep running.
    */
   readonly keepReady?: ((tenantId: string) => Promise<boolean>) | undefined;
+
+  /**
+   * A frequent pass (every TENANT_CLUSTER_WATCH_INTERVAL_MS) over the tenants whose
+   * storage this process looks after beyond probing: replicated clusters' standbys and
+   * failover. Absent when there is nothing to supervise.
+   */
+  readonly supervise?: (() => Promise<StorageSupervision>) | undefined;
 
   /** Release what the driver holds open (per-tenant pools). */
   close(): Promise<void>;

@@ -10,8 +10,8 @@ import type { NullableTenantColumn } from './driver.js';
  */
 export type Placement = { [K in NullableTenantColumn]?: Tenant[K] };
 
-/** Placement columns holding bytes (the encrypted passwords): base64 in a stored placement. */
-const BYTE_COLUMNS = new Set<string>(['database_password_enc', 'cluster_admin_password_enc']);
+/** Placement columns holding bytes (the encrypted passwords, `*_enc`): base64 in a stored placement. */
+const isByteColumn = (column: string) => column.endsWith('_enc');
 
 /** The placement `columns` of `row`. */
 export function placementOf(columns: readonly NullableTenantColumn[], row: Tenant): Placement {
@@ -27,7 +27,7 @@ export function storePlacement(placement: Placement): string {
     if (value === undefined) continue;
     if (Buffer.isBuffer(value)) stored[column] = value.toString('base64');
     else if (value instanceof Date) stored[column] = value.toISOString();
-    else stored[column] = value as string | number | null;
+    else stored[column] = value as string | number | boolean | null;
   }
   return JSON.stringify(stored);
 }
@@ -35,7 +35,7 @@ export function storePlacement(placement: Placement): string {
 export function loadPlacement(stored: StoredPlacement): Placement {
   const placement: Record<string, unknown> = {};
   for (const [column, value] of Object.entries(stored)) {
-    placement[column] = BYTE_COLUMNS.has(column) && typeof value === 'string' ? Buffer.from(value, 'base64') : value;
+    placement[column] = isByteColumn(column) && typeof value === 'string' ? Buffer.from(value, 'base64') : value;
   }
   return placement as Placement;
 }

@@ -13,6 +13,7 @@ import * as usage from './2026-12-01T1300_usage.js';
 import * as invoices from './2026-12-01T1400_invoices.js';
 import * as filesRealtime from './2026-12-01T1500_files_realtime.js';
 import * as moves from './2026-12-01T1600_moves.js';
+import * as clusterReplicas from './2026-12-01T1700_cluster_replicas.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -33,4 +34,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-01T1400_invoices': invoices,
   '2026-12-01T1500_files_realtime': filesRealtime,
   '2026-12-01T1600_moves': moves,
+  '2026-12-01T1700_cluster_replicas': clusterReplicas,
 };

@@ -1,5 +1,6 @@
 import { assertTenantRoleName, tenantRoleName } from '@tenantry/domain';
-import type { Transaction } from 'kysely';
+import path from 'node:path';
+import { type Kysely, type Transaction, sql } from 'kysely';
 import type pg from 'pg';
 import type { Database } from '../../schema.js';
 import {
@@ -7,6 +8,7 @@ import {
   type DriverContext,
   type IsolationDriver,
   type ProvisioningTenant,
+  type StorageSupervision,
   type StoreProbe,
   type TeardownTarget,
   type TenantRef,
@@ -23,9 +25,12 @@ import { TenantPools, attachTenantDatabase } from '../shared/tenant-pools.js';
 import { freezeTenantTables, thawTenantTables } from '../shared/tenant-tables.js';
 import { KubernetesClusters } from './kubernetes.js';
 import {
+  CLUSTER_PLACEMENT_COLUMNS,
   CLUSTER_SUPERUSER,
   CLUSTER_TENANT_DATABASE,
   type ClusterPlacement,
+  clusterColumnsOf,
+  clusterPlacementOf,
   type LocalClusterOptions,
   LocalClusterProvisioner,
   tenantClusterDirName,
@@ -59,16 +64,9 @@ const LOOPBACK_SERVER = /^127\.0\.0\.1:\d{1,5}$/;
  */
 export class ClusterDriver implements IsolationDriver {
   readonly model = 'cluster';
-  readonly placementColumns = [
-    'database_server',
-    'database_name',
-    'database_role',
-    'database_password_enc',
-    'cluster_data_dir',
-    'cluster_port',
-    'cluster_admin_password_enc',
-  ] as const;
+  readonly placementColumns = CLUSTER_PLACEMENT_COLUMNS;
   readonly keepReady: ((tenantId: string) => Promise<boolean>) | undefined;
+  readonly supervise: (() => Promise<StorageSupervision>) | undefined;
   private readonly runtime: ClusterRuntime;
   private readonly pools: TenantPools;
 
@@ -78,12 +76,13 @@ export class ClusterDriver implements IsolationDriver {
   ) {
     this.runtime =
       options.driver === 'kubernetes'
-        ? new KubernetesClusters({ namespace: options.namespace ?? 'tenantry' })
+        ? new KubernetesClusters({ namespace: options.namespace ?? 'tenantry', replicas: options.local?.replicas, synchronous: options.local?.synchronous })
         : options.local
-          ? new LocalClusterProvisioner(context.db, { ...options.local, secretKey: context.secretKey })
+          ? new LocalClusterProvisioner(context.db, { ...options.local, secretKey: context.secretKey, warn: context.warn })
           : new RemoteClusters();
     this.pools = new TenantPools((tenantId) => this.connectionOf(tenantId), context.pools, context.warn);
     this.keepReady = this.runtime.restartIfDown ? (tenantId) => this.startIfDown(tenantId) : undefined;
+    this.supervise = this.runtime.supervise ? () => this.runtime.supervise!() : undefined;
   }
 
   unavailable(): string | undefined {
@@ -97,9 +96,14 @@ export class ClusterDriver implements IsolationDriver {
     await this.runtime.provision(tenant);
   }
 
-  /** Not transactional: the instance is stopped and its directory removed at once (needs no key). */
-  async drop(_trx: Transaction<Database>, tenant: TeardownTarget): Promise<void> {
+  /**
+   * Every instance — primary, standbys, fenced old primaries — is stopped and its
+   * directory removed at once (not transactional; needs no key); their records go with
+   * `trx`, and a failover still open is given up.
+   */
+  async drop(trx: Transaction<Database>, tenant: TeardownTarget): Promise<void> {
     await this.runtime.drop(tenant.id, tenant.row?.cluster_data_dir ?? null);
+    await forgetInstances(trx, tenant.id, 'the tenant was removed');
   }
 
   open<T>(tenant: TenantRef, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
@@ -183,13 +187,13 @@ export class ClusterDriver implements IsolationDriver {
   async placeMove(tenantId: string): Promise<Placement> {
     const reason = this.unavailable();
     if (reason) throw new Error(reason);
-    return columnsOf(await this.runtime.placeMove(tenantId));
+    return clusterColumnsOf(await this.runtime.placeMove(tenantId));
   }
 
   async provisionAt(tenantId: string, placement: Placement): Promise<Placement> {
     const reason = this.unavailable();
     if (reason) throw new Error(reason);
-    return columnsOf(await this.runtime.provisionAt(tenantId, this.clusterPlacement(tenantId, placement)));
+    return clusterColumnsOf(await this.runtime.provisionAt(tenantId, this.clusterPlacement(tenantId, placement)));
   }
 
   async attach(tenantId: string, placement: Placement): Promise<AttachedStore> {
@@ -207,17 +211,28 @@ export class ClusterDriver implements IsolationDriver {
     await this.asSuperuser(tenantId, cluster, (client) => thawTenantTables(client, 'public', cluster.role));
   }
 
-  /** Stop the instance and remove its directory (the runtime's drop; needs no key). */
+  /**
+   * Stop every instance (primary and standbys) and remove its directory (the runtime's
+   * drop; needs no key), then forget their records. The tenant's row names another model
+   * by now (a source after the switch) or still the one before (a target rolled back):
+   * either way every instance recorded for the tenant is the placement's.
+   */
   async dropAt(tenantId: string, placement: Placement): Promise<void> {
     await this.runtime.drop(tenantId, placement.cluster_data_dir ?? null);
+    await forgetInstances(this.context.db, tenantId, 'the tenant moved to another isolation model');
   }
 
-  /** A placement's parts, checked: its directory and role must be the ones the tenant id gives. */
+  /**
+   * A placement's parts, checked: its directory and role must be the ones the tenant id
+   * gives (a primary made by a failover is `<dir>_<generation>`).
+   */
   private clusterPlacement(tenantId: string, placement: Placement): ClusterPlacement {
-    const { cluster_data_dir: dataDir, cluster_port: port, database_role: role, database_password_enc: rolePasswordEnc, cluster_admin_password_enc: adminPasswordEnc } = placement;
-    if (!dataDir || !port || !role || !rolePasswordEnc || !adminPasswordEnc) throw new Error('the tenant has no cluster');
-    if (!dataDir.endsWith(`/${tenantClusterDirName(tenantId)}`) || role !== tenantRoleName(tenantId)) throw new Error("the placement names another tenant's cluster");
-    return { dataDir, port, role, rolePasswordEnc, adminPasswordEnc };
+    const cluster = clusterPlacementOf(placement);
+    if (!cluster) throw new Error('the tenant has no cluster');
+    const dir = path.basename(cluster.dataDir);
+    const base = tenantClusterDirName(tenantId);
+    if ((dir !== base && !new RegExp(`^${base}_\\d+$`).test(dir)) || cluster.role !== tenantRoleName(tenantId)) throw new Error("the placement names another tenant's cluster");
+    return cluster;
   }
 
   private asSuperuser<T>(tenantId: string, cluster: ClusterPlacement, fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -230,15 +245,13 @@ export class ClusterDriver implements IsolationDriver {
   }
 }
 
-/** A local instance's placement as tenant-row columns (what the cluster driver records). */
-function columnsOf(cluster: ClusterPlacement): Placement {
-  return {
-    database_server: `127.0.0.1:${cluster.port}`,
-    database_name: CLUSTER_TENANT_DATABASE,
-    database_role: cluster.role,
-    database_password_enc: cluster.rolePasswordEnc,
-    cluster_data_dir: cluster.dataDir,
-    cluster_port: cluster.port,
-    cluster_admin_password_enc: cluster.adminPasswordEnc,
-  };
+/** The records of a tenant's instances go with them; a failover still open is given up. */
+async function forgetInstances(db: Kysely<Database>, tenantId: string, why: string): Promise<void> {
+  await db.deleteFrom('cluster_instances').where('tenant_id', '=', tenantId).execute();
+  await db
+    .updateTable('cluster_failovers')
+    .set({ step: 'abandoned', finished_at: sql`now()`, last_error: why })
+    .where('tenant_id', '=', tenantId)
+    .where('step', 'not in', ['done', 'abandoned'])
+    .execute();
 }

@@ -7,11 +7,16 @@ import type { ClusterRuntime } from './runtime.js';
  *
  * Two objects: the `kubernetes.io/basic-auth` Secret holding the generated credentials of
  * the `tenant` owner (base64 in `data`, nowhere else), and the `postgresql.cnpg.io/v1`
- * Cluster bootstrapping database `tenant` owned by `tenant` from that Secret.
+ * Cluster bootstrapping database `tenant` owned by `tenant` from that Secret, with
+ * `1 + replicas` instances and synchronous replication settings that match the local
+ * driver's (`.spec.postgresql.synchronous`; CloudNativePG runs the failover there).
  */
 export interface CnpgRenderOptions {
   namespace: string;
-  instances?: number;
+  /** Streaming standbys (TENANT_CLUSTER_REPLICAS, default 1): the Cluster runs 1 + replicas instances. */
+  replicas?: number;
+  /** Synchronous replication (TENANT_CLUSTER_SYNCHRONOUS, default true), as the local driver does it. */
+  synchronous?: boolean;
   storageSize?: string;
   storageClass?: string | undefined;
   imageName?: string | undefined;
@@ -32,6 +37,7 @@ export interface CnpgCluster {
   spec: {
     instances: number;
     imageName?: string;
+    postgresql?: { synchronous: { method: 'any' | 'first'; number: number; dataDurability: 'required' | 'preferred' } };
     storage: { size: string; storageClass?: string };
     bootstrap: { initdb: { database: string; owner: string; secret: { name: string } } };
   };
@@ -64,13 +70,20 @@ export function renderCnpgCluster(tenantId: string, credentials: { password: str
   };
   const storage: CnpgCluster['spec']['storage'] = { size: options.storageSize ?? '10Gi' };
   if (options.storageClass) storage.storageClass = options.storageClass;
+  const replicas = options.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 0 || replicas > 5) throw new Error(`replicas must be an integer from 0 to 5: ${replicas}`);
+  // The local driver's replication, in CloudNativePG's terms: one standby acknowledges each
+  // commit (`first`, number 1); `preferred` lets the primary commit alone while no standby
+  // is available, as the local driver degrades after TENANT_CLUSTER_SYNC_DEGRADE_AFTER_MS.
+  const synchronous = (options.synchronous ?? true) && replicas > 0;
   const cluster: CnpgCluster = {
     apiVersion: 'postgresql.cnpg.io/v1',
     kind: 'Cluster',
     metadata: { name, namespace: options.namespace, labels },
     spec: {
-      instances: options.instances ?? 1,
+      instances: 1 + replicas,
       ...(options.imageName ? { imageName: options.imageName } : {}),
+      ...(synchronous ? { postgresql: { synchronous: { method: 'first' as const, number: 1, dataDurability: 'preferred' as const } } } : {}),
       storage,
       bootstrap: { initdb: { database: 'tenant', owner: 'tenant', secret: { name: secret.metadata.name } } },
     },

@@ -1,4 +1,4 @@
-import type { ProvisioningTenant } from '../driver.js';
+import type { ProvisioningTenant, StorageSupervision } from '../driver.js';
 import type { ClusterPlacement } from './local.js';
 
 /**
@@ -20,6 +20,8 @@ export interface ClusterRuntime {
   placeMove(tenantId: string): Promise<ClusterPlacement>;
   /** A move's target: make and start the instance at `placement`, the tenant row untouched (IsolationDriver.provisionAt). */
   provisionAt(tenantId: string, placement: ClusterPlacement): Promise<ClusterPlacement>;
+  /** One watch pass over the replicated tenants this variant runs (standbys, failover). Absent when this variant cannot. */
+  supervise?(): Promise<StorageSupervision>;
 }
 
 /**

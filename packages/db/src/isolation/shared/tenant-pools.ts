@@ -18,8 +18,23 @@ const codeOf = (err: unknown) => (err as { code?: string }).code;
 /** Errors after which a tenant's pool is not worth keeping (its database or role changed or went away). */
 function isConnectionProblem(err: unknown): boolean {
   const code = codeOf(err);
-  // ECONNREFUSED: a tenant instance that is down, or came back on another port.
-  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P01' || code === 'ECONNREFUSED');
+  // ECONNREFUSED: a tenant instance that is down, or came back on another port; 57P03: one
+  // starting (a fenced old primary); 25006: one read-only (no longer the primary).
+  return (
+    typeof code === 'string' &&
+    (code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '57P01' || code === '57P03' || code === '25006' || code === 'ECONNREFUSED')
+  );
+}
+
+/**
+ * Errors only a connection's start-up gives (refused, not accepting connections yet,
+ * refused by pg_hba, no such database): nothing of the transaction reached the server, so
+ * running it again elsewhere cannot apply it twice. After a cluster failover the tenant's
+ * row names the new primary while a pool may still point at the fenced old one.
+ */
+function isStartupRefusal(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === 'ECONNREFUSED' || code === '57P03' || code === '28000' || code === '28P01' || code === '3D000';
 }
 
 /**
@@ -48,7 +63,23 @@ export class TenantPools {
     return this.pools.size;
   }
 
+  /**
+   * A pool whose server refused a new connection is dropped, and the transaction tried
+   * once more on a pool opened from the tenant's row as it is now: after a failover's
+   * routing switch every process follows on its next request, with no restart and no
+   * error, whichever process it is. Errors past start-up are not retried (the
+   * transaction may have committed).
+   */
   async run<T>(tenant: { id: string; placementGeneration: number }, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    try {
+      return await this.runOnce(tenant, fn);
+    } catch (err) {
+      if (!isStartupRefusal(err)) throw err;
+      return this.runOnce(tenant, fn);
+    }
+  }
+
+  private async runOnce<T>(tenant: { id: string; placementGeneration: number }, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     const tenantId = tenant.id;
     const entry = await this.acquire(tenantId, tenant.placementGeneration);
     try {
