@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import { Resolver } from 'node:dns/promises';
 import { MovingAwareStore } from '@tenantry/api';
 import {
@@ -282,6 +283,23 @@ describe('a tenant moved schema → database → cluster → schema → cluster 
     expect(health.body).toMatchObject({ healthy: true, store: { ok: true }, dns: { status: 'ok' } });
     const usage = await stack.admin('GET', `/v1/tenants/${tenant.tenantId}/usage`);
     expect(usage.body.meters.apiRequests.total).toBeGreaterThanOrEqual(usageBefore);
+
+    // Into a cluster: replicated like any cluster tenant (TENANT_CLUSTER_REPLICAS, 1 by
+    // default) once the watch has made its standby; out of one: no instance left recorded.
+    const instances = await stack.database.db.selectFrom('cluster_instances').select(['role', 'state', 'data_dir']).where('tenant_id', '=', tenant.id).execute();
+    if (to === 'cluster') {
+      expect(after).toMatchObject({ cluster_replicas: 1, cluster_synchronous: true });
+      expect(after.cluster_replication_password_enc).not.toBeNull();
+      const replicated = await waitFor(async () => {
+        const res = await stack.admin('GET', `/v1/tenants/${tenant.tenantId}/health`);
+        const standby = res.body.replication?.instances?.find((i: { role: string }) => i.role === 'standby');
+        return standby?.state === 'streaming' ? res.body.replication.instances : undefined;
+      }, 60_000);
+      expect(replicated.map((i: { role: string }) => i.role).sort()).toEqual(['primary', 'standby']);
+    } else {
+      expect(instances).toEqual([]);
+      expect(after.cluster_replicas).toBeNull();
+    }
   }, 180_000);
 
   async function storeRows(collection: string): Promise<Array<{ id: string; data: Record<string, unknown> }>> {
@@ -301,7 +319,10 @@ describe('a tenant moved schema → database → cluster → schema → cluster 
       const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_database where datname = ${source.database_name}`.execute(stack.database.db);
       expect(rows[0]!.n).toBe(0);
     } else {
-      expect(existsSync(source.cluster_data_dir!)).toBe(false);
+      // The primary and every standby (`<dir>_<generation>`) are gone from disk.
+      const parent = path.dirname(source.cluster_data_dir!);
+      const base = path.basename(source.cluster_data_dir!);
+      expect(readdirSync(parent).filter((entry) => entry === base || entry.startsWith(`${base}_`))).toEqual([]);
     }
   }
 });

@@ -119,7 +119,9 @@ describe('shape of a replicated cluster tenant', () => {
 
     const health = await waitFor(async () => {
       const res = await stack.admin('GET', `/v1/tenants/${a.tenantId}/health`);
-      return res.body.replication?.instances?.[1]?.state === 'streaming' ? res : undefined;
+      // Provisioning records the standby as streaming when it starts; the rest is what the watch observed.
+      const [primary, standby] = res.body.replication?.instances ?? [];
+      return primary?.state === 'running' && standby?.state === 'streaming' && standby?.synchronous !== null ? res : undefined;
     }, 10_000);
     expect(health.body.replication.instances).toMatchObject([
       { generation: 0, role: 'primary', state: 'running', lagBytes: null },
