@@ -133,4 +133,6 @@ export const EXAMPLES: Example[] = [
   { operationId: 'webhooks.list', auth: 'platform' },
   { operationId: 'webhooks.delete', auth: 'platform', path: { id: { env: 'WEBHOOK_ID' } } },
   { operationId: 'meta.openapi', auth: 'none' },
+  // Last: it ends the session every tenant example above uses.
+  { operationId: 'auth.logout', auth: 'tenant' },
 ];

@@ -56,8 +56,10 @@
  * BENCH_DATABASE_TENANTS (100), BENCH_CONCURRENCY (32), BENCH_REQUESTS (5000 per phase,
  * server and round), BENCH_SECONDS (instead of BENCH_REQUESTS), BENCH_ROUNDS (2), BENCH_WARMUP
  * (1000), BENCH_DOCS_PER_TENANT (3), BENCH_PROVISION_CONCURRENCY (8), BENCH_TENANT_POOL_MAX
- * (unset: the api's default), TEST_LOG_LEVEL.
+ * (unset: the api's default), BENCH_SERVER_PROFILE_DIR (a CPU profile of every server session
+ * there: `npx tsx test/bench/profile-summary.ts <dir>`), TEST_LOG_LEVEL.
  */
+import path from 'node:path';
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
@@ -107,9 +109,10 @@ const COLLECTION = 'notes';
 const POLL_MS = 10;
 const PROVISION_TIMEOUT_MS = 120_000;
 
-const TARGET_P95_MS = 20;
+/** Issue 16: the api within reach of the bare handler, measured in the same run. */
+const TARGET_P95_RATIO = 1.4;
 const SEED_TARGET_P95_MS = 100;
-const TARGET_THROUGHPUT_SHARE = 0.5;
+const TARGET_THROUGHPUT_SHARE = 0.75;
 /** Metering's budget: throughput lost, and p95 added, against the same api unmetered. */
 const METERING_MAX_THROUGHPUT_LOSS = 0.05;
 const METERING_MAX_ADDED_P95_MS = 1;
@@ -395,13 +398,17 @@ interface RunningServer {
   stop(): Promise<void>;
 }
 
+const PROFILE_DIR = process.env.BENCH_SERVER_PROFILE_DIR;
 const SERVER_SCRIPT = fileURLToPath(new URL('./data-plane-server.ts', import.meta.url));
 /** Where `--import tsx` resolves (the repository root). */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 function startServer(kind: Kind, env: Record<string, string>): Promise<RunningServer> {
+  // V8 CPU profiles of each server session, for test/bench/profile-summary.ts: a directory
+  // per session, since Node writes one per thread (tsx's module loader runs in one of its own).
+  const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, `${kind}-${Date.now()}`)}`] : [];
   const child = fork(SERVER_SCRIPT, [kind], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...profile],
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -688,7 +695,8 @@ async function main(teardown: Teardown): Promise<void> {
   console.log('\nTargets');
   for (const op of ['read', 'write'] as const) {
     const { api, bare } = figures[op];
-    console.log(`  ${verdict(api.all.p95 < TARGET_P95_MS)}  api ${op} p95 < ${TARGET_P95_MS} ms              (p95 ${api.all.p95.toFixed(1)} ms; bare ${bare.all.p95.toFixed(1)} ms)`);
+    const p95Ratio = api.all.p95 / bare.all.p95;
+    console.log(`  ${verdict(p95Ratio <= TARGET_P95_RATIO)}  api ${op} p95 ≤ ${TARGET_P95_RATIO}× bare          (p95 ${api.all.p95.toFixed(1)} ms; bare ${bare.all.p95.toFixed(1)} ms: ${p95Ratio.toFixed(2)}×)`);
     console.log(
       `  ${verdict(api.rate >= TARGET_THROUGHPUT_SHARE * bare.rate)}  api ${op} throughput ≥ ${TARGET_THROUGHPUT_SHARE * 100}% of bare   ` +
         `(${api.rate.toFixed(0)} vs ${bare.rate.toFixed(0)} req/s: ${((100 * api.rate) / bare.rate).toFixed(0)}%)`,

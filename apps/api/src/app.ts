@@ -1,14 +1,7 @@
 import { createDnsProvider } from '@tenantry/dns';
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse, createServer } from 'node:http';
-import {
-  createDb,
-  createIsolationRegistry,
-  ensureDatabase,
-  migrateToLatest,
-  GENERATED_KEY_NOTICE,
-  loadInstallationKey,
-} from '@tenantry/db';
+import { GENERATED_KEY_NOTICE, TenantChangeFeed, createDb, createIsolationRegistry, ensureDatabase, loadInstallationKey, migrateToLatest } from '@tenantry/db';
 import { BadRequestError, DomainError, UnauthorizedError, UnsupportedMediaTypeError, tenantAccessRefusal } from '@tenantry/domain';
 import { createFileStorage } from '@tenantry/files';
 import { createFailFastRedis, createMoveQueue, createProducerRedis, createProvisioningQueue, createWebhookQueue } from '@tenantry/jobs';
@@ -28,6 +21,7 @@ import { createStripeWebhookHandler } from './http/stripe-webhook.js';
 import { createLogger, listenOn, serveMetrics } from '@tenantry/observability';
 import { createApiMetrics, statusClass } from './metrics.js';
 import { appOpenApiDocument, appRouter } from './routers/index.js';
+import { CredentialCache } from './services/credential-cache.js';
 import { DocumentsService } from './services/documents.js';
 import { FilesService } from './services/files.js';
 import { RealtimeHub } from './realtime/hub.js';
@@ -155,9 +149,27 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     logger,
     metrics,
   });
+  // Postgres announces every change to what a credential resolves to; the cache listens.
+  const credentials = new CredentialCache(
+    { get listening() { return tenantChanges.listening; } },
+    { ttlMs: config.CREDENTIAL_CACHE_TTL_MS, maxEntries: config.CREDENTIAL_CACHE_MAX_ENTRIES, onLookup: (result) => metrics.credentialLookups.inc({ result }) },
+  );
+  const tenantChanges = new TenantChangeFeed({
+    connectionString: config.DATABASE_URL,
+    applicationName: 'tenantry-api-changes',
+    onChange: (tenantId) => {
+      credentials.invalidateTenant(tenantId);
+      // Its open streams too, whoever made the change (the api, the worker, an operator's SQL).
+      void realtime.recheck(tenantId);
+    },
+    onReset: () => credentials.clear(),
+    onError: (message) => logger.warn(message),
+  });
+  await tenantChanges.start();
   const deps: ApiDeps = {
     config,
     secretKey,
+    credentials,
     openApiDocument: appOpenApiDocument() as unknown as Record<string, unknown>,
     db,
     redis,
@@ -428,6 +440,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       // Bounded: with Redis down, BullMQ's close would wait for it forever.
       await withTimeout(Promise.all([deps.provisioningQueue.close(), deps.webhookQueue.close(), deps.moveQueue.close()]), 2_000).catch(() => undefined);
       await entitlements.close();
+      await tenantChanges.close();
       // Every request is answered by now: the counts are final; write them before exiting.
       await deps.usage?.close(config.SHUTDOWN_TIMEOUT_MS);
       redis.disconnect();

@@ -104,6 +104,14 @@ const ApiEnv = z
     TENANT_POOL_MAX: envPositiveInt.default(50),
     TENANT_POOL_SIZE: envPositiveInt.default(2),
     /**
+     * Resolved tenant credentials are kept in memory for up to this long (0: off, every
+     * tenant call queries). Postgres announces every change that matters (a logout, a
+     * revoked key, a suspension, a move) and the entry goes at once; see
+     * services/credential-cache.ts.
+     */
+    CREDENTIAL_CACHE_TTL_MS: z.coerce.number().int().min(0).default(60_000),
+    CREDENTIAL_CACHE_MAX_ENTRIES: envPositiveInt.default(100_000),
+    /**
      * Cluster isolation (a dedicated Postgres instance per tenant): `local` runs instances
      * on the worker's host; `kubernetes` only renders CloudNativePG manifests, so the api
      * refuses cluster tenants under it.

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { ApiConfig } from './config.js';
 import type { ApiMetrics } from './metrics.js';
+import type { CredentialCache } from './services/credential-cache.js';
 import type { DocumentsService } from './services/documents.js';
 import type { FilesService } from './services/files.js';
 import type { RealtimeHub } from './realtime/hub.js';
@@ -41,6 +42,8 @@ export interface ApiDeps {
   files: FilesService;
   /** Realtime: document changes published across instances, and this instance's open streams. */
   realtime: RealtimeHub;
+  /** Resolved tenant credentials, dropped when Postgres announces a change (services/credential-cache.ts). */
+  credentials: CredentialCache;
   /** The installation key (TENANT_SECRET_KEY, or the generated key file): seals secrets at rest. */
   secretKey: Buffer;
   /** The OpenAPI document of the REST surface (built once, at boot). */

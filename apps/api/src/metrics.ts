@@ -36,6 +36,13 @@ export function createApiMetrics() {
     labelNames: ['from', 'to'] as const,
     registers: [registry],
   });
+  const credentialLookups = new Counter({
+    name: 'tenantry_credential_cache_lookups_total',
+    help: 'Tenant credentials resolved: from the cache (hit), by a query then cached (miss), or by a query while the cache is off or not listening for changes (bypass)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  for (const result of ['hit', 'miss', 'bypass']) credentialLookups.inc({ result }, 0);
   const quotaExceeded = new Counter({
     name: 'tenantry_quota_exceeded_total',
     help: 'Tenant calls refused for exceeding a plan limit, by the limit (resource)',
@@ -116,6 +123,7 @@ export function createApiMetrics() {
     rateLimited,
     lifecycleTransitions,
     quotaExceeded,
+    credentialLookups,
     usageFlushDuration,
     usageFlushRows,
     usageFlushFailures,

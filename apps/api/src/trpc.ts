@@ -8,7 +8,6 @@ import { statusClass } from './metrics.js';
 import { authenticateOperator } from './services/operator-sessions.js';
 import { awaitWritesResumed } from './services/moves.js';
 import { assertUnderQuota } from './services/quotas.js';
-import { authenticateTenant } from './services/tenant-auth.js';
 
 /**
  * REST exposure of a procedure: its method and path under /v1, and the status of a
@@ -179,7 +178,7 @@ const authenticatedTenantProcedure = meteredTenantProcedure.use(async ({ ctx, ne
     ctx.logFields.tenantId = blocked.tenantId;
     throw ctx.deps.tenantRateLimit.refusal(ctx.responseHeaders, blocked.limit, blocked.until - Date.now());
   }
-  const { principal, tenant } = await authenticateTenant(ctx.deps.db, ctx.bearer);
+  const { principal, tenant } = await ctx.deps.credentials.resolve(ctx.deps.db, ctx.bearer);
   ctx.logFields.tenantId = principal.tenantId;
   ctx.usage.tenantId = principal.tenantId;
   return next({ ctx: { principal, tenant } });

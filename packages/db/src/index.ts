@@ -8,6 +8,7 @@ export * from './audit-verify.js';
 export * from './billing.js';
 export * from './tenant-health.js';
 export * from './pg-faults.js';
+export * from './tenant-changes.js';
 export * from './secret-key.js';
 // Isolation: one driver per model behind one interface, chosen by the registry.
 export * from './isolation/driver.js';

@@ -340,6 +340,8 @@ export function defineIsolationSuite(isolation: Isolation, options: SuiteOptions
         'signup.status': { path: { signupId: toPublicId('sgn', signupId) } },
         'auth.login': { body: { email: a.email, password: a.password } },
         'auth.me': {},
+        // No string input, so the corpus never sends it (it would end A's session).
+        'auth.logout': {},
         'tenants.create': { body: { name: 'Corpus Tenant', ownerEmail: `corpus-tenant-${unique}@example.com`, plan: 'free', isolation: 'schema' } },
         'tenants.list': { query: { search: 'suite', plan: 'pro', status: 'active', limit: '10' } },
         'tenants.get': { path: { id: victim?.tenantId ?? '' } },

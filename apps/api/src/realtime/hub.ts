@@ -467,7 +467,8 @@ export class RealtimeHub {
 
   // ---- lifecycle checks ---------------------------------------------------------------
 
-  private async recheck(tenantId: string): Promise<void> {
+  /** Check this instance's open streams of the tenant again now (its credentials or status changed). */
+  async recheck(tenantId: string): Promise<void> {
     const subs = [...(this.feeds.get(tenantId)?.subscribers ?? [])];
     for (const sub of subs) {
       const allowed = await this.stillAllowed(sub.tenantId, sub.bearer).catch(() => true);

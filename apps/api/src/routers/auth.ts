@@ -1,5 +1,6 @@
 import { LoginRequest, LoginResponse, MeResponse } from '@tenantry/domain';
-import { login, me } from '../services/auth.js';
+import { z } from 'zod';
+import { login, logout, me } from '../services/auth.js';
 import { publicProcedure, router, tenantProcedure } from '../trpc.js';
 
 export const authRouter = router({
@@ -29,4 +30,19 @@ export const authRouter = router({
     })
     .output(MeResponse)
     .query(({ ctx }) => me(ctx.deps.db, ctx.principal)),
+
+  logout: tenantProcedure
+    .meta({
+      rest: {
+        method: 'POST',
+        path: '/auth/logout',
+        successStatus: 204,
+        summary: 'Log out',
+        description:
+          'Ends the session whose token is the bearer: from the next call on, on every api instance, the token is refused with 401 (a cached credential is dropped the moment the session row goes). Needs a session token (an API key is revoked with `DELETE /v1/api-keys/{id}` instead: 403 `session_required`).',
+        auth: 'tenant',
+      },
+    })
+    .output(z.void())
+    .mutation(({ ctx }) => logout(ctx.deps.db, ctx.principal)),
 });

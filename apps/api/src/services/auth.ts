@@ -76,6 +76,15 @@ export async function login(deps: ApiDeps, input: { email: string; password: str
   return { token, expiresAt: expiresAt.toISOString(), tenantId: toPublicId('ten', membership.tenantId) };
 }
 
+/** End the caller's session (audited). The row's removal is what every instance's credential cache hears of. */
+export async function logout(db: Db, principal: TenantPrincipal): Promise<void> {
+  if (principal.kind !== 'session') throw new ForbiddenError('session_required', 'Only a session can log out; revoke an API key instead');
+  await db.transaction().execute(async (trx) => {
+    await trx.deleteFrom('sessions').where('id', '=', principal.sessionId).execute();
+    await appendAudit(trx, { actor: `user:${principal.userId}`, action: 'session.revoked', tenantId: principal.tenantId, data: { sessionId: principal.sessionId, reason: 'logout' } });
+  });
+}
+
 export async function me(db: Db, principal: TenantPrincipal) {
   if (principal.kind !== 'session') throw new ForbiddenError('session_required', 'This route is about a signed-in user; API keys have none');
   const session = principal;

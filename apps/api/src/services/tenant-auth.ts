@@ -20,19 +20,27 @@ export function newTenantApiKey(): { key: string; keyHash: Buffer } {
 
 /**
  * The tenant a credential acts for, as every tenant call needs it (status, routing,
- * hostname, whether a move pauses its writes). Read on every call, never cached: a move's
- * switch is honoured by the very next request of every api instance.
+ * hostname, whether a move pauses its writes). Cached per credential by
+ * services/credential-cache.ts, which drops it the moment Postgres announces a change of
+ * any of these columns.
  */
 export type CredentialTenant = Pick<Tenant, 'id' | 'slug' | 'status' | 'isolation' | 'schema_name' | 'placement_generation' | 'writes_paused_at'>;
 
 const TENANT_COLUMNS = ['tenants.slug', 'tenants.status', 'tenants.isolation', 'tenants.schema_name', 'tenants.placement_generation', 'tenants.writes_paused_at'] as const;
 
+/** A resolved credential: who calls, its tenant, and until when it may (sessions expire; API keys last until revoked). */
+export interface ResolvedCredential {
+  principal: TenantPrincipal;
+  tenant: CredentialTenant;
+  expiresAt?: Date;
+}
+
 /**
- * Resolve a bearer credential to a tenant principal and its tenant, in one query (this runs
- * on every tenant call: one round trip, not two); 401 when it is missing, unknown, expired
- * or revoked.
+ * Resolve a bearer credential to a tenant principal and its tenant, in one query (one
+ * round trip, not two; the credential cache spares most calls even that); 401 when it is
+ * missing, unknown, expired or revoked.
  */
-export async function authenticateTenant(db: Db, bearer: string | null): Promise<{ principal: TenantPrincipal; tenant: CredentialTenant }> {
+export async function authenticateTenant(db: Db, bearer: string | null): Promise<ResolvedCredential> {
   if (!bearer) throw new UnauthorizedError('unauthenticated', 'A bearer token is required');
   const tokenHash = hashToken(bearer);
   if (bearer.startsWith(API_KEY_PREFIX)) {
@@ -53,7 +61,7 @@ export async function authenticateTenant(db: Db, bearer: string | null): Promise
     .selectFrom('sessions')
     .innerJoin('memberships', (join) => join.onRef('memberships.user_id', '=', 'sessions.user_id').onRef('memberships.tenant_id', '=', 'sessions.tenant_id'))
     .innerJoin('tenants', 'tenants.id', 'sessions.tenant_id')
-    .select(['sessions.id', 'sessions.user_id', 'sessions.tenant_id', 'memberships.role', ...TENANT_COLUMNS])
+    .select(['sessions.id', 'sessions.user_id', 'sessions.tenant_id', 'sessions.expires_at', 'memberships.role', ...TENANT_COLUMNS])
     .where('sessions.token_hash', '=', tokenHash)
     .where('sessions.expires_at', '>', new Date())
     .executeTakeFirst();
@@ -61,6 +69,7 @@ export async function authenticateTenant(db: Db, bearer: string | null): Promise
   return {
     principal: { kind: 'session', tenantId: session.tenant_id, userId: session.user_id, sessionId: session.id, role: session.role },
     tenant: { id: session.tenant_id, ...tenantColumnsOf(session) },
+    expiresAt: session.expires_at,
   };
 }
 

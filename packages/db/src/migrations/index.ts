@@ -14,6 +14,7 @@ import * as invoices from './2026-12-01T1400_invoices.js';
 import * as filesRealtime from './2026-12-01T1500_files_realtime.js';
 import * as moves from './2026-12-01T1600_moves.js';
 import * as clusterReplicas from './2026-12-01T1700_cluster_replicas.js';
+import * as tenantChanges from './2026-12-01T1800_tenant_changes.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -35,4 +36,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-01T1500_files_realtime': filesRealtime,
   '2026-12-01T1600_moves': moves,
   '2026-12-01T1700_cluster_replicas': clusterReplicas,
+  '2026-12-01T1800_tenant_changes': tenantChanges,
 };
