@@ -45,8 +45,8 @@
  *
  * It prints p50/p95/max and requests/s of api and bare for reads and writes, their ratios, and
  * PASS/MISS per target; exits 0 either way, 1 only when something goes wrong. Per server it
- * also prints where the CPU went per request (the server process, everything else — mostly
- * Postgres — and the load generator; from /proc) and how busy the machine was: the client
+ * also prints where the CPU went per request (the server process, Postgres, Redis, the load
+ * generator, and the rest; from /proc) and how busy the machine was: the client
  * is closed-loop, so once the cores are saturated mean latency is concurrency ÷ throughput,
  * and the latency and throughput figures are one finding, not two. Whatever
  * happens (an error, Ctrl-C) it stops its servers, drops every tenant database and role
@@ -61,7 +61,7 @@
  */
 import path from 'node:path';
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '@tenantry/db';
@@ -262,26 +262,55 @@ function machineCpuMs(): { busy: number; total: number } {
   return { busy: ((total - idle) * 1000) / CLOCK_TICKS, total: (total * 1000) / CLOCK_TICKS };
 }
 
+/**
+ * CPU ms so far of every live Postgres and Redis process (backends come and go: one that
+ * exits between two snapshots takes its CPU with it, and that CPU lands in `rest`).
+ */
+function serviceCpuMs(): { postgres: number; redis: number } {
+  const sums = { postgres: 0, redis: 0 };
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const kind = comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : undefined;
+      if (!kind) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      sums[kind] += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sums;
+}
+
 interface CpuSnapshot {
   client: number;
   server: number;
+  services: { postgres: number; redis: number };
   machine: { busy: number; total: number };
 }
 
 function cpuSnapshot(serverPid: number): CpuSnapshot | undefined {
   try {
     const usage = process.cpuUsage();
-    return { client: (usage.user + usage.system) / 1000, server: processCpuMs(serverPid), machine: machineCpuMs() };
+    return { client: (usage.user + usage.system) / 1000, server: processCpuMs(serverPid), services: serviceCpuMs(), machine: machineCpuMs() };
   } catch {
     return undefined;
   }
 }
 
-/** CPU ms spent by the load generator, by the server process, and by everything else (Postgres, …), and how busy the machine was. */
+/**
+ * CPU ms spent by the load generator, by the server process, by Postgres and Redis, and by
+ * everything else (other processes on this shared machine, backends that exited), and how
+ * busy the machine was.
+ */
 interface CpuUse {
   client: number;
   server: number;
-  other: number;
+  postgres: number;
+  redis: number;
+  rest: number;
   busyShare: number;
 }
 
@@ -289,8 +318,10 @@ function cpuBetween(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined): Cpu
   if (!a || !b) return undefined;
   const client = b.client - a.client;
   const server = b.server - a.server;
+  const postgres = Math.max(0, b.services.postgres - a.services.postgres);
+  const redis = Math.max(0, b.services.redis - a.services.redis);
   const busy = b.machine.busy - a.machine.busy;
-  return { client, server, other: Math.max(0, busy - client - server), busyShare: busy / (b.machine.total - a.machine.total) };
+  return { client, server, postgres, redis, rest: Math.max(0, busy - client - server - postgres - redis), busyShare: busy / (b.machine.total - a.machine.total) };
 }
 
 interface PhaseResult {
@@ -634,7 +665,9 @@ async function main(teardown: Teardown): Promise<void> {
         ? {
             client: phases.reduce((a, p) => a + p.cpu!.client, 0) / all.length,
             server: phases.reduce((a, p) => a + p.cpu!.server, 0) / all.length,
-            other: phases.reduce((a, p) => a + p.cpu!.other, 0) / all.length,
+            postgres: phases.reduce((a, p) => a + p.cpu!.postgres, 0) / all.length,
+            redis: phases.reduce((a, p) => a + p.cpu!.redis, 0) / all.length,
+            rest: phases.reduce((a, p) => a + p.cpu!.rest, 0) / all.length,
             busyShare: phases.reduce((a, p) => a + p.cpu!.busyShare * p.wallMs, 0) / phases.reduce((a, p) => a + p.wallMs, 0),
           }
         : undefined,
@@ -661,8 +694,8 @@ async function main(teardown: Teardown): Promise<void> {
       console.log(row('  database tenants', f.database, `${f.tenantConnections} tenant connections opened, peak backends ${f.peak.controlPlane} + ${f.peak.tenantDatabases}`));
       if (f.cpu) {
         console.log(
-          `    cpu per request: server ${f.cpu.server.toFixed(2)} ms, other (Postgres, …) ${f.cpu.other.toFixed(2)} ms, ` +
-            `load generator ${f.cpu.client.toFixed(2)} ms; machine ${(100 * f.cpu.busyShare).toFixed(0)}% busy`,
+          `    cpu per request: server ${f.cpu.server.toFixed(2)} ms, Postgres ${f.cpu.postgres.toFixed(2)} ms, Redis ${f.cpu.redis.toFixed(2)} ms, ` +
+            `load generator ${f.cpu.client.toFixed(2)} ms, rest ${f.cpu.rest.toFixed(2)} ms; machine ${(100 * f.cpu.busyShare).toFixed(0)}% busy`,
         );
       }
     }

@@ -30,7 +30,7 @@ import { MovingAwareStore } from './services/moves.js';
 import { createEntitlements } from './services/entitlements.js';
 import { CSRF_HEADER, OPERATOR_COOKIE } from './services/operator-sessions.js';
 import { type PlatformKeySource, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
-import { TenantRateLimit } from './services/quotas.js';
+import { StorageSamples, TenantRateLimit } from './services/quotas.js';
 import { createLoginLimiters, createPricingLimiter, createSignupLimiter } from './services/rate-limit.js';
 import { UsageMeter } from './usage/meter.js';
 import { withTimeout } from './timeout.js';
@@ -179,6 +179,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiters: createLoginLimiters(redis, config.REDIS_PREFIX, config.LOGIN_ATTEMPTS_PER_ADDRESS),
     tenantRateLimit: new TenantRateLimit(redis, config.REDIS_PREFIX, metrics),
+    storageSamples: new StorageSamples(db),
     usage: config.USAGE_METERING
       ? new UsageMeter({ databaseUrl: config.DATABASE_URL, flushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS, flushTimeoutMs: config.USAGE_FLUSH_TIMEOUT_MS, logger, metrics })
       : undefined,

@@ -12,7 +12,7 @@ import type { CredentialCache } from './services/credential-cache.js';
 import type { DocumentsService } from './services/documents.js';
 import type { FilesService } from './services/files.js';
 import type { RealtimeHub } from './realtime/hub.js';
-import type { TenantRateLimit } from './services/quotas.js';
+import type { StorageSamples, TenantRateLimit } from './services/quotas.js';
 import type { LoginLimiters } from './services/rate-limit.js';
 import type { UsageMeter } from './usage/meter.js';
 
@@ -52,6 +52,8 @@ export interface ApiDeps {
   usage: UsageMeter | undefined;
   /** Each tenant's request rate, across instances. */
   tenantRateLimit: TenantRateLimit;
+  /** Tenants' latest storage samples, for the storage quota (services/quotas.ts). */
+  storageSamples: StorageSamples;
   /**
    * Every tenant's data, routed to its isolation driver (the registry, as a TenantStore),
    * with a failure on a store the tenant just moved away from answered as tenant_moving.

@@ -3,3 +3,4 @@ export { parseApiConfig, ConfigError, type ApiConfig } from './config.js';
 export type { AppRouter } from './routers/index.js';
 export { ROUTER_TAGS, appOpenApiDocument, appRouter } from './routers/index.js';
 export { MovingAwareStore } from './services/moves.js';
+export { STORAGE_SAMPLE_REUSE_MS } from './services/quotas.js';

@@ -102,20 +102,55 @@ export class TenantRateLimit {
   }
 }
 
+/** How long an api instance reuses a tenant's latest storage sample before reading it again. */
+export const STORAGE_SAMPLE_REUSE_MS = 2_000;
+
+/**
+ * Each tenant's latest `storageBytes` sample, as the worker recorded it, read at most once
+ * per STORAGE_SAMPLE_REUSE_MS per instance (one read however many writes wait for it): the
+ * sample only changes once per USAGE_SAMPLE_INTERVAL_MS (a minute by default), so reading
+ * it on every write cost a query per write for nothing. Bounded: the oldest entries go
+ * first past `maxEntries`.
+ */
+export class StorageSamples {
+  private readonly entries = new Map<string, { readAt: number; value: Promise<number | undefined> }>();
+
+  constructor(
+    private readonly db: ApiDeps['db'],
+    private readonly maxEntries = 100_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  latest(tenantId: string): Promise<number | undefined> {
+    const entry = this.entries.get(tenantId);
+    if (entry && this.now() - entry.readAt < STORAGE_SAMPLE_REUSE_MS) return entry.value;
+    const value = latestGauges(this.db, tenantId).then((gauges) => gauges.get('storageBytes')?.value);
+    // A failed read is not reused: the next write asks again.
+    value.catch(() => {
+      if (this.entries.get(tenantId)?.value === value) this.entries.delete(tenantId);
+    });
+    this.entries.delete(tenantId);
+    this.entries.set(tenantId, { readAt: this.now(), value });
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    return value;
+  }
+}
+
 /**
  * Refuse a write that would add to a quota-held gauge once the tenant is at its limit, as
- * the gauge's latest sample says (the worker samples every USAGE_SAMPLE_INTERVAL_MS, so a
- * tenant is held back at most one interval after crossing its limit, and let through again
- * at most one interval after freeing space). A limit change applies at once.
+ * the gauge's latest sample says (the worker samples every USAGE_SAMPLE_INTERVAL_MS, and
+ * an instance reuses a sample for STORAGE_SAMPLE_REUSE_MS: a tenant is held back at most
+ * that long after crossing its limit, and let through again at most that long after
+ * freeing space). A limit change applies at once.
  */
 export async function assertUnderQuota(deps: ApiDeps, tenantId: string, resource: 'storageBytes', limits: Limits): Promise<void> {
-  const sample = (await latestGauges(deps.db, tenantId)).get(resource);
-  if (sample && sample.value >= limits[resource]) {
+  const used = await deps.storageSamples.latest(tenantId);
+  if (used !== undefined && used >= limits[resource]) {
     deps.metrics.quotaExceeded.inc({ resource });
     throw new QuotaExceededError(
       resource,
       'payment_required',
-      `The tenant has used ${sample.value} of its ${limits[resource]} bytes of ${resource}: reads and deletes still work; free space or raise the limit to write again`,
+      `The tenant has used ${used} of its ${limits[resource]} bytes of ${resource}: reads and deletes still work; free space or raise the limit to write again`,
     );
   }
 }
