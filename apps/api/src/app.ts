@@ -257,7 +257,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     const state = stateOf(req);
     return {
       deps,
-      clientIp: clientAddressOf(req, config.TRUST_PROXY),
+      // Worked out only by the routes that limit per address (login, signup, pricing).
+      clientIp: () => clientAddressOf(req, config.TRUST_PROXY),
       bearer: bearerOf(req),
       operatorToken: cookieOf(req, OPERATOR_COOKIE),
       csrfToken: headerOf(req, CSRF_HEADER),

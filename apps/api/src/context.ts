@@ -65,8 +65,8 @@ export interface ApiDeps {
 
 export interface RequestContext {
   deps: ApiDeps;
-  /** The client's address (http/client-address.ts: TRUST_PROXY decides whose word counts). */
-  clientIp: string;
+  /** The client's address (http/client-address.ts: TRUST_PROXY decides whose word counts), worked out when asked. */
+  clientIp(): string;
   /** The Host the client asked for (lower-case, no port), to cross-check a tenant's own hostname. */
   host: string | null;
   /** The bearer credential of the request, if any; which kind it is is decided by the procedure. */

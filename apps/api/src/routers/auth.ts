@@ -16,7 +16,7 @@ export const authRouter = router({
     })
     .input(LoginRequest)
     .output(LoginResponse)
-    .mutation(({ ctx, input }) => login(ctx.deps, input, ctx.clientIp)),
+    .mutation(({ ctx, input }) => login(ctx.deps, input, ctx.clientIp())),
 
   me: tenantProcedure
     .meta({

@@ -17,5 +17,5 @@ export const pricingRouter = router({
     })
     .input(PricingEstimateRequest)
     .output(InvoiceDocument)
-    .mutation(({ ctx, input }) => estimatePrice(ctx.deps, input, ctx.clientIp)),
+    .mutation(({ ctx, input }) => estimatePrice(ctx.deps, input, ctx.clientIp())),
 });

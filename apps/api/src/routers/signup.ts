@@ -54,7 +54,7 @@ export const signupRouter = router({
     })
     .input(SignupInput)
     .output(SignupAccepted)
-    .mutation(({ ctx, input }) => submitSignup(ctx.deps, input, ctx.clientIp)),
+    .mutation(({ ctx, input }) => submitSignup(ctx.deps, input, ctx.clientIp())),
 
   status: hostedProcedure
     .meta({
