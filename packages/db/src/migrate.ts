@@ -7,11 +7,20 @@ import { migrations } from './migrations/index.js';
  * in the database, so an api and a worker starting together migrate once.
  */
 export async function migrateToLatest(db: Db): Promise<string[]> {
+  return migrateUpTo(db, undefined);
+}
+
+/**
+ * Bring the schema up to and including the migration `last` (all of them when undefined):
+ * an installation as it was at that release, to test an upgrade from it.
+ */
+export async function migrateUpTo(db: Db, last: string | undefined): Promise<string[]> {
+  if (last !== undefined && !(last in migrations)) throw new Error(`no migration named ${last}`);
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations },
   });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = last === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(last);
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`, {
