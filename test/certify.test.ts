@@ -22,7 +22,7 @@ const FIXTURE: CertCommand[] = [
   { id: 'fixture:timeout', title: 'never ends', kind: 'bench', argv: [node, '-e', "console.log('PASS  so far'); setInterval(() => {}, 1000)"], timeoutMs: 1_500, completes: '\\b(PASS|MISS)\\b' },
   { id: 'fixture:empty', title: 'prints nothing', kind: 'openapi-lint', argv: [node, '-e', ''], timeoutMs: 20_000 },
   { id: 'fixture:truncated', title: 'stops before its summary', kind: 'promtool', argv: [node, '-e', "console.log('Checking docs/ops/alerts.yml')"], timeoutMs: 20_000, completes: 'SUCCESS|FAILED' },
-  { id: 'fixture:miss', title: 'a benchmark that misses', kind: 'bench', argv: [node, '-e', "console.log('  PASS  p95 < 100 ms'); console.log('  MISS  throughput ≥ 75% of bare (61%)')"], timeoutMs: 20_000, completes: '\\b(PASS|MISS)\\b' },
+  { id: 'fixture:miss', title: 'a benchmark that misses', kind: 'bench', argv: [node, '-e', "console.log('  PASS  p95 < 100 ms'); console.log('  MISS  throughput ≥ 75% of bare (61%)')"], timeoutMs: 20_000, completes: '\\b(PASS|MISS)\\b', keyLines: '\\b(PASS|MISS)\\b' },
 ];
 
 let dir: string;
@@ -83,7 +83,8 @@ describe('pnpm certify on a fixture', () => {
 
   it('lists the benchmark targets missed', () => {
     expect(row('fixture:miss')[5]).toBe('passed, 1 target(s) missed');
-    expect(packet).toContain('MISS: throughput ≥ 75% of bare (61%)');
+    expect(packet).toContain('- **fixture:miss** (targets as printed): 1 met, 1 missed\n  - `PASS p95 < 100 ms`\n  - `MISS throughput ≥ 75% of bare (61%)`');
+    expect(packet).toMatch(/- \*\*performance\*\* — .* \*\*Applies\.\*\*\n(  - .*\n)*  - fixture:miss: MISS throughput ≥ 75% of bare \(61%\)\n/);
   });
 
   it('has the Definition-of-Done table, the risk register and the rollback runbook', () => {
@@ -119,6 +120,7 @@ describe('the verdict rules', () => {
     passed: true,
     figures: {},
     misses: [],
+    keyLines: [],
     files: {},
     logFile: '/dev/null',
     ...over,

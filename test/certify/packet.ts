@@ -208,8 +208,8 @@ export function renderPacket(results: readonly CommandResult[], decision: Decisi
     out.push('## Benchmarks (short runs) against their targets');
     out.push('');
     for (const r of benches) {
-      out.push(`- **${r.id}** (${r.target ?? 'targets as printed'}): ${r.passed ? `${r.figures['targets met'] ?? 0} met, ${r.misses.length} missed` : `failed (${r.failure})`}`);
-      for (const m of r.misses) out.push(`  - MISS: ${m.replace(/^MISS\s*/, '')}`);
+      out.push(`- **${r.id}** (${r.target ?? 'targets as printed'}): ${!r.passed ? `failed (${r.failure})` : r.figures['targets met'] === undefined ? 'finished; figures below' : `${r.figures['targets met']} met, ${r.misses.length} missed`}`);
+      for (const line of r.keyLines) out.push(`  - \`${line.replaceAll('`', "'")}\``);
     }
     out.push('');
     out.push('Short runs use fewer tenants, requests and rounds than the full benchmarks (`pnpm bench:*` with their defaults); a target met here is evidence, not the figure to quote — docs/usage.md and docs/ops/scale-benchmark.md hold the full runs.');

@@ -30,6 +30,8 @@ export interface CertCommand {
   reportFile?: string;
   /** bench: the benchmark's target(s), for the packet. */
   target?: string;
+  /** A regular expression (source): the output lines matching it are kept as key figures (a benchmark's summary lines). */
+  keyLines?: string;
 }
 
 export type Failure = 'exit code' | 'timed out' | 'empty output' | 'truncated output' | 'did not start';
@@ -52,6 +54,8 @@ export interface CommandResult {
   figures: Record<string, string | number>;
   /** bench: the targets it printed as missed (`MISS` lines). */
   misses: string[];
+  /** The output lines `keyLines` picked, whitespace collapsed. */
+  keyLines: string[];
   /** tests: file → result, from vitest's JSON report. */
   files: Record<string, 'passed' | 'failed' | 'skipped'>;
   logFile: string;
@@ -172,8 +176,10 @@ function figuresOf(kind: CommandKind, output: string): { figures: Record<string,
     // The benchmarks print PASS or MISS (test/bench/support.ts, verdict) on each target's line.
     const passes = lines.filter((l) => /\bPASS\b/.test(l));
     for (const l of lines) if (/\bMISS\b/.test(l)) misses.push(l.trim().replace(/\s+/g, ' '));
-    figures['targets met'] = passes.length;
-    figures['targets missed'] = misses.length;
+    if (passes.length + misses.length > 0) {
+      figures['targets met'] = passes.length;
+      figures['targets missed'] = misses.length;
+    }
   } else if (kind === 'typecheck') {
     const tasks = /Tasks:\s+(\d+) successful, (\d+) total/.exec(output);
     if (tasks) figures.packages = `${tasks[1]}/${tasks[2]} clean`;
@@ -202,6 +208,7 @@ export async function runCommands(commands: readonly CertCommand[], options: Run
     writeFileSync(logFile, `$ ${shownCommand(command)}\n${exit.output}${exit.spawnError ? `\n[did not start: ${exit.spawnError}]\n` : ''}`);
 
     const { figures, misses } = figuresOf(command.kind, exit.output);
+    const keyLines = command.keyLines ? exit.output.split('\n').filter((l) => new RegExp(command.keyLines!).test(l)).map((l) => l.trim().replace(/\s+/g, ' ')).slice(0, 20) : [];
     let files: CommandResult['files'] = {};
     let reportMissing = false;
     if (command.reportFile) {
@@ -220,10 +227,10 @@ export async function runCommands(commands: readonly CertCommand[], options: Run
     if (exit.spawnError) [failure, detail] = ['did not start', exit.spawnError];
     else if (exit.timedOut) [failure, detail] = ['timed out', `no exit within ${command.timeoutMs / 1000} s; its process group was killed`];
     else if (exit.output.trim() === '') [failure, detail] = ['empty output', 'it printed nothing: no evidence'];
+    else if (exit.code !== 0) [failure, detail] = ['exit code', `exited ${exit.code ?? `on ${exit.signal}`}`];
     else if (exit.overflowed) [failure, detail] = ['truncated output', `more than ${options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT} bytes of output`];
     else if (command.completes && !new RegExp(command.completes, 'm').test(exit.output)) [failure, detail] = ['truncated output', `its closing line (/${command.completes}/) never came`];
     else if (reportMissing) [failure, detail] = ['truncated output', `no test report at ${command.reportFile}`];
-    else if (exit.code !== 0) [failure, detail] = ['exit code', `exited ${exit.code ?? `on ${exit.signal}`}`];
 
     const result: CommandResult = {
       id: command.id,
@@ -240,6 +247,7 @@ export async function runCommands(commands: readonly CertCommand[], options: Run
       detail,
       figures,
       misses,
+      keyLines,
       files,
       logFile,
     };
