@@ -187,6 +187,12 @@ function figuresOf(kind: CommandKind, output: string): { figures: Record<string,
     const intact = /audit chain intact: (\d+) entries/.exec(output);
     if (intact) figures['entries verified'] = Number(intact[1]);
     if (/audit chain BROKEN/.test(output)) figures.chain = 'broken';
+  } else if (kind === 'openapi-lint') {
+    // Redocly exits 0 with warnings; the count is kept so the packet shows them.
+    const warnings = /You have (\d+) warnings?/.exec(output);
+    if (warnings) figures.warnings = Number(warnings[1]);
+    const problems = /(\d+) problems? \((\d+) errors?, (\d+) warnings?/.exec(output);
+    if (problems) figures.problems = Number(problems[1]);
   } else if (kind === 'promtool') {
     const tests = output.match(/SUCCESS/g);
     if (tests) figures.SUCCESS = tests.length;
