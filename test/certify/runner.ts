@@ -173,9 +173,9 @@ function figuresOf(kind: CommandKind, output: string): { figures: Record<string,
   const misses: string[] = [];
   if (kind === 'bench') {
     const lines = output.split('\n');
-    // The benchmarks print PASS or MISS (test/bench/support.ts, verdict) on each target's line.
+    // The benchmarks print PASS or MISS (test/bench/support.ts, verdict) on each target's line; bench:scale says FAIL.
     const passes = lines.filter((l) => /\bPASS\b/.test(l));
-    for (const l of lines) if (/\bMISS\b/.test(l)) misses.push(l.trim().replace(/\s+/g, ' '));
+    for (const l of lines) if (/\b(MISS|FAIL)\b/.test(l)) misses.push(l.trim().replace(/\s+/g, ' '));
     if (passes.length + misses.length > 0) {
       figures['targets met'] = passes.length;
       figures['targets missed'] = misses.length;
