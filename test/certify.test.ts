@@ -180,6 +180,8 @@ describe('areas and evidence', () => {
 
   it('a test file in no area stops the certification, naming the file', () => {
     expect(() => mapTestFiles(['test/config.test.ts', 'test/brand-new.test.ts'])).toThrow(/test\/brand-new\.test\.ts: in no area/);
+    // vitest selects files by substring: one whose path is inside another's would run twice.
+    expect(() => mapTestFiles(['test/faults/usage.test.ts', 'test/faults/usage.test.ts.test.ts'])).toThrow(/test\/faults\/usage\.test\.ts: its path is part of/);
   });
 
   it('the Definition of Done names only evidence that exists: real test files and commands of the default run', () => {

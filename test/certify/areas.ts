@@ -48,7 +48,7 @@ export const AREA_RULES: ReadonlyArray<{ area: Area; pattern: RegExp }> = [
 
 export class UnmappedTestFileError extends Error {}
 
-/** Area → its files. Throws naming every file that no rule, or more than one area, takes. */
+/** Area → its files. Throws naming every file that no rule, or more than one area, takes (or that vitest could not select alone). */
 export function mapTestFiles(files: readonly string[]): Map<Area, string[]> {
   const byArea = new Map<Area, string[]>(AREAS.map((a) => [a, []]));
   const problems: string[] = [];
@@ -58,6 +58,9 @@ export function mapTestFiles(files: readonly string[]): Map<Area, string[]> {
     else if (areas.length > 1) problems.push(`${file}: in ${areas.length} areas (${areas.join(', ')})`);
     else byArea.get(areas[0]!)!.push(file);
   }
+  // vitest takes file arguments as filters (a path containing one matches it): a file whose
+  // path contains another's would run that other file in its area too.
+  for (const a of files) for (const b of files) if (a !== b && b.includes(a)) problems.push(`${a}: its path is part of ${b}'s, so it cannot be run alone`);
   if (problems.length > 0) {
     throw new UnmappedTestFileError(`every test file must belong to exactly one area (test/certify/areas.ts, AREA_RULES):\n  ${problems.join('\n  ')}`);
   }
