@@ -98,6 +98,13 @@ describe('metrics', () => {
     expect(text).toMatch(/tenantry_active_tenants\{status="active"\} \d+/);
     expect(text).toMatch(/tenantry_queue_jobs\{queue="provisioning",state="waiting"\} \d+/);
   });
+
+  it('the worker answers its liveness probe (GET /healthz) on the metrics port', async () => {
+    // The Kubernetes manifests (deploy/kubernetes) probe the worker here: it has no other HTTP server.
+    const res = await fetch(`http://127.0.0.1:${stack.worker!.metricsPort}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok' });
+  });
 });
 
 describe('per-tenant health', () => {

@@ -10,3 +10,11 @@ export function databaseUrl(name: string): string {
   url.pathname = `/${name}`;
   return url.toString();
 }
+
+/**
+ * The environment a command started by the tooling inherits (test/certify), with colour off
+ * so its output can be read as evidence.
+ */
+export function commandEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' };
+}
