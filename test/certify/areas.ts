@@ -35,7 +35,7 @@ export const AREA_RULES: ReadonlyArray<{ area: Area; pattern: RegExp }> = [
   { area: 'isolation', pattern: /^packages\/db\/src\/isolation\/.*\.test\.ts$/ },
   { area: 'metering', pattern: /^test\/(usage|quotas|enforcement|rate-limit)\.test\.ts$/ },
   { area: 'files and realtime', pattern: /^test\/(files|files-s3|realtime)\.test\.ts$/ },
-  { area: 'invoices', pattern: /^test\/(invoices|invoices-close|pricing|webhooks|stripe-webhook)\.test\.ts$/ },
+  { area: 'invoices', pattern: /^test\/(invoices|invoices-close|billing-upgrade|pricing|webhooks|stripe-webhook)\.test\.ts$/ },
   { area: 'invoices', pattern: /^(packages\/invoices\/src|apps\/worker\/src\/webhooks)\/.*\.test\.ts$/ },
   { area: 'dashboard', pattern: /^test\/dashboard\/.*\.test\.ts$/ },
   { area: 'moves', pattern: /^test\/moves\.test\.ts$/ },
