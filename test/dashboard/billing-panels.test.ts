@@ -17,7 +17,8 @@ import { expectAccessible, launchChromium, newPage, screenshot, signIn } from '.
 const stack = useStack({
   // Counts reach Postgres within a quarter second; the schedules that would only add noise wait.
   api: { USAGE_FLUSH_INTERVAL_MS: '250' },
-  workerEnv: { BILLING_CLOSE_INTERVAL_MS: '3600000', HEALTH_PROBE_INTERVAL_MS: '3600000' },
+  // Storage is sampled when the test says (stack.worker.sampleUsage), not on a schedule.
+  workerEnv: { BILLING_CLOSE_INTERVAL_MS: '3600000', HEALTH_PROBE_INTERVAL_MS: '3600000', USAGE_SAMPLE_INTERVAL_MS: '3600000' },
 });
 let browser: Browser;
 let tenant: { tenantId: string; token: string; name: string };
@@ -25,6 +26,18 @@ let tenant: { tenantId: string; token: string; name: string };
 const CLOSED_MONTH = '2026-03';
 const usd = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
 const money = (minor: number) => usd.format(minor / 100);
+
+/** As the dashboard writes sizes (apps/dashboard/src/ui/format.ts). */
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
+}
 
 beforeAll(async () => {
   browser = await launchChromium();
@@ -76,6 +89,24 @@ describe('tenant page: usage and charts', () => {
     await screenshot(page, '10-tenant-usage-empty');
   });
 
+  it("the list's Storage used is the tenant's latest storage sample, and — before the first", async () => {
+    const storageCell = async () => {
+      await page.goto(`/dashboard/?q=${encodeURIComponent('stark industries')}`);
+      const row = page.getByRole('table', { name: 'Tenants' }).locator('tbody tr').filter({ hasText: tenant.name });
+      await row.waitFor();
+      return (await row.locator('td').last().textContent())!;
+    };
+    const listed = async () => (await stack.admin('GET', '/v1/tenants?search=stark')).body.items[0].storageBytes as number | null;
+    expect(await listed()).toBeNull();
+    expect(await storageCell()).toBe('—');
+
+    expect((await stack.worker!.sampleUsage()).sampled).toBeGreaterThan(0);
+    const bytes = (await listed())!;
+    expect(bytes).toBeGreaterThan(0);
+    expect(await storageCell()).toBe(formatBytes(bytes));
+    await screenshot(page, '16-tenants-storage-used');
+  });
+
   it('after real tenant traffic, the API requests chart draws its points and its summary gives the total the api metered', async () => {
     const calls = 37;
     for (let i = 0; i < calls; i++) {
@@ -92,7 +123,14 @@ describe('tenant page: usage and charts', () => {
       return sum >= calls ? sum : undefined;
     }, 15_000);
 
-    await page.reload();
+    // And the storage sample (taken in the test above) is a point of the storage chart.
+    const storagePeak = (await stack.admin('GET', `/v1/tenants/${tenant.tenantId}/usage/series?meter=storageBytes&interval=hour&from=${from}&to=${to}`)).body.points.reduce(
+      (max: number, p: { peak: number }) => Math.max(max, p.peak),
+      0,
+    );
+    expect(storagePeak).toBeGreaterThan(0);
+
+    await openTenant(page);
     const requests = chart(page, 'API requests over time');
     await requests.img.locator('canvas').first().waitFor();
     const summary = await requests.summary();
@@ -102,6 +140,9 @@ describe('tenant page: usage and charts', () => {
     const usage = page.getByRole('table', { name: 'Usage this month' });
     await expect.poll(() => usage.getByRole('row', { name: /API requests/ }).textContent()).toContain(total.toLocaleString('en-US'));
     expect(await page.getByText(/as of/).textContent()).toMatch(/\(UTC\), as of .+/);
+    const storage = chart(page, 'Storage over time');
+    await storage.img.locator('canvas').first().waitFor();
+    expect(await storage.summary()).toMatch(new RegExp(`^Storage, last 24 hours: peak ${formatBytes(storagePeak).replace('.', '\\.')} at .+, latest .+\\.$`));
     await expectAccessible(page, 'the tenant page with charts');
     await screenshot(page, '11-tenant-charts-hourly');
 

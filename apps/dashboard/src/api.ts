@@ -8,6 +8,7 @@ import { type RouterOutputs, type TenantryClient, createAdminClient, createOpera
 export type OperatorSession = RouterOutputs['operator']['session'];
 export type Tenant = RouterOutputs['tenants']['get'];
 export type TenantPage = RouterOutputs['tenants']['list'];
+export type TenantListItem = TenantPage['items'][number];
 export type TenantHealth = RouterOutputs['tenants']['health'];
 export type BillingState = RouterOutputs['billing']['get'];
 export type Limits = BillingState['effective']['limits'];

@@ -1,21 +1,23 @@
 import { useQuery } from '@tanstack/react-query';
 import { type ReactNode, Suspense, lazy } from 'react';
-import { type Tenant, type UsageReport, api, queryKeys } from '../api';
+import { type Tenant, type TenantListItem, type UsageReport, api, queryKeys } from '../api';
 import { formatBytes, formatDateTime, formatNumber } from '../ui/format';
 import { Card, ErrorState, Loading } from '../ui/states';
 import { Invoices, UpcomingInvoice } from './invoices';
 
 /**
- * The usage API (metering) and invoices on the tenant page. The list's "Storage used"
- * column still shows "—": reading every listed tenant's usage would cost one request per
- * row; it waits for the list route to carry the storage gauge.
+ * The list's "Storage used": the latest storage sample the list route carries with each
+ * tenant (the worker samples every USAGE_SAMPLE_INTERVAL_MS), "—" before the first.
  */
-export function StorageUsed(_props: { tenant: Tenant }) {
-  return (
-    <span className="muted" title="Shown on each tenant's page">
-      —
-    </span>
-  );
+export function StorageUsed({ tenant }: { tenant: TenantListItem }) {
+  if (tenant.storageBytes === null) {
+    return (
+      <span className="muted" title="Not sampled yet">
+        —
+      </span>
+    );
+  }
+  return <>{formatBytes(tenant.storageBytes)}</>;
 }
 
 export interface TenantPanelProps {
