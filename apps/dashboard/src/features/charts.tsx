@@ -136,7 +136,7 @@ function Plot({ spec, series }: { spec: ChartSpec; series: UsageSeries }) {
         series: [
           {},
           { label: spec.kind === 'gauge' ? 'average' : spec.title, stroke: '#1f4fd1', fill: 'rgb(31 79 209 / 12%)', width: 2, value: (_u, v) => (v == null ? '' : spec.format(v)) },
-          ...(spec.kind === 'gauge' ? [{ label: 'peak', stroke: '#713f12', dash: [4, 4], width: 1.5 }] : []),
+          ...(spec.kind === 'gauge' ? [{ label: 'peak', stroke: '#713f12', dash: [4, 4], width: 1.5, points: { show: false } }] : []),
         ],
       },
       data,

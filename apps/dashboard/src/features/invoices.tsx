@@ -126,7 +126,7 @@ export function Invoices({ tenant }: { tenant: Tenant }) {
   });
   const items = invoices.data?.pages.flatMap((p) => p.items) ?? [];
   return (
-    <Card title="Invoices">
+    <Card title="Invoices" className="grid__span2">
       {invoices.isPending ? (
         <Loading label="Loading invoices…" />
       ) : invoices.isError ? (
