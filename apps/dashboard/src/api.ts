@@ -8,10 +8,17 @@ import { type RouterOutputs, type TenantryClient, createAdminClient, createOpera
 export type OperatorSession = RouterOutputs['operator']['session'];
 export type Tenant = RouterOutputs['tenants']['get'];
 export type TenantPage = RouterOutputs['tenants']['list'];
+export type TenantListItem = TenantPage['items'][number];
 export type TenantHealth = RouterOutputs['tenants']['health'];
 export type BillingState = RouterOutputs['billing']['get'];
 export type Limits = BillingState['effective']['limits'];
 export type AuditPage = RouterOutputs['audit']['list'];
+export type UsageReport = RouterOutputs['usage']['ofTenant'];
+export type UsageSeries = RouterOutputs['usage']['series'];
+export type Meter = UsageSeries['meter'];
+export type Interval = UsageSeries['interval'];
+export type Invoice = RouterOutputs['invoices']['upcoming'];
+export type InvoiceList = RouterOutputs['invoices']['list'];
 
 const baseUrl = window.location.origin;
 
@@ -23,6 +30,10 @@ export const queryKeys = {
   health: (id: string) => ['tenants', 'detail', id, 'health'] as const,
   billing: (id: string) => ['tenants', 'detail', id, 'billing'] as const,
   audit: (id: string) => ['tenants', 'detail', id, 'audit'] as const,
+  usage: (id: string) => ['tenants', 'detail', id, 'usage'] as const,
+  series: (id: string, meter: string, interval: string) => ['tenants', 'detail', id, 'series', meter, interval] as const,
+  invoices: (id: string) => ['tenants', 'detail', id, 'invoices'] as const,
+  upcoming: (id: string) => ['tenants', 'detail', id, 'invoices', 'upcoming'] as const,
 };
 
 /** An error that means "this browser is not signed in (any more)". */

@@ -1,6 +1,7 @@
 import { Outlet, createRootRoute, createRoute, createRouter } from '@tanstack/react-router';
 import { Layout } from './pages/Layout';
 import { NotFound } from './pages/NotFound';
+import { PricingPage } from './pages/PricingPage';
 import { TenantPage } from './pages/TenantPage';
 import { TenantsPage, tenantListQuery } from './pages/TenantsPage';
 import { queryClient } from './api';
@@ -53,8 +54,14 @@ export const tenantRoute = createRoute({
   component: TenantPage,
 });
 
+export const pricingRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: '/pricing',
+  component: PricingPage,
+});
+
 export const router = createRouter({
-  routeTree: rootRoute.addChildren([tenantsRoute, tenantRoute]),
+  routeTree: rootRoute.addChildren([tenantsRoute, tenantRoute, pricingRoute]),
   basepath: '/dashboard',
   defaultPreload: false,
 });

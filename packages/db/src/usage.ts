@@ -209,6 +209,13 @@ export async function latestGauges(db: Db, tenantId: string): Promise<Map<GaugeM
   return new Map(rows.map((r) => [r.meter as GaugeMeter, { value: Number(r.value), at: new Date(r.sampled_at) }]));
 }
 
+/** One gauge's latest sample for each of `tenantIds` that has one (one index lookup each: a list page's worth). */
+export async function latestGaugeOf(db: Db, meter: GaugeMeter, tenantIds: readonly string[]): Promise<Map<string, number>> {
+  if (tenantIds.length === 0) return new Map();
+  const rows = await db.selectFrom('usage_gauges').select(['tenant_id', 'value']).where('meter', '=', meter).where('tenant_id', 'in', tenantIds).execute();
+  return new Map(rows.map((r) => [r.tenant_id, Number(r.value)]));
+}
+
 // ---- reading a period -----------------------------------------------------------------
 
 export interface GaugeTotals {

@@ -54,8 +54,15 @@ export const ListTenantsRequest = z.strictObject({
   cursor: z.string().max(64).optional(),
 });
 
+/** A tenant in the list: its view and the storage it uses, for the operator's table. */
+export const TenantListItem = TenantView.extend({
+  /** The tenant's latest `storageBytes` sample (its database, as the worker measured it); null before the first. */
+  storageBytes: z.number().int().nonnegative().nullable(),
+});
+export type TenantListItem = z.infer<typeof TenantListItem>;
+
 export const TenantPage = z.object({
-  items: z.array(TenantView),
+  items: z.array(TenantListItem),
   nextCursor: z.string().nullable(),
 });
 

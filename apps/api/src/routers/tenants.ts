@@ -44,7 +44,7 @@ export const tenantsRouter = router({
         method: 'GET',
         path: '/tenants',
         summary: 'List tenants',
-        description: 'Lists tenants with search (name or slug, case-insensitive substring), plan and status filters, and keyset pagination (`cursor` from `nextCursor`): no item is lost or repeated while tenants are created.',
+        description: 'Lists tenants with search (name or slug, case-insensitive substring), plan and status filters, and keyset pagination (`cursor` from `nextCursor`): no item is lost or repeated while tenants are created. Each item carries `storageBytes`, the tenant\'s latest database storage sample (null before the first).',
         auth: 'platform',
       },
     })

@@ -1,4 +1,4 @@
-import { type Db, type Tenant, appendAudit, recordWebhookEvent, tenantEventData } from '@tenantry/db';
+import { type Db, type Tenant, appendAudit, latestGaugeOf, recordWebhookEvent, tenantEventData } from '@tenantry/db';
 import {
   ForbiddenError,
   type Isolation,
@@ -110,7 +110,11 @@ export async function listTenants(
     .execute();
   const page = rows.slice(0, input.limit);
   const last = page.at(-1);
-  return { items: page.map(toTenantView), nextCursor: rows.length > input.limit && last ? encodeCursor(last.seq) : null };
+  const storage = await latestGaugeOf(db, 'storageBytes', page.map((row) => row.id));
+  return {
+    items: page.map((row) => ({ ...toTenantView(row), storageBytes: storage.get(row.id) ?? null })),
+    nextCursor: rows.length > input.limit && last ? encodeCursor(last.seq) : null,
+  };
 }
 
 /** An operator creates a tenant: the same intent and queued saga as public signup, idempotent by owner email. */

@@ -55,6 +55,9 @@ function SignedIn({ session, children }: { session: OperatorSession; children: R
           <Link to="/" className="topbar__link" activeProps={{ 'aria-current': 'page' }} activeOptions={{ exact: true, includeSearch: false }}>
             Tenants
           </Link>
+          <Link to="/pricing" className="topbar__link" activeProps={{ 'aria-current': 'page' }}>
+            Pricing
+          </Link>
         </nav>
         <div className="topbar__session">
           <span className="muted">Session until {formatDateTime(session.expiresAt)}</span>

@@ -2,7 +2,7 @@ import { keepPreviousData, queryOptions, useQuery } from '@tanstack/react-query'
 import { Link, useNavigate } from '@tanstack/react-router';
 import { createColumnHelper, tableFeatures, useTable } from '@tanstack/react-table';
 import { useEffect, useState } from 'react';
-import { type Tenant, api, queryKeys } from '../api';
+import { type TenantListItem, api, queryKeys } from '../api';
 import { StorageUsed } from '../features/usage';
 import { PAGE_SIZE, PLANS, STATUSES, type TenantFilters } from '../filters';
 import { tenantsRoute } from '../router';
@@ -11,7 +11,7 @@ import { formatDate } from '../ui/format';
 import { Empty, ErrorState, Loading, StatusBadge } from '../ui/states';
 
 const features = tableFeatures({});
-const column = createColumnHelper<typeof features, Tenant>();
+const column = createColumnHelper<typeof features, TenantListItem>();
 const columns = column.columns([
   column.accessor('name', {
     header: 'Name',
@@ -26,7 +26,7 @@ const columns = column.columns([
   column.accessor('createdAt', { header: 'Created', cell: (info) => <time dateTime={info.getValue()}>{formatDate(info.getValue())}</time> }),
   column.display({ id: 'storageUsed', header: 'Storage used', cell: (info) => <StorageUsed tenant={info.row.original} /> }),
 ]);
-const noRows: Tenant[] = [];
+const noRows: TenantListItem[] = [];
 
 /** The list query of a view: the route's loader starts it, the page renders it. */
 export function tenantListQuery(filters: TenantFilters) {
