@@ -239,6 +239,16 @@ describe('files: limits', () => {
     expect((await get(c.token, 'big-chunked.bin')).status).toBe(404);
   });
 
+  it('a chunked upload that crosses a small fileBytes before the storage has opened is 413 too, and the api lives on', async () => {
+    const s = await stack.signUpTenant();
+    expect((await stack.admin('PUT', `/v1/tenants/${s.tenantId}/billing-state`, { body: { limits: { fileBytes: 20_000 } } })).status).toBe(200);
+    // One write of the whole body: the limit is crossed within the first chunks, while the storage is still opening.
+    const res = await raw(stack.api.baseUrl, 'PUT', '/v1/files/small-limit.bin', { token: s.token, body: randomBytes(400_000), chunked: true, chunkBytes: 400_000 });
+    expect([res.status, json(res).code]).toEqual([413, 'file_too_large']);
+    expect(await fileUsageOf(stack.database.db, idOf(s))).toEqual({ committed: 0, reserved: 0 });
+    expect((await put(s.token, 'fits.bin', randomBytes(10_000))).status).toBe(201);
+  });
+
   it('20 concurrent uploads that together exceed fileStorageBytes never leave stored bytes above it; the rest get 402 quota_exceeded', async () => {
     const size = 400_000;
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => put(c.token, `race/${i}.bin`, randomBytes(size), {}, i % 2 === 1)));

@@ -131,6 +131,10 @@ export class FilesService {
         );
       },
     });
+    // The counter can fail (a limit crossed) before the storage's pipeline listens to it, when
+    // the body arrives faster than the storage opens: that error is read from `counter.errored`
+    // below, never left to crash the process as an unhandled 'error' event.
+    counter.on('error', () => undefined);
     const clientGone = (err?: Error) => counter.destroy(err ?? new RequestTimeoutError('The upload did not arrive completely'));
     const closed = () => {
       if (!req.complete) clientGone();
