@@ -107,7 +107,7 @@ export class FilesService {
       void touchFileUpload(this.db, tenantId, uploadId, this.reservationTtlMs).catch(() => undefined);
     }, Math.max(1_000, this.reservationTtlMs / 3));
     const counter = new Transform({
-      highWaterMark: 64 * 1024,
+      highWaterMark: 1024 * 1024,
       transform: (chunk: Buffer, _encoding, done: TransformCallback) => {
         size += chunk.length;
         if (size > limits.fileBytes) {
