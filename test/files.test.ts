@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,12 +7,19 @@ import { fileUsageOf } from '@tenantry/db';
 import { fromPublicId } from '@tenantry/domain';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, waitFor } from './support/http.js';
+import { createTenant, startMove, tenantRow, waitForMove } from './support/moves.js';
 import { useStack } from './support/stack.js';
+import { dropTenantDatabasesOf } from './support/tenant-databases.js';
 
 const FILES_DIR = mkdtempSync(path.join(tmpdir(), 'tenantry-files-'));
 afterAll(() => rmSync(FILES_DIR, { recursive: true, force: true }));
 
 const stack = useStack({ api: { FILE_STORAGE_DIR: FILES_DIR }, workerEnv: { FILE_STORAGE_DIR: FILES_DIR } });
+// A tenant moved to database isolation has a database of its own; registered after
+// useStack's hook, this runs before the control plane (which names it) is dropped.
+afterAll(async () => {
+  if (stack.database) await dropTenantDatabasesOf(stack.database.name);
+});
 
 interface RawResponse {
   status: number;
@@ -232,6 +239,16 @@ describe('files: limits', () => {
     expect((await get(c.token, 'big-chunked.bin')).status).toBe(404);
   });
 
+  it('a chunked upload that crosses a small fileBytes before the storage has opened is 413 too, and the api lives on', async () => {
+    const s = await stack.signUpTenant();
+    expect((await stack.admin('PUT', `/v1/tenants/${s.tenantId}/billing-state`, { body: { limits: { fileBytes: 20_000 } } })).status).toBe(200);
+    // One write of the whole body: the limit is crossed within the first chunks, while the storage is still opening.
+    const res = await raw(stack.api.baseUrl, 'PUT', '/v1/files/small-limit.bin', { token: s.token, body: randomBytes(400_000), chunked: true, chunkBytes: 400_000 });
+    expect([res.status, json(res).code]).toEqual([413, 'file_too_large']);
+    expect(await fileUsageOf(stack.database.db, idOf(s))).toEqual({ committed: 0, reserved: 0 });
+    expect((await put(s.token, 'fits.bin', randomBytes(10_000))).status).toBe(201);
+  });
+
   it('20 concurrent uploads that together exceed fileStorageBytes never leave stored bytes above it; the rest get 402 quota_exceeded', async () => {
     const size = 400_000;
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => put(c.token, `race/${i}.bin`, randomBytes(size), {}, i % 2 === 1)));
@@ -310,4 +327,55 @@ describe('files: purge', () => {
     const rows = await stack.database.db.selectFrom('tenant_files').select('key').where('tenant_id', '=', idOf(e)).execute();
     expect(rows).toEqual([]);
   });
+});
+
+describe('files: a tier move', () => {
+  it('leaves them where they are: same bytes and ETag afterwards, no object copied, rewritten or removed, no metadata changed', async () => {
+    const t = await createTenant(stack, { plan: 'pro', isolation: 'schema' });
+    const contents = new Map([
+      ['notes/readme.txt', Buffer.from('stays put through a move')],
+      ['blobs/data.bin', randomBytes(300_000)],
+    ]);
+    for (const [key, body] of contents) expect((await put(t.token, key, body, { 'content-type': key.endsWith('.txt') ? 'text/plain' : 'application/octet-stream' })).status).toBe(201);
+    const dir = path.join(FILES_DIR, t.id);
+    /** What a copy (new inode), a rewrite (mtime) or a removal would change. */
+    const objects = () =>
+      readdirSync(dir)
+        .sort()
+        .map((name) => {
+          const st = statSync(path.join(dir, name));
+          return { name, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+        });
+    const metadata = async () => ({
+      files: await stack.database.db.selectFrom('tenant_files').selectAll().where('tenant_id', '=', t.id).orderBy('key').execute(),
+      usage: await stack.database.db.selectFrom('file_usage').select(['committed_bytes', 'reserved_bytes']).where('tenant_id', '=', t.id).execute(),
+      trash: await stack.database.db.selectFrom('file_trash').select('object').where('tenant_id', '=', t.id).execute(),
+    });
+    const etags = new Map<string, string>();
+    for (const key of contents.keys()) etags.set(key, String((await get(t.token, key)).headers.etag));
+    const objectsBefore = objects();
+    const metadataBefore = await metadata();
+    expect(objectsBefore).toHaveLength(2);
+    expect(metadataBefore.files.map((f) => f.key)).toEqual(['blobs/data.bin', 'notes/readme.txt']);
+
+    const moveId = await startMove(stack, t, 'database');
+    expect(await waitForMove(stack, t, moveId)).toMatchObject({ from: 'schema', to: 'database', status: 'done' });
+    expect((await tenantRow(stack, t)).isolation).toBe('database');
+
+    expect(objects()).toEqual(objectsBefore);
+    expect(await metadata()).toEqual(metadataBefore);
+    for (const [key, body] of contents) {
+      const res = await get(t.token, key);
+      expect(res.status).toBe(200);
+      expect(sha256(res.body)).toBe(sha256(body));
+      expect(res.headers.etag).toBe(etags.get(key));
+      expect(res.headers['content-length']).toBe(String(body.length));
+    }
+    const part = await get(t.token, 'blobs/data.bin', { range: 'bytes=1000-1999' });
+    expect(part.status).toBe(206);
+    expect(part.body.equals(contents.get('blobs/data.bin')!.subarray(1000, 2000))).toBe(true);
+    // And files go on working on the new tier, in the same place.
+    expect((await put(t.token, 'after/move.txt', Buffer.from('written after the move'))).status).toBe(201);
+    expect(readdirSync(dir)).toHaveLength(3);
+  }, 120_000);
 });

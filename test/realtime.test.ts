@@ -1,12 +1,17 @@
+import { fromPublicId } from '@tenantry/domain';
+import { realtimeKeys } from '@tenantry/jobs';
 import { createTenantClient } from '@tenantry/sdk';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningApi, startApi } from './support/apps.js';
+import { TEST_REDIS_URL } from './support/env.js';
 import { request, waitFor } from './support/http.js';
 import { openSse } from './support/sse.js';
 import { useStack } from './support/stack.js';
 
 const REALTIME = { REALTIME_HEARTBEAT_MS: '300', REALTIME_SLOT_TTL_MS: '1500', REALTIME_RECHECK_MS: '60000', REALTIME_MAX_BUFFER_BYTES: '1048576' };
-const stack = useStack({ api: REALTIME });
+// The usage sampler runs when a test says (at instants it chooses), not on its schedule.
+const stack = useStack({ api: REALTIME, workerEnv: { USAGE_SAMPLE_INTERVAL_MS: '3600000' } });
 
 /** A second api instance on the same database and Redis: fan-out goes across instances. */
 let other: RunningApi;
@@ -172,6 +177,68 @@ describe('realtime: connection quota, lifecycle, entitlements', () => {
       return undefined;
     }, 5_000);
     one.close();
+  });
+
+  it('peak and time-weighted average connections feed the realtimeConnections meter: GET /v1/usage and the series', async () => {
+    const g = await stack.signUpTenant();
+    const id = fromPublicId('ten', g.tenantId)!;
+    expect((await stack.admin('PUT', `/v1/tenants/${g.tenantId}/billing-state`, { body: { plan: 'pro', subscriptionState: 'active', limits: { realtimeConnections: 5 } } })).status).toBe(200);
+    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    const slots = realtimeKeys(stack.prefix).slots(id);
+    const openSlots = () => redis.zcount(slots, `(${Date.now()}`, '+inf');
+    const streams: Awaited<ReturnType<typeof openSse>>[] = [];
+    try {
+      // Every sample of this test in one UTC hour, so one hourly bucket holds them all.
+      const toNextHour = 3_600_000 - (Date.now() % 3_600_000);
+      if (toNextHour < 30_000) await new Promise((resolve) => setTimeout(resolve, toNextHour + 100));
+      expect((await request(stack.api.baseUrl, 'GET', '/v1/usage', { token: g.token })).body.meters.realtimeConnections.sampledAt).toBeNull();
+
+      // The worker's sampler, at instants the test notes: t0 with no stream open.
+      const t0 = new Date();
+      await stack.worker!.sampleUsage(t0);
+      // Three streams across both instances, held...
+      for (const baseUrl of [stack.api.baseUrl, other.baseUrl, stack.api.baseUrl]) streams.push(await openSse(baseUrl, '/v1/realtime', { token: g.token }));
+      // ...and a burst of two more, closed before any sample sees them.
+      const burst = [await openSse(other.baseUrl, '/v1/realtime', { token: g.token }), await openSse(stack.api.baseUrl, '/v1/realtime', { token: g.token })];
+      expect([...streams, ...burst].map((s) => s.status)).toEqual([200, 200, 200, 200, 200]);
+      for (const s of burst) s.close();
+      await waitFor(async () => ((await openSlots()) === 3 ? true : undefined), 5_000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const t1 = new Date();
+      await stack.worker!.sampleUsage(t1);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const t2 = new Date();
+      await stack.worker!.sampleUsage(t2);
+      for (const s of streams) s.close();
+      await waitFor(async () => ((await openSlots()) === 0 ? true : undefined), 5_000);
+      const t3 = new Date();
+      await stack.worker!.sampleUsage(t3);
+
+      // A gauge is a step function of its samples (0 from t0, 3 from t1, 3 from t2, 0 from
+      // t3): its average over the sampled time is ∫ value dt / (t3 − t0). The peak is the
+      // exact one the api recorded as streams opened (5), though no sample ever saw more than 3.
+      const ms = (a: Date, b: Date) => b.getTime() - a.getTime();
+      const average = (0 * ms(t0, t1) + 3 * ms(t1, t2) + 3 * ms(t2, t3)) / ms(t0, t3);
+      expect(average).toBeGreaterThan(0.5);
+      expect(average).toBeLessThan(2.5);
+      const usage = await request(stack.api.baseUrl, 'GET', '/v1/usage', { token: g.token });
+      expect(usage.status).toBe(200);
+      const meter = usage.body.meters.realtimeConnections;
+      expect({ ...meter, average: undefined }).toEqual({ current: 0, peak: 5, average: undefined, sampledAt: t3.toISOString() });
+      expect(meter.average).toBeCloseTo(average, 6);
+
+      const hour = new Date(Math.floor(t0.getTime() / 3_600_000) * 3_600_000);
+      const series = await stack.admin(
+        'GET',
+        `/v1/tenants/${g.tenantId}/usage/series?meter=realtimeConnections&interval=hour&from=${hour.toISOString()}&to=${new Date(hour.getTime() + 3_600_000).toISOString()}`,
+      );
+      expect(series.status).toBe(200);
+      expect(series.body.points).toHaveLength(1);
+      expect(series.body.points[0]).toEqual({ at: hour.toISOString(), value: expect.closeTo(average, 6), peak: 5 });
+    } finally {
+      for (const s of streams) s.close();
+      redis.disconnect();
+    }
   });
 
   it('without the realtime capability: 403 capability_missing', async () => {

@@ -16,12 +16,15 @@
  *   api download  — GET of that file, bytes read and dropped;
  *   direct read   — the driver's read() of the direct copy, bytes read and dropped.
  * It prints MiB/s of each (median of the rounds) and api ÷ direct as a ratio, against the
- * target of 70 %; exits 0 either way, 1 only when something breaks.
+ * target of 70 %, and the CPU time the api process spent per MiB moved (from /proc); exits
+ * 0 either way, 1 only when something breaks.
  *
- * Env: BENCH_FILE_MIB (100), BENCH_ROUNDS (3), BENCH_S3 (unset), TEST_DATABASE_URL / TEST_REDIS_URL.
+ * Env: BENCH_FILE_MIB (100), BENCH_ROUNDS (3), BENCH_S3 (unset), TEST_DATABASE_URL / TEST_REDIS_URL,
+ * BENCH_API_PROFILE_DIR (unset; a directory: the api child runs with `--cpu-prof` into it,
+ * written when it exits after the run — summarise with test/bench/profile-summary.ts).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -76,6 +79,12 @@ function download(baseUrl: string, token: string, key: string): Promise<number> 
   });
 }
 
+/** utime + stime of a process, in seconds (from /proc: CPU the api spent, whatever else the machine runs). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 const timed = async (fn: () => Promise<unknown>) => {
   const started = performance.now();
   await fn();
@@ -102,7 +111,8 @@ runBenchmark(async (teardown) => {
   const env = { DATABASE_URL: database.url, REDIS_PREFIX: prefix, ...storageEnv };
   const worker = await startWorker(env);
   teardown.add('worker', () => worker.close());
-  const api = await startApiProcess(env);
+  const profileDir = process.env.BENCH_API_PROFILE_DIR;
+  const api = await startApiProcess(env, profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] } : {});
   teardown.add('api', () => api.child.kill('SIGTERM'));
 
   const signup = validSignup();
@@ -133,17 +143,26 @@ runBenchmark(async (teardown) => {
 
   const data = randomBytes(size);
   const seconds = { apiUp: [] as number[], directUp: [] as number[], apiDown: [] as number[], directDown: [] as number[] };
+  /** The api's CPU seconds during its uploads and downloads. */
+  const apiCpu = { up: [] as number[], down: [] as number[] };
+  const pid = api.child.pid!;
   for (let round = 0; round < rounds; round++) {
     const object = randomUUID();
     const apiFirst = round % 2 === 0;
     const runApiUp = async () => {
       let status = 0;
+      const cpu = cpuSeconds(pid);
       seconds.apiUp.push(await timed(async () => (status = await upload(api.baseUrl, token, `bench-${round}`, data))));
+      apiCpu.up.push(cpuSeconds(pid) - cpu);
       if (status !== 201) throw new Error(`upload answered ${status}`);
     };
     const runDirectUp = async () => seconds.directUp.push(await timed(() => direct.write(tenant, object, chunks(data), size, 'application/octet-stream')));
     for (const step of apiFirst ? [runApiUp, runDirectUp] : [runDirectUp, runApiUp]) await step();
-    const runApiDown = async () => seconds.apiDown.push(await timed(() => download(api.baseUrl, token, `bench-${round}`)));
+    const runApiDown = async () => {
+      const cpu = cpuSeconds(pid);
+      seconds.apiDown.push(await timed(() => download(api.baseUrl, token, `bench-${round}`)));
+      apiCpu.down.push(cpuSeconds(pid) - cpu);
+    };
     const runDirectDown = async () => seconds.directDown.push(await timed(async () => drain(await direct.read(tenant, object))));
     for (const step of apiFirst ? [runApiDown, runDirectDown] : [runDirectDown, runApiDown]) await step();
   }
@@ -154,4 +173,6 @@ runBenchmark(async (teardown) => {
   console.log(`files: ${size / MIB} MiB, ${rounds} rounds, driver ${process.env.BENCH_S3 ? 's3 (s3rver)' : 'local'}; ${machineLine()}`);
   console.log(`upload    api ${mibps(seconds.apiUp).toFixed(0).padStart(6)} MiB/s   direct ${mibps(seconds.directUp).toFixed(0).padStart(6)} MiB/s   api/direct ${(up * 100).toFixed(0)} %   ${verdict(up >= TARGET)} (target ≥ 70 %)`);
   console.log(`download  api ${mibps(seconds.apiDown).toFixed(0).padStart(6)} MiB/s   direct ${mibps(seconds.directDown).toFixed(0).padStart(6)} MiB/s   api/direct ${(down * 100).toFixed(0)} %   ${verdict(down >= TARGET)} (target ≥ 70 %)`);
+  const perMib = (cpu: number[]) => `${((median(cpu) * 1000) / (size / MIB)).toFixed(2)} ms`;
+  console.log(`api CPU per MiB (median): upload ${perMib(apiCpu.up)}, download ${perMib(apiCpu.down)} — the api's own cost, which a busy machine does not inflate as it does wall time`);
 });

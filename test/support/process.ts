@@ -11,10 +11,10 @@ export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
  * `processGroup`, it leads a process group of its own, so that a test can kill it together
  * with every child it started (initdb, pg_ctl) — as a container runtime or systemd does.
  */
-export function spawnApp(app: 'api' | 'worker', env: Record<string, string>, options: { processGroup?: boolean } = {}): ChildProcess & { output: () => string } {
+export function spawnApp(app: 'api' | 'worker', env: Record<string, string>, options: { processGroup?: boolean; nodeArgs?: string[] } = {}): ChildProcess & { output: () => string } {
   // node --import tsx, not the tsx CLI: the CLI runs the app in a child process, and a
   // SIGKILL sent to the CLI would leave that child running.
-  const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/src/main.ts`], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', `apps/${app}/src/main.ts`], {
     cwd: REPO_ROOT,
     // Only what the test gives, plus PATH: the app must not depend on the developer's env.
     env: { PATH: process.env.PATH ?? '', ...env },
@@ -47,7 +47,7 @@ export function runToExit(app: 'api' | 'worker', env: Record<string, string>, ti
  * platform key and secret key), ready when this resolves. For tests whose client must not
  * share an event loop with the server, and for signals.
  */
-export async function startApiProcess(env: Record<string, string>): Promise<{ child: ChildProcess & { output: () => string }; baseUrl: string }> {
+export async function startApiProcess(env: Record<string, string>, options: { nodeArgs?: string[] } = {}): Promise<{ child: ChildProcess & { output: () => string }; baseUrl: string }> {
   const port = await freePort();
   const child = spawnApp('api', {
     REDIS_URL: TEST_REDIS_URL,
@@ -61,7 +61,7 @@ export async function startApiProcess(env: Record<string, string>): Promise<{ ch
     LOG_LEVEL: 'warn',
     SHUTDOWN_DRAIN_DELAY_MS: '200',
     ...env,
-  });
+  }, options);
   const baseUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {

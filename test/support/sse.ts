@@ -77,7 +77,10 @@ export function openSse(baseUrl: string, path: string, options: { token?: string
       };
       let cursor = 0;
       const waiters = new Set<() => void>();
+      const socket = res.socket;
       const finish = () => {
+        // A kept-alive socket serves the next request: leave no listener of this one on it.
+        socket?.off('close', finish);
         stream.ended = true;
         closedResolve();
         for (const w of [...waiters]) w();
@@ -85,7 +88,7 @@ export function openSse(baseUrl: string, path: string, options: { token?: string
       res.on('close', finish);
       res.on('error', finish);
       // A paused response does not report its connection closing; its socket does.
-      res.socket?.once('close', finish);
+      socket?.once('close', finish);
       if (stream.status !== 200) {
         let text = '';
         res.setEncoding('utf8');

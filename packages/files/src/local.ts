@@ -40,7 +40,7 @@ export class LocalFileStorage implements FileStorage {
     try {
       // wx: an object id is never reused; finding one there is a bug, not something to overwrite.
       // flush: fsync before the stream closes, so a stored file survives a power cut.
-      await pipeline(body, createWriteStream(file, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: 256 * 1024 }));
+      await pipeline(body, createWriteStream(file, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: 1024 * 1024 }));
     } catch (err) {
       await unlink(file).catch(() => undefined);
       throw err;

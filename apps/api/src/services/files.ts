@@ -107,7 +107,7 @@ export class FilesService {
       void touchFileUpload(this.db, tenantId, uploadId, this.reservationTtlMs).catch(() => undefined);
     }, Math.max(1_000, this.reservationTtlMs / 3));
     const counter = new Transform({
-      highWaterMark: 64 * 1024,
+      highWaterMark: 1024 * 1024,
       transform: (chunk: Buffer, _encoding, done: TransformCallback) => {
         size += chunk.length;
         if (size > limits.fileBytes) {
@@ -131,6 +131,10 @@ export class FilesService {
         );
       },
     });
+    // The counter can fail (a limit crossed) before the storage's pipeline listens to it, when
+    // the body arrives faster than the storage opens: that error is read from `counter.errored`
+    // below, never left to crash the process as an unhandled 'error' event.
+    counter.on('error', () => undefined);
     const clientGone = (err?: Error) => counter.destroy(err ?? new RequestTimeoutError('The upload did not arrive completely'));
     const closed = () => {
       if (!req.complete) clientGone();
