@@ -7,7 +7,9 @@
  * Benchmarks are scripts, not tests: they print figures next to a baseline measured in the
  * same run, PASS/MISS per target, and exit 0 either way (1 only when something breaks).
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Db, type DbOptions, createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
@@ -134,6 +136,56 @@ export async function withLoopDelay<T>(fn: () => Promise<T>): Promise<{ result: 
 export function loopLine(loop: IntervalHistogram): string {
   const f = (ns: number) => `${(ns / 1e6).toFixed(1)}`;
   return `  event-loop delay (this process): p50 ${f(loop.percentile(50))}  p99 ${f(loop.percentile(99))}  max ${f(loop.max)} ms`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Where the CPU went (Linux /proc; a bench leaves its CPU figures out where these throw)
+// ---------------------------------------------------------------------------------------
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system, all threads) of a process so far, in ms. */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** The machine's busy and total CPU time so far (all cores), in ms. */
+export function machineCpuMs(): { busy: number; total: number } {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const n = ticks.map(Number);
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = n[3]! + n[4]!;
+  return { busy: ((total - idle) * 1000) / CLOCK_TICKS, total: (total * 1000) / CLOCK_TICKS };
+}
+
+/**
+ * CPU ms so far of every live Postgres and Redis process (backends come and go: one that
+ * exits between two snapshots takes its CPU with it, and that CPU lands in `rest`).
+ */
+export function serviceCpuMs(): { postgres: number; redis: number } {
+  const sums = { postgres: 0, redis: 0 };
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const kind = comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : undefined;
+      if (!kind) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      sums[kind] += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sums;
 }
 
 // ---------------------------------------------------------------------------------------
