@@ -5,7 +5,8 @@
  * that runs whatever happened before it.
  *
  * Benchmarks are scripts, not tests: they print figures next to a baseline measured in the
- * same run, PASS/MISS per target, and exit 0 either way (1 only when something breaks).
+ * same run, PASS/MISS per target, and exit 0 either way (1 only when something breaks) —
+ * except those whose targets are pass conditions (bench:scale), which exit 2 on a FAIL.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +27,15 @@ export function positiveInt(name: string, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** An env knob that must be an integer ≥ 0 (0 turns a part of a run off). */
+export function countKnob(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be an integer ≥ 0, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -268,10 +278,10 @@ export class Teardown {
 
 /**
  * Run a benchmark's `main` and end the process: exit 0 when it ran (whatever the figures),
- * 1 when it broke. `teardown` runs after `main` either way — and on SIGINT/SIGTERM, and on
+ * 1 when it broke, 2 when `main` resolves `false` (a pass condition failed). `teardown` runs after `main` either way — and on SIGINT/SIGTERM, and on
  * an error nothing caught — so an interrupted or crashed run still drops what it made.
  */
-export function runBenchmark(main: (teardown: Teardown) => Promise<void>): void {
+export function runBenchmark(main: (teardown: Teardown) => Promise<void | boolean>): void {
   const teardown = new Teardown();
   let exiting = false;
   const finish = (code: number) => {
@@ -296,7 +306,7 @@ export function runBenchmark(main: (teardown: Teardown) => Promise<void>): void 
   process.on('unhandledRejection', onStray);
   process.on('uncaughtException', onStray);
   main(teardown).then(
-    () => finish(0),
+    (passed) => finish(passed === false ? 2 : 0),
     (err) => {
       if (!exiting) console.error('benchmark failed:', err instanceof Error ? (err.stack ?? err.message) : err);
       finish(1);
