@@ -57,7 +57,7 @@ export async function provisionFleet(
       const isolation = sequence[i]!;
       const accepted = await request(baseUrl, 'POST', '/v1/tenants', {
         token: PLATFORM_KEY,
-        body: { name: `Bench ${runId} ${i}`, ownerEmail: `${label}-${runId}-${i}@example.com`, plan: isolation === 'cluster' ? 'enterprise' : 'pro', isolation },
+        body: { name: `Bench ${runId} ${label} ${i}`, ownerEmail: `${label}-${runId}-${i}@example.com`, plan: isolation === 'cluster' ? 'enterprise' : 'pro', isolation },
       });
       if (accepted.status !== 202) throw new Error(`POST /v1/tenants → ${accepted.status} ${JSON.stringify(accepted.body)}`);
       const publicId: string = accepted.body.tenantId;

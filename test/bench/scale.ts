@@ -306,7 +306,7 @@ async function startWorkerProcess(env: Record<string, string>): Promise<AppChild
   await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`the worker exited with ${child.exitCode}:\n${child.output()}`);
     return child.output().includes('worker started') ? true : undefined;
-  }, 60_000);
+  }, 120_000);
   return child;
 }
 
@@ -484,7 +484,7 @@ runBenchmark(async (teardown: Teardown) => {
     await Promise.all([...apis, ...workers].map((c) => stopChild(c, 'SIGKILL', 5_000)));
   });
   const startApi = async (name: string) => {
-    const { child, baseUrl } = await startApiProcess(apiEnv);
+    const { child, baseUrl } = await startApiProcess(apiEnv, { timeoutMs: 120_000 });
     apis.push(child);
     return lb.add(name, child, baseUrl);
   };
