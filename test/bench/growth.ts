@@ -133,7 +133,7 @@ runBenchmark(async (teardown: Teardown) => {
     type Input = Parameters<typeof listTenants>[1];
     const shapes: Array<{ key: string; label: string; query: string; input: Input }> = [
       { key: 'first', label: 'list: first page (20)', query: 'limit=20', input: { limit: 20 } },
-      { key: 'hit', label: 'search "hooli cloud"', query: 'limit=20&search=hooli%20cloud', input: { limit: 20, search: 'hooli cloud' } },
+      { key: 'hit', label: 'search "hooli foods"', query: 'limit=20&search=hooli%20foods', input: { limit: 20, search: 'hooli foods' } },
       { key: 'miss', label: 'search "no such tenant"', query: 'limit=20&search=no%20such%20tenant', input: { limit: 20, search: 'no such tenant' } },
       { key: 'filter', label: 'plan=enterprise&status=suspended', query: 'limit=20&plan=enterprise&status=suspended', input: { limit: 20, plan: 'enterprise', status: 'suspended' } },
     ];
@@ -196,7 +196,7 @@ runBenchmark(async (teardown: Teardown) => {
   console.log('  (growth per 10×: 1× is flat, 10× linear; from the two sizes either side, as (b/a)^(1/log10(size ratio)))');
 
   // ---- Where the searches go at the largest size.
-  for (const term of ['hooli cloud', 'no such tenant']) {
+  for (const term of ['hooli foods', 'no such tenant']) {
     const pattern = `%${term}%`;
     const plan = await sql<{ 'QUERY PLAN': string }>`
       explain analyze select * from tenants where lower(name) like ${pattern} or slug like ${pattern} order by seq limit 21`.execute(db);
