@@ -156,12 +156,18 @@ interface ScaleTenant extends FleetTenant {
 /** The generator's own books: samples, and per tenant the calls answered and unanswered. */
 class Books {
   readonly samples: Sample[] = [];
+  /** The first few unexpected answers of each class, for the report. */
+  readonly unexpected = new Map<RouteClass, string[]>();
   readonly answered = new Map<string, number>();
   readonly unanswered = new Map<string, number>();
   loadStart = performance.now();
 
-  add(cls: RouteClass, tenantId: string | undefined, startedAt: number, status: number): void {
+  add(cls: RouteClass, tenantId: string | undefined, startedAt: number, status: number, body = ''): void {
     const now = performance.now();
+    if (!EXPECTED[cls].includes(status)) {
+      const seen = this.unexpected.get(cls) ?? [];
+      if (seen.length < 3) this.unexpected.set(cls, [...seen, `${status || 'no answer'} ${body.slice(0, 160)}`]);
+    }
     this.samples.push({ cls, at: startedAt - this.loadStart, ms: now - startedAt, status });
     if (tenantId === undefined) return;
     const books = status === 0 ? this.unanswered : this.answered;
@@ -288,7 +294,7 @@ async function call(
     if (reply.code !== 'ECONNREFUSED') break;
     slot.ready = false;
   }
-  books.add(cls, tenant?.id, started, reply.status);
+  books.add(cls, tenant?.id, started, reply.status, reply.body);
   return reply;
 }
 
@@ -783,6 +789,7 @@ runBenchmark(async (teardown: Teardown) => {
   console.log(`  ${'tenant API, all'.padEnd(18)}${String(all.n).padStart(7)}${(all.n / seconds).toFixed(1).padStart(8)}${f1(all.p50).padStart(8)}${f1(all.p95).padStart(8)}${f1(all.p99).padStart(8)}${f1(all.max).padStart(9)}`);
   const unexpected = loaded.filter((s) => !EXPECTED[s.cls].includes(s.status));
   console.log(`  unexpected statuses: ${unexpected.length ? statusLine(unexpected) : 'none'}; arrivals shed (their stream at its in-flight cap): ${shedLine()}`);
+  for (const [cls, replies] of books.unexpected) if (cls !== 'seed') for (const r of replies) console.log(`    e.g. ${cls}: ${r}`);
   console.log(`  realtime: ${SUBSCRIBERS} streams, ${reconnects} reconnections after an api ended a stream, ${events} events received`);
 
   const inWindow = (w: (typeof windows)[number]) => (s: Sample) => {
