@@ -105,6 +105,17 @@ const SIGNUP_MAX_IN_FLIGHT = 16;
 const DOCS_PER_TENANT = positiveInt('BENCH_DOCS_PER_TENANT', 2);
 const PROVISION_CONCURRENCY = positiveInt('BENCH_PROVISION_CONCURRENCY', 8);
 const SIGNUP_TIMEOUT_MS = positiveInt('BENCH_SIGNUP_TIMEOUT_S', 240) * 1000;
+/**
+ * Connections: each api holds up to DB_POOL_SIZE + TENANT_POOL_MAX × TENANT_POOL_SIZE (+ its
+ * usage flush and change listener), each worker DB_POOL_SIZE + TENANT_POOL_MAX. The
+ * defaults (10 + 50 × 2 per api) overrun a server with max_connections = 100, as this
+ * machine's is, once 100 database tenants are busy: the budget is set so that 2 apis and 2
+ * workers fit beside the others on the server (printed with the server's limit).
+ */
+const API_DB_POOL = positiveInt('BENCH_API_DB_POOL', 8);
+const API_TENANT_POOL_MAX = positiveInt('BENCH_API_TENANT_POOL_MAX', 8);
+const WORKER_DB_POOL = positiveInt('BENCH_WORKER_DB_POOL', 3);
+const WORKER_TENANT_POOL_MAX = positiveInt('BENCH_WORKER_TENANT_POOL_MAX', 3);
 
 const COLLECTION = 'notes';
 const FILE_BYTES = 8 * 1024;
@@ -471,14 +482,28 @@ runBenchmark(async (teardown: Teardown) => {
     FILE_STORAGE_DIR: path.join(dataDir, 'files'),
     ...(clusterRoot ? { TENANT_CLUSTER_DATA_DIR: clusterRoot, TENANT_CLUSTER_SETTINGS: CLUSTER_SETTINGS } : {}),
   };
-  const apiEnv = { ...shared, SIGNUP_RATE_LIMIT_PER_HOUR: '1000000', SHUTDOWN_DRAIN_DELAY_MS: String(DRAIN_DELAY_MS), SHUTDOWN_TIMEOUT_MS: '10000' };
-  const workerEnv = { ...shared, LOG_LEVEL: 'info', WORKER_METRICS_PORT: '0', WORKER_METRICS_HOST: '127.0.0.1', SHUTDOWN_TIMEOUT_MS: '10000' };
+  const apiEnv = {
+    ...shared,
+    DB_POOL_SIZE: String(API_DB_POOL),
+    TENANT_POOL_MAX: String(API_TENANT_POOL_MAX),
+    TENANT_POOL_SIZE: '2',
+    SIGNUP_RATE_LIMIT_PER_HOUR: '1000000', SHUTDOWN_DRAIN_DELAY_MS: String(DRAIN_DELAY_MS), SHUTDOWN_TIMEOUT_MS: '10000' };
+  const workerEnv = {
+    ...shared,
+    DB_POOL_SIZE: String(WORKER_DB_POOL),
+    TENANT_POOL_MAX: String(WORKER_TENANT_POOL_MAX),
+    LOG_LEVEL: 'info', WORKER_METRICS_PORT: '0', WORKER_METRICS_HOST: '127.0.0.1', SHUTDOWN_TIMEOUT_MS: '10000' };
 
   console.log(`scale benchmark   (run ${runId})`);
   console.log(`  ${machineLine()}`);
   console.log(
     `  database ${bench.name}, redis prefix ${prefix}; ${SCHEMA_TENANTS} schema + ${DATABASE_TENANTS} database + ${CLUSTER_TENANTS} cluster tenants; ` +
       `2 apis + 2 workers (processes)`,
+  );
+  const { max } = (await sql<{ max: string }>`select current_setting('max_connections') as max`.execute(db)).rows[0]!;
+  console.log(
+    `  connections: each api ≤ ${API_DB_POOL} + ${API_TENANT_POOL_MAX} × 2 tenant pools (+ flush, listener), each worker ≤ ${WORKER_DB_POOL} + ${WORKER_TENANT_POOL_MAX}; ` +
+      `the server's max_connections ${max}, shared with whatever else runs on it`,
   );
 
   // ---- Processes
@@ -508,10 +533,16 @@ runBenchmark(async (teardown: Teardown) => {
   const seedStarted = performance.now();
   await pool(fleet.length * DOCS_PER_TENANT, 16, async (i) => {
     const tenant = fleet[i % fleet.length]!;
-    const res = await call(lb, books, 'seed', tenant, 'POST', `/v1/collections/${COLLECTION}/documents`, {
-      data: JSON.stringify({ data: { title: `seed ${i}`, kind: `k${i % 3}` } }),
-      type: 'application/json',
-    });
+    // Setup, not measured: a 503 (the server's connections all taken for a moment) is retried.
+    let res: Reply = { status: 0, body: '' };
+    for (let attempt = 0; attempt < 10; attempt++) {
+      res = await call(lb, books, 'seed', tenant, 'POST', `/v1/collections/${COLLECTION}/documents`, {
+        data: JSON.stringify({ data: { title: `seed ${i}`, kind: `k${i % 3}` } }),
+        type: 'application/json',
+      });
+      if (res.status !== 503) break;
+      await sleep(500 * (attempt + 1));
+    }
     if (res.status !== 201) throw new Error(`seeding ${tenant.publicId}: ${res.status} ${res.body.slice(0, 200)}`);
     tenant.docs.push(JSON.parse(res.body).id);
   });
