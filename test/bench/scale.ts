@@ -392,8 +392,9 @@ class CpuSampler {
           } catch {
             return acc; // gone: its last second is lost with it
           }
-          // A process first seen now counts from its start (a restarted api's boot is real cost).
-          const before = this.last.get(pid) ?? (this.previous ? 0 : now);
+          // A process counts from when it is first seen: a replacement is tracked once it is
+          // ready, so its boot (tsx compiling the app) is not charged to the calls it serves.
+          const before = this.last.get(pid) ?? now;
           this.last.set(pid, now);
           return acc + (now - before);
         }, 0);
