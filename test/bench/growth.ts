@@ -41,13 +41,9 @@ import { request } from '../support/http.js';
 import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
 import { dropTenantDatabasesOf } from '../support/tenant-databases.js';
 import { provisionFleet } from './fleet.js';
-import { type Teardown, benchDatabase, machineLine, median, newRunId, positiveInt, runBenchmark, summarise } from './support.js';
+import { type Teardown, ascendingIntsKnob, benchDatabase, machineLine, median, newRunId, positiveInt, runBenchmark, summarise } from './support.js';
 
-const SIZES = (process.env.BENCH_GROWTH_SIZES ?? '1000,10000,50000').split(',').map((s) => {
-  const n = Number(s.trim());
-  if (!Number.isInteger(n) || n < 10) throw new Error(`BENCH_GROWTH_SIZES: ${JSON.stringify(s)} is not a size`);
-  return n;
-});
+const SIZES = ascendingIntsKnob('BENCH_GROWTH_SIZES', [1_000, 10_000, 50_000], 10);
 const SAMPLES = positiveInt('BENCH_SAMPLES', 30);
 const PROVISION_SAMPLES = positiveInt('BENCH_PROVISION_SAMPLES', 8);
 const FLUSH_CELLS = 1_000;

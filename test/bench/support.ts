@@ -39,6 +39,17 @@ export function countKnob(name: string, fallback: number): number {
   return n;
 }
 
+/** An env knob that is a comma-separated list of ascending integers ≥ `min` (sizes of a fleet). */
+export function ascendingIntsKnob(name: string, fallback: readonly number[], min = 1): number[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return [...fallback];
+  const values = raw.split(',').map((s) => Number(s.trim()));
+  if (values.some((n, i) => !Number.isInteger(n) || n < min || (i > 0 && n <= values[i - 1]!))) {
+    throw new Error(`${name} must be ascending integers ≥ ${min}, comma-separated; got ${JSON.stringify(raw)}`);
+  }
+  return values;
+}
+
 /** A short random id naming one run's database, keys and tenants. */
 export const newRunId = () => randomBytes(5).toString('hex');
 
