@@ -60,36 +60,35 @@
  * there: `npx tsx test/bench/profile-summary.ts <dir>`), TEST_LOG_LEVEL.
  */
 import path from 'node:path';
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { type ChildProcess, fork } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import type { Db } from '@tenantry/db';
 import { parseApiConfig } from '@tenantry/api';
-import { fromPublicId } from '@tenantry/domain';
-import { sql } from 'kysely';
 import pg from 'pg';
-import { newSessionToken } from '../../apps/api/src/services/sessions.js';
-import { PLATFORM_KEY, type RunningApi, TENANT_SECRET_KEY, startApi, startWorker } from '../support/apps.js';
+import { TENANT_SECRET_KEY, startApi, startWorker } from '../support/apps.js';
 import { TEST_PG_URL } from '../support/env.js';
 import { request } from '../support/http.js';
 import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
 import { dropTenantDatabasesOf } from '../support/tenant-databases.js';
 import type { ServerReady } from './data-plane-server.js';
+import { mintSessions, prng, provisionFleet } from './fleet.js';
 import {
   type Summary,
   type Teardown,
   benchDatabase,
   describeDropped,
   header,
+  machineCpuMs,
   machineLine,
   newRunId,
   once,
   pool,
   positiveInt,
+  processCpuMs,
   ratio,
   row,
   runBenchmark,
+  serviceCpuMs,
   sleep,
   summarise,
   verdict,
@@ -130,70 +129,6 @@ interface BenchTenant {
 }
 
 // ---------------------------------------------------------------------------------------
-// Setup: provision, mint sessions, seed
-// ---------------------------------------------------------------------------------------
-
-async function provision(api: RunningApi, runId: string): Promise<Array<{ id: string; isolation: 'schema' | 'database' }>> {
-  const total = SCHEMA_TENANTS + DATABASE_TENANTS;
-  // Database tenants spread evenly through the sequence, not bunched at one end.
-  const isolationOf = (i: number) => (Math.floor(((i + 1) * DATABASE_TENANTS) / total) > Math.floor((i * DATABASE_TENANTS) / total) ? 'database' : 'schema');
-  let done = 0;
-  const progress = setInterval(() => console.log(`  … ${done}/${total} tenants active`), 15_000);
-  try {
-    return await pool(total, PROVISION_CONCURRENCY, async (i) => {
-      const isolation = isolationOf(i);
-      const accepted = await request(api.baseUrl, 'POST', '/v1/tenants', {
-        token: PLATFORM_KEY,
-        body: { name: `Bench ${runId} ${i}`, ownerEmail: `dp-${runId}-${i}@example.com`, plan: 'pro', isolation },
-      });
-      if (accepted.status !== 202) throw new Error(`POST /v1/tenants → ${accepted.status} ${JSON.stringify(accepted.body)}`);
-      const publicId: string = accepted.body.tenantId;
-      const started = performance.now();
-      for (;;) {
-        const res = await request(api.baseUrl, 'GET', `/v1/tenants/${publicId}`, { token: PLATFORM_KEY });
-        if (res.status === 200 && res.body.status === 'active') break;
-        if (res.status !== 200 || res.body.status !== 'provisioning') throw new Error(`tenant ${publicId}: GET → ${res.status} ${JSON.stringify(res.body)}`);
-        if (performance.now() - started > PROVISION_TIMEOUT_MS) throw new Error(`tenant ${publicId} not active after ${PROVISION_TIMEOUT_MS} ms`);
-        await sleep(POLL_MS);
-      }
-      done += 1;
-      return { id: fromPublicId('ten', publicId)!, isolation };
-    });
-  } finally {
-    clearInterval(progress);
-  }
-}
-
-/**
- * A session per tenant for its owner, written straight into the sessions table with the
- * api's token format and hash — what POST /v1/auth/login would store, minus the argon2
- * verification (fixture setup, not what is measured).
- */
-async function mintSessions(db: Db, tenants: Array<{ id: string; isolation: 'schema' | 'database' }>): Promise<BenchTenant[]> {
-  const owners = await db
-    .selectFrom('memberships')
-    .select(['tenant_id', 'user_id'])
-    .where('role', '=', 'owner')
-    .where(
-      'tenant_id',
-      'in',
-      tenants.map((t) => t.id),
-    )
-    .execute();
-  const ownerOf = new Map(owners.map((o) => [o.tenant_id, o.user_id]));
-  const out: BenchTenant[] = [];
-  const rows = tenants.map((t) => {
-    const userId = ownerOf.get(t.id);
-    if (!userId) throw new Error(`tenant ${t.id} has no owner`);
-    const { token, tokenHash } = newSessionToken();
-    out.push({ ...t, token, docs: [] });
-    return { token_hash: tokenHash, user_id: userId, tenant_id: t.id, expires_at: sql<Date>`now() + interval '1 day'` };
-  });
-  for (let i = 0; i < rows.length; i += 500) await db.insertInto('sessions').values(rows.slice(i, i + 500)).execute();
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------
 // The client
 // ---------------------------------------------------------------------------------------
 
@@ -222,67 +157,9 @@ function send(agent: Agent, port: number, method: string, path: string, tenant: 
   });
 }
 
-/** mulberry32: a seeded sequence, so both servers get the same tenants and documents in the same order. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // ---------------------------------------------------------------------------------------
-// Where the CPU went (Linux /proc; figures are left out elsewhere)
+// Where the CPU went (the /proc readers are in support.ts)
 // ---------------------------------------------------------------------------------------
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU time (user + system, all threads) of a process so far, in ms. */
-function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-}
-
-/** The machine's busy and total CPU time so far (all cores), in ms. */
-function machineCpuMs(): { busy: number; total: number } {
-  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const n = ticks.map(Number);
-  const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
-  const idle = n[3]! + n[4]!;
-  return { busy: ((total - idle) * 1000) / CLOCK_TICKS, total: (total * 1000) / CLOCK_TICKS };
-}
-
-/**
- * CPU ms so far of every live Postgres and Redis process (backends come and go: one that
- * exits between two snapshots takes its CPU with it, and that CPU lands in `rest`).
- */
-function serviceCpuMs(): { postgres: number; redis: number } {
-  const sums = { postgres: 0, redis: 0 };
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const kind = comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : undefined;
-      if (!kind) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      sums[kind] += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return sums;
-}
 
 interface CpuSnapshot {
   client: number;
@@ -536,10 +413,10 @@ async function main(teardown: Teardown): Promise<void> {
     const closeWorker = once(() => worker.close());
     teardown.add('setup worker', closeWorker);
     const provisionStarted = performance.now();
-    const made = await provision(api, runId);
+    const made = await provisionFleet(api.baseUrl, runId, { schema: SCHEMA_TENANTS, database: DATABASE_TENANTS }, { concurrency: PROVISION_CONCURRENCY, timeoutMs: PROVISION_TIMEOUT_MS, label: 'dp' });
     const provisionMs = performance.now() - provisionStarted;
     await closeWorker();
-    tenants = await mintSessions(db, made);
+    tenants = (await mintSessions(db, made)).map((t) => ({ id: t.id, isolation: t.isolation as 'schema' | 'database', token: t.token, docs: [] }));
     const seedStarted = performance.now();
     const seedLatencies: number[] = [];
     await pool(tenants.length * DOCS_PER_TENANT, CONCURRENCY, async (i) => {

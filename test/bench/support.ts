@@ -5,9 +5,12 @@
  * that runs whatever happened before it.
  *
  * Benchmarks are scripts, not tests: they print figures next to a baseline measured in the
- * same run, PASS/MISS per target, and exit 0 either way (1 only when something breaks).
+ * same run, PASS/MISS per target, and exit 0 either way (1 only when something breaks) —
+ * except those whose targets are pass conditions (bench:scale), which exit 2 on a FAIL.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Db, type DbOptions, createDb, ensureDatabase, migrateToLatest } from '@tenantry/db';
@@ -25,6 +28,26 @@ export function positiveInt(name: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/** An env knob that must be an integer ≥ 0 (0 turns a part of a run off). */
+export function countKnob(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be an integer ≥ 0, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** An env knob that is a comma-separated list of ascending integers ≥ `min` (sizes of a fleet). */
+export function ascendingIntsKnob(name: string, fallback: readonly number[], min = 1): number[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return [...fallback];
+  const values = raw.split(',').map((s) => Number(s.trim()));
+  if (values.some((n, i) => !Number.isInteger(n) || n < min || (i > 0 && n <= values[i - 1]!))) {
+    throw new Error(`${name} must be ascending integers ≥ ${min}, comma-separated; got ${JSON.stringify(raw)}`);
+  }
+  return values;
 }
 
 /** A short random id naming one run's database, keys and tenants. */
@@ -137,6 +160,56 @@ export function loopLine(loop: IntervalHistogram): string {
 }
 
 // ---------------------------------------------------------------------------------------
+// Where the CPU went (Linux /proc; a bench leaves its CPU figures out where these throw)
+// ---------------------------------------------------------------------------------------
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system, all threads) of a process so far, in ms. */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** The machine's busy and total CPU time so far (all cores), in ms. */
+export function machineCpuMs(): { busy: number; total: number } {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const n = ticks.map(Number);
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = n[3]! + n[4]!;
+  return { busy: ((total - idle) * 1000) / CLOCK_TICKS, total: (total * 1000) / CLOCK_TICKS };
+}
+
+/**
+ * CPU ms so far of every live Postgres and Redis process (backends come and go: one that
+ * exits between two snapshots takes its CPU with it, and that CPU lands in `rest`).
+ */
+export function serviceCpuMs(): { postgres: number; redis: number } {
+  const sums = { postgres: 0, redis: 0 };
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const kind = comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : undefined;
+      if (!kind) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      sums[kind] += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sums;
+}
+
+// ---------------------------------------------------------------------------------------
 // Resources of a run
 // ---------------------------------------------------------------------------------------
 
@@ -216,10 +289,10 @@ export class Teardown {
 
 /**
  * Run a benchmark's `main` and end the process: exit 0 when it ran (whatever the figures),
- * 1 when it broke. `teardown` runs after `main` either way — and on SIGINT/SIGTERM, and on
+ * 1 when it broke, 2 when `main` resolves `false` (a pass condition failed). `teardown` runs after `main` either way — and on SIGINT/SIGTERM, and on
  * an error nothing caught — so an interrupted or crashed run still drops what it made.
  */
-export function runBenchmark(main: (teardown: Teardown) => Promise<void>): void {
+export function runBenchmark(main: (teardown: Teardown) => Promise<void | boolean>): void {
   const teardown = new Teardown();
   let exiting = false;
   const finish = (code: number) => {
@@ -244,7 +317,7 @@ export function runBenchmark(main: (teardown: Teardown) => Promise<void>): void 
   process.on('unhandledRejection', onStray);
   process.on('uncaughtException', onStray);
   main(teardown).then(
-    () => finish(0),
+    (passed) => finish(passed === false ? 2 : 0),
     (err) => {
       if (!exiting) console.error('benchmark failed:', err instanceof Error ? (err.stack ?? err.message) : err);
       finish(1);

@@ -45,9 +45,13 @@ export function runToExit(app: 'api' | 'worker', env: Record<string, string>, ti
 /**
  * A real api process on a free port, configured like the in-process test apis (same
  * platform key and secret key), ready when this resolves. For tests whose client must not
- * share an event loop with the server, and for signals.
+ * share an event loop with the server, and for signals. `timeoutMs` bounds the start (a
+ * benchmark restarting an api on a saturated machine needs longer than a test).
  */
-export async function startApiProcess(env: Record<string, string>, options: { nodeArgs?: string[] } = {}): Promise<{ child: ChildProcess & { output: () => string }; baseUrl: string }> {
+export async function startApiProcess(
+  env: Record<string, string>,
+  options: { nodeArgs?: string[]; timeoutMs?: number } = {},
+): Promise<{ child: ChildProcess & { output: () => string }; baseUrl: string }> {
   const port = await freePort();
   const child = spawnApp('api', {
     REDIS_URL: TEST_REDIS_URL,
@@ -63,7 +67,7 @@ export async function startApiProcess(env: Record<string, string>, options: { no
     ...env,
   }, options);
   const baseUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the api exited with ${child.exitCode}:\n${child.output()}`);
     if ((await fetch(`${baseUrl}/healthz`).catch(() => undefined))?.status === 200) return { child, baseUrl };
