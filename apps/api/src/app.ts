@@ -34,7 +34,7 @@ import { StorageSamples, TenantRateLimit } from './services/quotas.js';
 import { createLoginLimiters, createPricingLimiter, createSignupLimiter } from './services/rate-limit.js';
 import { UsageMeter } from './usage/meter.js';
 import { withTimeout } from './timeout.js';
-import { createCallerFactory } from './trpc.js';
+import { createCallerFactory, limitOfTenant } from './trpc.js';
 
 const STRIPE_WEBHOOK_PATH = '/v1/billing/stripe/webhook';
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
@@ -281,6 +281,18 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     responseStatus: (req) => stateOf(req).responseStatus.value,
     heartbeatMs: config.REALTIME_HEARTBEAT_MS,
     onServerError: (err, path) => logger.error({ err, path }, 'request failed'),
+    // What the tenant procedures' first middleware would do for a credential over its rate
+    // limit (trpc.ts, authenticatedTenantProcedure), metered the same way (meteredTenantProcedure).
+    refuseEarly: async (req, route) => {
+      if (route.rest.auth !== 'tenant') return undefined;
+      const state = stateOf(req);
+      const blocked = await deps.tenantRateLimit.blockedRefusal(bearerOf(req), limitOfTenant(deps), state.responseHeaders);
+      if (!blocked) return undefined;
+      state.usage.tenantId = blocked.tenantId;
+      state.logFields.tenantId = blocked.tenantId;
+      deps.usage?.record(blocked.tenantId, 'apiRequests', 1, { route: route.template, method: route.rest.method, statusClass: statusClass(429) });
+      return blocked.error;
+    },
   });
   const handleTrpc = createHTTPHandler({
     router: appRouter,

@@ -1,7 +1,7 @@
 import { type Capability, DomainError, ForbiddenError, NotFoundError, PaymentRequiredError, ValidationError, isReadOnly, tenantAccessRefusal } from '@tenantry/domain';
 import { initTRPC } from '@trpc/server';
 import type { ZodType } from 'zod';
-import type { RequestContext } from './context.js';
+import type { ApiDeps, RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
 import { REST_PREFIX } from './http/route-table.js';
 import { statusClass } from './metrics.js';
@@ -170,13 +170,15 @@ const meteredTenantProcedure = publicProcedure.use(async ({ ctx, next, meta, pat
  * for as long as its limit window lasts: a tenant hammering past its limit costs this
  * instance next to nothing, so it cannot slow its neighbours down.
  */
+/** A tenant's request rate limit now, for TenantRateLimit.blockedRefusal. */
+export const limitOfTenant = (deps: ApiDeps) => async (tenantId: string) => (await deps.entitlements.get(tenantId)).limits.apiRequestsPerMinute;
+
 const authenticatedTenantProcedure = meteredTenantProcedure.use(async ({ ctx, next }) => {
-  const blocked = ctx.deps.tenantRateLimit.blockedCredential(ctx.bearer);
-  // Unless its limit was raised meanwhile (entitlements are cached in memory and pushed on change).
-  if (blocked && (await ctx.deps.entitlements.get(blocked.tenantId)).limits.apiRequestsPerMinute <= blocked.limit) {
+  const blocked = await ctx.deps.tenantRateLimit.blockedRefusal(ctx.bearer, limitOfTenant(ctx.deps), ctx.responseHeaders);
+  if (blocked) {
     ctx.usage.tenantId = blocked.tenantId;
     ctx.logFields.tenantId = blocked.tenantId;
-    throw ctx.deps.tenantRateLimit.refusal(ctx.responseHeaders, blocked.limit, blocked.until - Date.now());
+    throw blocked.error;
   }
   const { principal, tenant } = await ctx.deps.credentials.resolve(ctx.deps.db, ctx.bearer);
   ctx.logFields.tenantId = principal.tenantId;

@@ -24,6 +24,12 @@ export interface RestHandlerOptions<TRouter extends AnyRouter> {
   heartbeatMs: number;
   /** Called with every error that becomes a 5xx, for logging. */
   onServerError: (error: unknown, procedurePath: string) => void;
+  /**
+   * A refusal known before any procedure runs (a tenant credential already over its rate
+   * limit), answered as the procedure would answer it but without building a tRPC call:
+   * a flooding tenant must cost this instance next to nothing.
+   */
+  refuseEarly?: (req: IncomingMessage, route: RouteEntry) => Promise<Error | undefined>;
 }
 
 /**
@@ -75,16 +81,23 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
   return async function handleRest(req: IncomingMessage, res: ServerResponse, url: URL): Promise<string | undefined> {
     // As sent: URL parsing would resolve `a/../b` (and `%2e%2e`) before validation could refuse it.
     const path = req.url?.startsWith('/') ? req.url.split('?')[0]! : url.pathname;
-    const candidates = routes
-      .map((route) => ({ route, match: route.pattern.exec(path) }))
-      .filter((c): c is { route: RouteEntry; match: RegExpExecArray } => c.match !== null);
-    const hit = candidates.find((c) => c.route.rest.method === req.method);
+    // The first route of this method whose pattern matches; only a miss tries the others (405 or 404).
+    let hit: { route: RouteEntry; match: RegExpExecArray } | undefined;
+    for (const route of routes) {
+      if (route.rest.method !== req.method) continue;
+      const match = route.pattern.exec(path);
+      if (match) {
+        hit = { route, match };
+        break;
+      }
+    }
     if (!hit) {
+      const candidates = routes.filter((route) => route.pattern.test(path));
       if (candidates.length > 0) {
         sendJson(res, 405, { code: 'method_not_allowed', message: `${req.method} is not allowed here` }, {
-          allow: candidates.map((c) => c.route.rest.method).join(', '),
+          allow: candidates.map((c) => c.rest.method).join(', '),
         });
-        return candidates[0]?.route.template;
+        return candidates[0]?.template;
       }
       sendJson(res, 404, { code: 'not_found', message: 'No such route' });
       return undefined;
@@ -114,6 +127,8 @@ export function createRestHandler<TRouter extends AnyRouter>(options: RestHandle
           if (typeof lastEventId === 'string' && lastEventId !== '') input.lastEventId = lastEventId;
         }
       }
+      const early = await options.refuseEarly?.(req, route);
+      if (early) throw early;
       const caller = await options.createCaller(req, res, gone.signal);
       const procedure = route.procedurePath.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller);
       const output = await (procedure as (input: unknown) => Promise<unknown>)(input);

@@ -69,6 +69,22 @@ export class TenantRateLimit {
     return entry;
   }
 
+  /**
+   * The 429 for a credential this instance already refused in the current window, its
+   * headers set — unless the tenant's limit was raised meanwhile (entitlements are cached in
+   * memory and pushed on change). Asked before anything else of a tenant call, by the tRPC
+   * middleware and by the REST handler before it builds a tRPC call at all.
+   */
+  async blockedRefusal(
+    bearer: string | null,
+    limitOf: (tenantId: string) => Promise<number>,
+    headers: Record<string, string>,
+  ): Promise<{ tenantId: string; error: RateLimitedError } | undefined> {
+    const blocked = this.blockedCredential(bearer);
+    if (!blocked || (await limitOf(blocked.tenantId)) > blocked.limit) return undefined;
+    return { tenantId: blocked.tenantId, error: this.refusal(headers, blocked.limit, blocked.until - Date.now()) };
+  }
+
   /** The 429 of a tenant over `limit`, its headers set; counted in tenantry_quota_exceeded_total. */
   refusal(headers: Record<string, string>, limit: number, msBeforeNext: number): RateLimitedError {
     const retryAfterSeconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
