@@ -164,15 +164,15 @@ const meteredTenantProcedure = publicProcedure.use(async ({ ctx, next, meta, pat
   return result;
 });
 
+/** A tenant's request rate limit now, for TenantRateLimit.blockedRefusal. */
+export const limitOfTenant = (deps: ApiDeps) => async (tenantId: string) => (await deps.entitlements.get(tenantId)).limits.apiRequestsPerMinute;
+
 /**
  * A tenant credential, resolved (401 otherwise): who calls, for which tenant. A credential
  * whose tenant is over its request rate is refused right here, before the credential query,
  * for as long as its limit window lasts: a tenant hammering past its limit costs this
  * instance next to nothing, so it cannot slow its neighbours down.
  */
-/** A tenant's request rate limit now, for TenantRateLimit.blockedRefusal. */
-export const limitOfTenant = (deps: ApiDeps) => async (tenantId: string) => (await deps.entitlements.get(tenantId)).limits.apiRequestsPerMinute;
-
 const authenticatedTenantProcedure = meteredTenantProcedure.use(async ({ ctx, next }) => {
   const blocked = await ctx.deps.tenantRateLimit.blockedRefusal(ctx.bearer, limitOfTenant(ctx.deps), ctx.responseHeaders);
   if (blocked) {
