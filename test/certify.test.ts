@@ -147,6 +147,20 @@ describe('the verdict rules', () => {
     expect(decide(replace(clean(), 'openapi:spectral', { passed: false, failure: 'empty output' }), allPass)).toMatchObject({ verdict: 'GO_WITH_CONDITIONS', posture: 'private_beta' });
   });
 
+  it("bench:scale: a latency condition failed is GO_WITH_CONDITIONS; a 5xx, a signup not ready or inexact usage is NO_GO", () => {
+    const withScale = [...clean(), result({ id: 'bench:scale', kind: 'bench' })];
+    const latency = 'FAIL tenant API p95 < 100 ms (p95 183.0 ms over 10798 calls)';
+    expect(decide(replace(withScale, 'bench:scale', { passed: false, failure: 'exit code', misses: [latency] }), allPass)).toMatchObject({
+      verdict: 'GO_WITH_CONDITIONS',
+      posture: 'private_beta',
+    });
+    for (const line of ['FAIL zero 5xx (244)', 'FAIL every signup ready (150 of 152)', "FAIL usage == generator's counts, exactly (1028/1103 tenants exact; 93 calls unanswered)"]) {
+      const d = decide(replace(withScale, 'bench:scale', { passed: false, failure: 'exit code', misses: [latency, line] }), allPass);
+      expect(d, line).toMatchObject({ verdict: 'NO_GO', posture: 'waitlist' });
+      expect(d.applied.map((a) => a.rule.id)).toEqual(['correctness-under-load', 'performance']);
+    }
+  });
+
   it('a security run that timed out, printed nothing or was cut short is NO_GO, waitlist, like a failing one', () => {
     for (const failure of ['exit code', 'timed out', 'empty output', 'truncated output'] as const) {
       const d = decide(replace(clean(), 'tests:security', { passed: false, failure }), allPass);

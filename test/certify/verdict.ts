@@ -29,6 +29,9 @@ export interface Rule {
 const failedRuns = (results: readonly CommandResult[], pick: (r: CommandResult) => boolean) =>
   results.filter((r) => pick(r) && !r.passed).map((r) => `${r.id}: ${r.failure}${r.detail ? ` (${r.detail})` : ''}`);
 
+/** bench:scale's pass conditions about correctness (test/bench/scale.ts), as its FAIL lines name them; its latency ones are performance. */
+const SCALE_CORRECTNESS = /^FAIL (zero 5xx|every signup ready|usage ==)/;
+
 export const RULES: readonly Rule[] = [
   {
     id: 'security',
@@ -61,6 +64,15 @@ export const RULES: readonly Rule[] = [
     posture: 'waitlist',
     unblock: 'Run the full `pnpm certify` (no command list of your own), so every row has its evidence.',
     triggers: (_results, dod) => dod.filter((d) => d.result === 'not run').map((d) => `not run: ${d.requirement}`),
+  },
+  {
+    id: 'correctness-under-load',
+    text: '`bench:scale` failing a correctness condition — any 5xx, a signup that never became ready, usage that differs from the calls made — is NO_GO, waitlist: under load and faults the product breaks or miscounts work, which no capacity limit makes safe.',
+    verdict: 'NO_GO',
+    posture: 'waitlist',
+    unblock: "Find the cause from the run's first unexpected answers (bench:scale prints them per route class), fix it, and certify again.",
+    triggers: (results) =>
+      results.filter((r) => r.id === 'bench:scale').flatMap((r) => r.misses.filter((m) => SCALE_CORRECTNESS.test(m)).map((m) => `${r.id}: ${m}`)),
   },
   {
     id: 'operations',
