@@ -217,7 +217,12 @@ describe('failover', () => {
 
     const audit = await stack.database.db.selectFrom('audit_log').select(['action', 'data']).where('tenant_id', '=', a.id).where('action', '=', 'tenant.cluster_failover').execute();
     expect(audit).toHaveLength(1);
-    const done = await stack.database.db.selectFrom('cluster_failovers').selectAll().where('tenant_id', '=', a.id).executeTakeFirstOrThrow();
+    // The watch may see the new standby streaming a moment before the failover records its
+    // last step (the rebuild returns once the standby is made, then the step is written).
+    const done = await waitFor(async () => {
+      const row = await stack.database.db.selectFrom('cluster_failovers').selectAll().where('tenant_id', '=', a.id).executeTakeFirstOrThrow();
+      return row.step === 'done' ? row : undefined;
+    }, 10_000, 50);
     expect(done.step).toBe('done');
 
     const health = await stack.admin('GET', `/v1/tenants/${a.tenantId}/health`);
