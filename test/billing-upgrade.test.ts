@@ -71,7 +71,7 @@ describe('upgrading an installation that has tenants to invoicing', () => {
     expect(new Date(base!.from).getTime()).toBeGreaterThanOrEqual(Math.floor(upgradedAt.getTime() / 1000) * 1000);
   });
 
-  it('a tenant created after the upgrade keeps its history from its creation', async () => {
+  it("a tenant created after the upgrade: its first history row is the trigger's, dated after its created_at (never taken for a seed row)", async () => {
     const fresh = randomUUID();
     await db
       .insertInto('tenants')
@@ -79,6 +79,13 @@ describe('upgrading an installation that has tenants to invoicing', () => {
       .execute();
     const [first] = await historyOf(fresh);
     const { created_at } = await db.selectFrom('tenants').select('created_at').where('id', '=', fresh).executeTakeFirstOrThrow();
+    // The migration tells seed rows by at = created_at: a trigger's row never has it.
+    const { equal } = await db
+      .selectFrom('tenant_billing_history')
+      .select(sql<boolean>`bool_or(at = (select created_at from tenants where id = ${fresh}))`.as('equal'))
+      .where('tenant_id', '=', fresh)
+      .executeTakeFirstOrThrow();
+    expect(equal).toBe(false);
     expect(first!.at.getTime()).toBeGreaterThanOrEqual(created_at.getTime());
     expect(first!.at.getTime()).toBeGreaterThan(upgradedAt.getTime());
   });
