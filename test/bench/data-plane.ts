@@ -22,12 +22,9 @@
  * uniformly from all of them — so about one in eleven goes to a database tenant, whose
  * per-tenant pools the api keeps in an LRU of TENANT_POOL_MAX (printed; 100 database
  * tenants against the default 50 means pools are evicted and reopened as the load moves).
- * Three servers take the same load from the same client:
+ * Two servers take the same load from the same client, one after the other:
  *   api  — the real api (tRPC REST adapter, session auth, tenant lookup, entitlements,
  *          tenant store, usage metering), configured like the tests;
- *   unmetered — the same api with USAGE_METERING=false: the difference is what metering
- *          costs (target: ≤ 5% throughput, ≤ 1 ms added p95). After each api session its
- *          metrics endpoint gives the flush latency and the rollup cells written per flush;
  *   bare — node:http + pg with the same SQL in the same kind of transaction (begin;
  *          set_config('app.tenant_id', …, true) and, for schema tenants, search_path and
  *          SET LOCAL ROLE tenantry_data; the query; commit) on pools of the same sizes
@@ -39,9 +36,22 @@
  * Both servers run in child processes of their own (test/bench/data-plane-server.ts), one at
  * a time, so neither shares the load generator's event loop; the client is node:http with
  * keep-alive sockets (one per lane). Client, server and Postgres share this machine's cores
- * alike for all. BENCH_ROUNDS rounds, rotating which server goes first (api, unmetered,
- * bare | unmetered, bare, api | …), each server session starting with BENCH_WARMUP requests not counted; the
- * figures pool the rounds. The same pseudo-random tenant/document sequence is used for both.
+ * alike for both. BENCH_ROUNDS rounds, alternating which server goes first, each server
+ * session starting with BENCH_WARMUP requests not counted; the figures pool the rounds. The
+ * same pseudo-random tenant/document sequence is used for both.
+ *
+ * Metering's cost (target: ≤ 5% throughput, ≤ 1 ms added p95) is measured side by side
+ * instead: the api and the same api with USAGE_METERING=false start together and take load
+ * at the same moment, half the lanes each (same request sequence), each with half the pools,
+ * for BENCH_METERING_SECONDS per operation, BENCH_METERING_ROUNDS rounds. One after the other,
+ * the two differed by 10–20% from round to round on this shared machine, more than the
+ * budget; side by side the machine's moods fall on both alike, and a server that spends
+ * more CPU per request completes fewer in the same seconds. The added p95 is measured after
+ * that, still side by side, at a fixed rate of half what the unmetered api reached (open
+ * loop, latency from each request's scheduled time): at saturation a closed loop's p95 is
+ * its queue, concurrency ÷ throughput, and would count a 1% throughput loss as a 1% longer
+ * wait rather than as what metering adds to a request. After each round the metered
+ * api's metrics endpoint gives the flush latency and the rollup cells written per flush.
  *
  * It prints p50/p95/max and requests/s of api and bare for reads and writes, their ratios, and
  * PASS/MISS per target; exits 0 either way, 1 only when something goes wrong. Per server it
@@ -54,7 +64,9 @@
  *
  * Env: TEST_DATABASE_URL / TEST_REDIS_URL (as the tests), BENCH_SCHEMA_TENANTS (1000),
  * BENCH_DATABASE_TENANTS (100), BENCH_CONCURRENCY (32), BENCH_REQUESTS (5000 per phase,
- * server and round), BENCH_SECONDS (instead of BENCH_REQUESTS), BENCH_ROUNDS (2), BENCH_WARMUP
+ * server and round), BENCH_SECONDS (instead of BENCH_REQUESTS), BENCH_ROUNDS (2), BENCH_METERING_SECONDS (10),
+ * BENCH_METERING_ROUNDS (BENCH_ROUNDS), BENCH_METERING_CONTROL (1: both of the pair unmetered, an A/A run that shows
+ * the comparison's own noise), BENCH_WARMUP
  * (1000), BENCH_DOCS_PER_TENANT (3), BENCH_PROVISION_CONCURRENCY (8), BENCH_TENANT_POOL_MAX
  * (unset: the api's default), BENCH_SERVER_PROFILE_DIR (a CPU profile of every server session
  * there: `npx tsx test/bench/profile-summary.ts <dir>`), TEST_LOG_LEVEL.
@@ -63,7 +75,8 @@ import path from 'node:path';
 import { type ChildProcess, fork } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { parseApiConfig } from '@tenantry/api';
+import { UsageMeter, createApiMetrics, parseApiConfig } from '@tenantry/api';
+import pino from 'pino';
 import pg from 'pg';
 import { TENANT_SECRET_KEY, startApi, startWorker } from '../support/apps.js';
 import { TEST_PG_URL } from '../support/env.js';
@@ -80,6 +93,7 @@ import {
   header,
   machineCpuMs,
   machineLine,
+  median,
   newRunId,
   once,
   pool,
@@ -117,7 +131,16 @@ const METERING_MAX_THROUGHPUT_LOSS = 0.05;
 const METERING_MAX_ADDED_P95_MS = 1;
 
 type Kind = 'api' | 'unmetered' | 'bare';
-const KINDS: readonly Kind[] = ['api', 'unmetered', 'bare'];
+/** Measured one after the other, against each other: the api and its floor. */
+type Sequential = 'api' | 'bare';
+const SEQUENTIAL: readonly Sequential[] = ['api', 'bare'];
+/** The side-by-side metering comparison: seconds per operation and round, and rounds. */
+const METERING_SECONDS = positiveInt('BENCH_METERING_SECONDS', 10);
+const METERING_ROUNDS = positiveInt('BENCH_METERING_ROUNDS', ROUNDS);
+/** A/A control: both of the pair unmetered, so the figures show the comparison's own noise. */
+const METERING_CONTROL = process.env.BENCH_METERING_CONTROL === '1';
+/** Metering's added latency is measured at this share of the unmetered api's saturated throughput. */
+const METERING_LATENCY_LOAD = 0.5;
 type Op = 'read' | 'write';
 
 interface BenchTenant {
@@ -217,6 +240,8 @@ interface PhaseResult {
 
 interface Monitor {
   sessions(): Promise<number>;
+  /** CPU ms so far of the backends serving api usage flushes (the meter's own connections) to this run's database. */
+  flushBackendCpuMs(): Promise<number>;
   backends(): Promise<{ controlPlane: number; tenantDatabases: number }>;
 }
 
@@ -229,6 +254,7 @@ async function runPhase(
   seed: number,
   monitor?: Monitor,
   seconds?: number,
+  lanes = CONCURRENCY,
 ): Promise<PhaseResult> {
   const random = prng(seed);
   const latencies: number[] = [];
@@ -258,7 +284,7 @@ async function runPhase(
   const { port } = server;
   const cpuBefore = cpuSnapshot(server.pid);
   const started = performance.now();
-  const lanes = Array.from({ length: CONCURRENCY }, async () => {
+  const clients = Array.from({ length: lanes }, async () => {
     while (more()) {
       issued += 1;
       const tenant = tenants[Math.floor(random() * tenants.length)]!;
@@ -282,7 +308,7 @@ async function runPhase(
       }
     }
   });
-  await Promise.all(lanes);
+  await Promise.all(clients);
   const wallMs = performance.now() - started;
   const cpu = cpuBetween(cpuBefore, cpuSnapshot(server.pid));
   sampling = false;
@@ -294,6 +320,101 @@ async function runPhase(
     tenantConnections = (await monitor.sessions()) - sessionsBefore;
   }
   return { latencies, database, wallMs, errors, firstErrors, tenantConnections, peakBackends: peak, cpu };
+}
+
+/**
+ * Open loop: requests sent at a fixed rate, whatever the answers do, for `seconds`; each
+ * latency runs from the request's scheduled time (a request sent late because the client
+ * was behind counts its wait), so a slow server cannot hide its delay by slowing the load.
+ * This is what latency at a given load means; a closed loop at saturation measures queueing.
+ */
+async function runOpenLoop(agent: Agent, port: number, tenants: BenchTenant[], op: Op, rate: number, seconds: number, seed: number): Promise<{ latencies: number[]; errors: number; firstErrors: string[] }> {
+  const random = prng(seed);
+  const latencies: number[] = [];
+  const firstErrors: string[] = [];
+  let errors = 0;
+  const total = Math.max(1, Math.round(rate * seconds));
+  const started = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const scheduled = started + (i * 1000) / rate;
+    const wait = scheduled - performance.now();
+    if (wait > 1) await sleep(wait);
+    const tenant = tenants[Math.floor(random() * tenants.length)]!;
+    const doc = tenant.docs[Math.floor(random() * tenant.docs.length)]!;
+    const reply =
+      op === 'read'
+        ? send(agent, port, 'GET', `/v1/collections/${COLLECTION}/documents/${doc}`, tenant)
+        : send(agent, port, 'POST', `/v1/collections/${COLLECTION}/documents`, tenant, JSON.stringify({ data: { title: `note ${i}`, n: i } }));
+    inFlight.push(
+      reply.then(
+        (r) => {
+          latencies.push(performance.now() - scheduled);
+          if (r.status !== (op === 'read' ? 200 : 201)) {
+            errors += 1;
+            if (firstErrors.length < 3) firstErrors.push(`${r.status} ${r.body.slice(0, 200)}`);
+          }
+        },
+        (err: unknown) => {
+          errors += 1;
+          if (firstErrors.length < 3) firstErrors.push((err as Error).message);
+        },
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  return { latencies, errors, firstErrors };
+}
+
+const meterOptions = (databaseUrl: string) => ({
+  databaseUrl,
+  flushIntervalMs: 3_600_000,
+  flushTimeoutMs: 10_000,
+  logger: pino({ level: 'silent' }),
+  metrics: createApiMetrics(),
+});
+
+/**
+ * What metering costs the api process, measured alone in this one (the side-by-side run
+ * cannot resolve a cost this small), in µs of CPU:
+ * - `recordUs`: per request, the two UsageMeter.record calls every metered call makes
+ *   (apiRequests with its route dimensions, egressBytes) on this run's tenants;
+ * - `flushUs`: per flush of `cells` rollup cells, the api's own side of it (the snapshot,
+ *   building the statement, pg's encoding and the answer), against this run's database.
+ */
+async function meteringCpuUs(databaseUrl: string, tenants: BenchTenant[], cells: number): Promise<{ recordUs: number; flushUs: number }> {
+  const cpuUs = () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  const meter = new UsageMeter(meterOptions(databaseUrl));
+  const fill = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const tenant = tenants[Math.floor(i / 2) % tenants.length]!;
+      if (i % 2 === 0) meter.record(tenant.id, 'apiRequests', 1, { route: '/v1/collections/{collection}/documents/{id}', method: 'GET', statusClass: '2xx' });
+      else meter.record(tenant.id, 'egressBytes', 180);
+    }
+  };
+  try {
+    const calls = 200_000;
+    const record: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const started = cpuUs();
+      fill(2 * calls);
+      record.push((cpuUs() - started) / calls);
+    }
+    await meter.flush(); // the connection opens here, not in a measured flush
+    const flush: number[] = [];
+    for (let round = 0; round < 10; round++) {
+      fill(cells);
+      const started = cpuUs();
+      await meter.flush();
+      flush.push(cpuUs() - started);
+    }
+    return { recordUs: median(record), flushUs: median(flush) };
+  } finally {
+    await meter.close(5_000);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -311,11 +432,11 @@ const SERVER_SCRIPT = fileURLToPath(new URL('./data-plane-server.ts', import.met
 /** Where `--import tsx` resolves (the repository root). */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-function startServer(kind: Kind, env: Record<string, string>): Promise<RunningServer> {
+function startServer(kind: Kind, env: Record<string, string>, mode: Kind = kind): Promise<RunningServer> {
   // V8 CPU profiles of each server session, for test/bench/profile-summary.ts: a directory
   // per session, since Node writes one per thread (tsx's module loader runs in one of its own).
   const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, `${kind}-${Date.now()}`)}`] : [];
-  const child = fork(SERVER_SCRIPT, [kind], {
+  const child = fork(SERVER_SCRIPT, [mode], {
     execArgv: ['--import', 'tsx', ...profile],
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
@@ -344,6 +465,21 @@ function startServer(kind: Kind, env: Record<string, string>): Promise<RunningSe
       });
     });
   });
+}
+
+const openLoopTotals = () => ({ latencies: [] as number[], errors: 0, firstErrors: [] as string[], rates: [] as number[] });
+
+const rateOf = (phase: PhaseResult) => phase.latencies.length / (phase.wallMs / 1000);
+
+/** Half a pool bound, at least one: each api of the side-by-side pair takes half the load. */
+const half = (n: number) => String(Math.max(1, Math.ceil(n / 2)));
+
+/** The server runs with the pools it is reported to run with (its own effective config). */
+function assertPools(server: RunningServer, expected: { dbPoolSize: number; tenantPoolMax: number; tenantPoolSize: number }): void {
+  const { dbPoolSize, tenantPoolMax, tenantPoolSize } = server.ready;
+  if (dbPoolSize !== expected.dbPoolSize || tenantPoolMax !== expected.tenantPoolMax || tenantPoolSize !== expected.tenantPoolSize) {
+    throw new Error(`the api runs with other pool sizes than printed: ${JSON.stringify(server.ready)}, expected ${JSON.stringify(expected)}`);
+  }
 }
 
 interface FlushStats {
@@ -451,6 +587,10 @@ async function main(teardown: Teardown): Promise<void> {
       const { rows } = await admin.query<{ n: string }>('select coalesce(sum(sessions), 0)::text as n from pg_stat_database where datname = any($1)', [tenantDatabases]);
       return Number(rows[0]!.n);
     },
+    async flushBackendCpuMs() {
+      const { rows } = await admin.query<{ pid: number }>(`select pid from pg_stat_activity where datname = $1 and application_name = 'tenantry-api-usage'`, [bench.name]);
+      return rows.reduce((sum, r) => sum + processCpuMs(r.pid), 0);
+    },
     async backends() {
       const { rows } = await admin.query<{ cp: string; td: string }>(
         `select count(*) filter (where datname = $1)::text as cp, count(*) filter (where datname = any($2))::text as td
@@ -469,8 +609,7 @@ async function main(teardown: Teardown): Promise<void> {
   };
   const apiEnv = { ...env, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) };
 
-  const results: Record<Kind, Record<Op, PhaseResult[]>> = { api: { read: [], write: [] }, unmetered: { read: [], write: [] }, bare: { read: [], write: [] } };
-  const flushes: FlushStats[] = [];
+  const results: Record<Sequential, Record<Op, PhaseResult[]>> = { api: { read: [], write: [] }, bare: { read: [], write: [] } };
   const perRound: string[] = [];
   const perPhase = SECONDS ? `${SECONDS} s` : `${REQUESTS} requests`;
   console.log(
@@ -479,7 +618,7 @@ async function main(teardown: Teardown): Promise<void> {
   );
 
   for (let round = 0; round < ROUNDS; round++) {
-    const order = KINDS.map((_, i) => KINDS[(i + round) % KINDS.length]!);
+    const order = SEQUENTIAL.map((_, i) => SEQUENTIAL[(i + round) % SEQUENTIAL.length]!);
     const line: string[] = [];
     for (const kind of order) {
       const server = await startServer(kind, kind === 'bare' ? bareEnv : apiEnv);
@@ -487,9 +626,7 @@ async function main(teardown: Teardown): Promise<void> {
       const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
       try {
         const target = { port: server.ready.port, pid: server.child.pid! };
-        if (kind !== 'bare' && (server.ready.tenantPoolMax !== apiConfig.TENANT_POOL_MAX || server.ready.dbPoolSize !== apiConfig.DB_POOL_SIZE)) {
-          throw new Error(`the api runs with other pool sizes than printed: ${JSON.stringify(server.ready)}`);
-        }
+        if (kind !== 'bare') assertPools(server, { dbPoolSize: apiConfig.DB_POOL_SIZE, tenantPoolMax: apiConfig.TENANT_POOL_MAX, tenantPoolSize: apiConfig.TENANT_POOL_SIZE });
         // Warm-up, not counted; its errors are.
         const warm = await runPhase(agent, target, tenants, 'mixed', WARMUP, 7 + round);
         if (warm.errors > 0) throw new Error(`${kind} warm-up: ${warm.errors} errors, e.g. ${warm.firstErrors.join(' | ')}`);
@@ -497,15 +634,107 @@ async function main(teardown: Teardown): Promise<void> {
           // Same seed for both servers within a round: the same tenants and documents in the same order.
           const result = await runPhase(agent, target, tenants, op, REQUESTS, 1_000 * (round + 1) + (op === 'read' ? 1 : 2), monitor, SECONDS);
           results[kind][op].push(result);
-          line.push(`${kind} ${op} ${(result.latencies.length / (result.wallMs / 1000)).toFixed(0)}/s`);
+          line.push(`${kind} ${op} ${rateOf(result).toFixed(0)}/s`);
         }
-        if (kind === 'api' && server.ready.metricsUrl) flushes.push(await flushStats(server.ready.metricsUrl));
       } finally {
         agent.destroy();
         await server.stop();
       }
     }
     perRound.push(`  round ${round + 1}: ${line.join(', ')}`);
+  }
+
+  // Metering, side by side: the metered and the unmetered api started together and loaded at
+  // the same moment, each by half the lanes with the same request sequence, each with half
+  // the pools. Taken one after the other (as api and bare are), the two differed by ±10–20%
+  // between rounds on this shared machine (other processes, CPU frequency, a server's
+  // JIT and pools warming differently), which buried a cost of a few percent. Side by side,
+  // whatever the machine does it does to both, and a server that needs more CPU per request
+  // completes fewer of them in the same seconds: the throughput difference is metering's.
+  const pairEnv = {
+    ...env,
+    DB_POOL_SIZE: half(apiConfig.DB_POOL_SIZE),
+    TENANT_POOL_MAX: half(apiConfig.TENANT_POOL_MAX),
+    TENANT_POOL_SIZE: half(apiConfig.TENANT_POOL_SIZE),
+  };
+  const pairLanes = Math.max(1, Math.floor(CONCURRENCY / 2));
+  const metering: Record<'api' | 'unmetered', Record<Op, PhaseResult[]>> = { api: { read: [], write: [] }, unmetered: { read: [], write: [] } };
+  const meteringLatency = {
+    api: { read: openLoopTotals(), write: openLoopTotals() },
+    unmetered: { read: openLoopTotals(), write: openLoopTotals() },
+  };
+  const flushes: FlushStats[] = [];
+  const flushCpu = { postgresMs: 0, requests: 0 };
+  /** Each round's paired figures: throughput lost (a share) and p95 added at the open loop's load (ms). */
+  const perRoundMetering = { read: { loss: [] as number[], addedP95: [] as number[] }, write: { loss: [] as number[], addedP95: [] as number[] } };
+  const perPair: string[] = [];
+  console.log(
+    `  metering: the api with and without it side by side, ${METERING_ROUNDS} rounds of ${METERING_SECONDS} s per operation, ${pairLanes} lanes each, ` +
+      `pools DB_POOL_SIZE ${pairEnv.DB_POOL_SIZE}, TENANT_POOL_MAX ${pairEnv.TENANT_POOL_MAX} × TENANT_POOL_SIZE ${pairEnv.TENANT_POOL_SIZE} each` +
+      (METERING_CONTROL ? '; BENCH_METERING_CONTROL=1: both unmetered, the figures below are the noise of the comparison' : ''),
+  );
+  for (let round = 0; round < METERING_ROUNDS; round++) {
+    // Which of the two starts, warms and is first served alternates by round.
+    const kinds = round % 2 === 0 ? (['api', 'unmetered'] as const) : (['unmetered', 'api'] as const);
+    const servers = await Promise.all(kinds.map((kind) => startServer(kind, pairEnv, METERING_CONTROL ? 'unmetered' : kind)));
+    // FIFO: at the open loop's lower rate every socket keeps being used; LIFO would leave some
+    // idle past the server's keep-alive timeout (5 s), and a request sent on one as the
+    // server closes it fails with "socket hang up".
+    const pair = kinds.map((kind, i) => ({ kind, server: servers[i]!, agent: new Agent({ keepAlive: true, maxSockets: pairLanes, scheduling: 'fifo' }) }));
+    for (const p of pair) teardown.add(`${p.kind} server`, () => p.server.stop());
+    try {
+      for (const p of pair) {
+        assertPools(p.server, { dbPoolSize: Number(pairEnv.DB_POOL_SIZE), tenantPoolMax: Number(pairEnv.TENANT_POOL_MAX), tenantPoolSize: Number(pairEnv.TENANT_POOL_SIZE) });
+      }
+      const both = (op: Op | 'mixed', count: number, seed: number, seconds?: number) =>
+        Promise.all(pair.map((p) => runPhase(p.agent, { port: p.server.ready.port, pid: p.server.child.pid! }, tenants, op, count, seed, undefined, seconds, pairLanes)));
+      /** The pair's results (in `pair` order) by who gave them. */
+      const byKind = <T>(results: T[]) => ({ metered: results[pair.findIndex((p) => p.kind === 'api')]!, unmetered: results[pair.findIndex((p) => p.kind === 'unmetered')]! });
+      let meteredRequests = 0;
+      const warm = await both('mixed', WARMUP, 7 + round);
+      meteredRequests += WARMUP;
+      warm.forEach((w, i) => {
+        if (w.errors > 0) throw new Error(`${pair[i]!.kind} warm-up: ${w.errors} errors, e.g. ${w.firstErrors.join(' | ')}`);
+      });
+      const line: string[] = [];
+      for (const op of ['read', 'write'] as const) {
+        const phase = await both(op, 0, 5_000 * (round + 1) + (op === 'read' ? 1 : 2), METERING_SECONDS);
+        pair.forEach((p, i) => metering[p.kind][op].push(phase[i]!));
+        const saturated = byKind(phase);
+        meteredRequests += saturated.metered.latencies.length;
+        const loss = 1 - rateOf(saturated.metered) / rateOf(saturated.unmetered);
+        // Latency at a given load: both at the same fixed rate, a share of what the unmetered
+        // one just managed at saturation, so the p95 measures the request, not the queue.
+        const rate = METERING_LATENCY_LOAD * rateOf(saturated.unmetered);
+        const open = await Promise.all(pair.map((p) => runOpenLoop(p.agent, p.server.ready.port, tenants, op, rate, METERING_SECONDS, 9_000 * (round + 1) + (op === 'read' ? 1 : 2))));
+        const atLoad = byKind(open);
+        const addedP95 = summarise(atLoad.metered.latencies).p95 - summarise(atLoad.unmetered.latencies).p95;
+        perRoundMetering[op].loss.push(loss);
+        perRoundMetering[op].addedP95.push(addedP95);
+        pair.forEach((p, i) => {
+          const o = open[i]!;
+          meteringLatency[p.kind][op].latencies.push(...o.latencies);
+          meteringLatency[p.kind][op].errors += o.errors;
+          meteringLatency[p.kind][op].firstErrors.push(...o.firstErrors);
+          meteringLatency[p.kind][op].rates.push(rate);
+        });
+        meteredRequests += atLoad.metered.latencies.length;
+        line.push(
+          `${op} ${rateOf(saturated.metered).toFixed(0)} vs ${rateOf(saturated.unmetered).toFixed(0)}/s (${(100 * loss).toFixed(1)}% lost, ` +
+            `p95 at ${METERING_LATENCY_LOAD * 100}% load ${addedP95.toFixed(2)} ms added)`,
+        );
+      }
+      perPair.push(`  round ${round + 1}: metered vs unmetered ${line.join(', ')}`);
+      const metered = pair.find((p) => p.kind === 'api')!;
+      if (metered.server.ready.metricsUrl) flushes.push(await flushStats(metered.server.ready.metricsUrl));
+      // What the flushes cost Postgres: the CPU of the backends on the meter's own connection
+      // (application_name tenantry-api-usage), over every request this api session served.
+      flushCpu.postgresMs += await monitor.flushBackendCpuMs();
+      flushCpu.requests += meteredRequests;
+    } finally {
+      for (const p of pair) p.agent.destroy();
+      await Promise.all(pair.map((p) => p.server.stop()));
+    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -551,19 +780,22 @@ async function main(teardown: Teardown): Promise<void> {
     };
   };
   const figures = {
-    read: { api: pooled(results.api.read), unmetered: pooled(results.unmetered.read), bare: pooled(results.bare.read) },
-    write: { api: pooled(results.api.write), unmetered: pooled(results.unmetered.write), bare: pooled(results.bare.write) },
+    read: { api: pooled(results.api.read), bare: pooled(results.bare.read) },
+    write: { api: pooled(results.api.write), bare: pooled(results.bare.write) },
+  };
+  const meteringFigures = {
+    read: { metered: pooled(metering.api.read), unmetered: pooled(metering.unmetered.read) },
+    write: { metered: pooled(metering.api.write), unmetered: pooled(metering.unmetered.write) },
   };
   const title: Record<Op, string> = {
     read: `Reads: GET /v1/collections/${COLLECTION}/documents/{id}`,
     write: `Writes: POST /v1/collections/${COLLECTION}/documents`,
   };
   for (const op of ['read', 'write'] as const) {
-    const { api, unmetered, bare } = figures[op];
-    console.log(header(`${title[op]}   (n=${api.all.n} api, ${unmetered.all.n} unmetered, ${bare.all.n} bare; concurrency ${CONCURRENCY})`));
+    const { api, bare } = figures[op];
+    console.log(header(`${title[op]}   (n=${api.all.n} api, ${bare.all.n} bare; concurrency ${CONCURRENCY})`));
     for (const [label, f] of [
       ['api', api],
-      ['api, metering off', unmetered],
       ['bare node:http + pg', bare],
     ] as const) {
       console.log(row(label, f.all, `${f.rate.toFixed(0)} req/s${f.errors ? `, ${f.errors} errors` : ''}`));
@@ -580,26 +812,77 @@ async function main(teardown: Teardown): Promise<void> {
       `  api / bare:  p50 ${ratio(api.all.p50, bare.all.p50)}   p95 ${ratio(api.all.p95, bare.all.p95)}   max ${ratio(api.all.max, bare.all.max)}   ` +
         `throughput ${((100 * api.rate) / bare.rate).toFixed(0)}% of bare`,
     );
-    console.log(
-      `  metering:    p95 ${ratio(api.all.p95, unmetered.all.p95)} (${(api.all.p95 - unmetered.all.p95).toFixed(2)} ms added)   ` +
-        `throughput ${((100 * api.rate) / unmetered.rate).toFixed(1)}% of the same api unmetered`,
-    );
-    for (const e of [...api.firstErrors.map((m) => `api: ${m}`), ...unmetered.firstErrors.map((m) => `unmetered: ${m}`), ...bare.firstErrors.map((m) => `bare: ${m}`)]) {
-      console.log(`  error: ${e}`);
+    for (const e of [...api.firstErrors.map((m) => `api: ${m}`), ...bare.firstErrors.map((m) => `bare: ${m}`)]) console.log(`  error: ${e}`);
+  }
+
+  console.log(header(`Metering: the api with and without usage metering, side by side (${pairLanes} lanes each, ${METERING_ROUNDS} × ${METERING_SECONDS} s per operation)`));
+  const latencyFigures = {
+    read: { metered: summarise(meteringLatency.api.read.latencies), unmetered: summarise(meteringLatency.unmetered.read.latencies) },
+    write: { metered: summarise(meteringLatency.api.write.latencies), unmetered: summarise(meteringLatency.unmetered.write.latencies) },
+  };
+  for (const op of ['read', 'write'] as const) {
+    const { metered, unmetered } = meteringFigures[op];
+    console.log(`  ${title[op]}, saturated (closed loop)`);
+    for (const [label, f] of [
+      ['  metered', metered],
+      ['  unmetered', unmetered],
+    ] as const) {
+      // Only the server's CPU is its own here: the load generator and the machine serve both.
+      const cpu = f.cpu ? `, server cpu ${f.cpu.server.toFixed(2)} ms per request` : '';
+      console.log(row(label, f.all, `${f.rate.toFixed(0)} req/s${f.errors ? `, ${f.errors} errors` : ''}${cpu}`));
     }
+    const rates = meteringLatency.api[op].rates;
+    console.log(`  ${title[op]}, at ${METERING_LATENCY_LOAD * 100}% of that load (open loop, ${rates.map((r) => r.toFixed(0)).join('/')} req/s each)`);
+    for (const [label, kind] of [
+      ['  metered', 'api'],
+      ['  unmetered', 'unmetered'],
+    ] as const) {
+      const t = meteringLatency[kind][op];
+      console.log(row(label, latencyFigures[op][kind === 'api' ? 'metered' : 'unmetered'], t.errors ? `${t.errors} errors` : ''));
+    }
+    const lm = latencyFigures[op].metered;
+    const lu = latencyFigures[op].unmetered;
+    console.log(
+      `  metering:    throughput ${((100 * metered.rate) / unmetered.rate).toFixed(1)}% of the same api unmetered; ` +
+        `p95 at ${METERING_LATENCY_LOAD * 100}% load ${ratio(lm.p95, lu.p95)} (${(lm.p95 - lu.p95).toFixed(2)} ms added), saturated ${(metered.all.p95 - unmetered.all.p95).toFixed(2)} ms`,
+    );
+    const errs = [
+      ...metered.firstErrors.map((m) => `metered: ${m}`),
+      ...unmetered.firstErrors.map((m) => `unmetered: ${m}`),
+      ...meteringLatency.api[op].firstErrors.map((m) => `metered, open loop: ${m}`),
+      ...meteringLatency.unmetered[op].firstErrors.map((m) => `unmetered, open loop: ${m}`),
+    ];
+    for (const e of errs.slice(0, 6)) console.log(`  error: ${e}`);
   }
   if (flushes.length > 0) {
     const n = flushes.reduce((a, f) => a + f.count, 0);
     const seconds = flushes.reduce((a, f) => a + f.seconds, 0);
     const cells = flushes.reduce((a, f) => a + f.rows, 0);
-    console.log(header(`Usage flushes of the metered api (${n} flushes over its sessions; ${SCHEMA_TENANTS + DATABASE_TENANTS} tenants drawn uniformly)`));
+    console.log(`  usage flushes of the metered api: ${n} over its sessions, ${SCHEMA_TENANTS + DATABASE_TENANTS} tenants drawn uniformly`);
     console.log(
       `  flush latency mean ${((1000 * seconds) / Math.max(1, n)).toFixed(1)} ms, p95 ≤ ${Math.max(...flushes.map((f) => f.p95UpperMs)).toFixed(0)} ms (histogram bucket); ` +
         `rollup cells written per flush mean ${(cells / Math.max(1, n)).toFixed(0)}; failures ${flushes.reduce((a, f) => a + f.failures, 0)}`,
     );
+    // Per request: the api's record calls, and its and Postgres's share of the flushes.
+    const requestsPerFlush = flushCpu.requests / Math.max(1, n);
+    const api = await meteringCpuUs(bench.url, tenants, Math.round(cells / Math.max(1, n)));
+    const flushPostgresUs = (1000 * flushCpu.postgresMs) / Math.max(1, flushCpu.requests);
+    const flushApiUs = api.flushUs / requestsPerFlush;
+    const total = api.recordUs + flushApiUs + flushPostgresUs;
+    // Against the api's own CPU per request only (Postgres's is not separable side by side): an upper bound of the share.
+    const share = (op: Op) => {
+      const cpu = meteringFigures[op].metered.cpu;
+      return cpu ? `${((100 * total) / (1000 * cpu.server)).toFixed(1)}% of a ${op}'s ${(1000 * cpu.server).toFixed(0)} µs of api CPU` : `(no CPU figures for ${op}s)`;
+    };
+    console.log(
+      `  CPU accounting per metered request: record ${api.recordUs.toFixed(2)} µs + flush ${flushApiUs.toFixed(2)} µs in the api ` +
+        `(${(api.flushUs / 1000).toFixed(2)} ms per flush of ${Math.round(cells / Math.max(1, n))} cells, ${requestsPerFlush.toFixed(0)} requests per flush) ` +
+        `+ flush ${flushPostgresUs.toFixed(2)} µs in Postgres = ${total.toFixed(1)} µs: ${share('read')}, ${share('write')}`,
+    );
   }
   console.log('\nThroughput per round (req/s)');
   for (const l of perRound) console.log(l);
+  for (const l of perPair) console.log(l);
   console.log('  (peak backends = most connections seen at once on the control-plane database + on the tenant databases, sampled every 250 ms)');
 
   console.log('\nTargets');
@@ -613,14 +896,24 @@ async function main(teardown: Teardown): Promise<void> {
     );
     console.log(`  ${verdict(api.all.p95 < SEED_TARGET_P95_MS)}  api ${op} p95 < ${SEED_TARGET_P95_MS} ms (seed target)  (p95 ${api.all.p95.toFixed(1)} ms)`);
   }
+  // Metering's verdicts take the median of the rounds' paired figures: a round that outside
+  // load (or one server's unlucky start) hit hard moves a pooled figure, not the median.
   for (const op of ['read', 'write'] as const) {
-    const { api, unmetered } = figures[op];
-    const loss = 1 - api.rate / unmetered.rate;
-    const added = api.all.p95 - unmetered.all.p95;
-    console.log(`  ${verdict(loss <= METERING_MAX_THROUGHPUT_LOSS)}  metering costs ≤ ${METERING_MAX_THROUGHPUT_LOSS * 100}% of ${op} throughput  (${(100 * loss).toFixed(1)}%)`);
-    console.log(`  ${verdict(added <= METERING_MAX_ADDED_P95_MS)}  metering adds ≤ ${METERING_MAX_ADDED_P95_MS} ms to ${op} p95         (${added.toFixed(2)} ms)`);
+    const loss = median(perRoundMetering[op].loss);
+    const added = median(perRoundMetering[op].addedP95);
+    console.log(
+      `  ${verdict(loss <= METERING_MAX_THROUGHPUT_LOSS)}  metering costs ≤ ${METERING_MAX_THROUGHPUT_LOSS * 100}% of ${op} throughput  ` +
+        `(median of ${METERING_ROUNDS} rounds ${(100 * loss).toFixed(1)}%; pooled ${(100 * (1 - meteringFigures[op].metered.rate / meteringFigures[op].unmetered.rate)).toFixed(1)}%)`,
+    );
+    console.log(
+      `  ${verdict(added <= METERING_MAX_ADDED_P95_MS)}  metering adds ≤ ${METERING_MAX_ADDED_P95_MS} ms to ${op} p95         ` +
+        `(median of ${METERING_ROUNDS} rounds ${added.toFixed(2)} ms at ${METERING_LATENCY_LOAD * 100}% load; pooled ${(latencyFigures[op].metered.p95 - latencyFigures[op].unmetered.p95).toFixed(2)} ms)`,
+    );
   }
-  const errors = KINDS.reduce((sum, kind) => sum + figures.read[kind].errors + figures.write[kind].errors, 0);
+  const errors = (['read', 'write'] as const).reduce(
+    (sum, op) => sum + figures[op].api.errors + figures[op].bare.errors + meteringFigures[op].metered.errors + meteringFigures[op].unmetered.errors + meteringLatency.api[op].errors + meteringLatency.unmetered[op].errors,
+    0,
+  );
   console.log(`  ${verdict(errors === 0)}  no failed requests                (${errors})`);
 }
 

@@ -4,3 +4,5 @@ export type { AppRouter } from './routers/index.js';
 export { ROUTER_TAGS, appOpenApiDocument, appRouter } from './routers/index.js';
 export { MovingAwareStore } from './services/moves.js';
 export { STORAGE_SAMPLE_REUSE_MS } from './services/quotas.js';
+export { UsageMeter } from './usage/meter.js';
+export { createApiMetrics } from './metrics.js';
