@@ -16,11 +16,13 @@ const stack = useStack({ api: { USAGE_FLUSH_INTERVAL_MS: '250' }, workerEnv: { U
 let second: RunningApi;
 let a: { tenantId: string; token: string };
 let b: { tenantId: string; token: string };
+let c: { tenantId: string; token: string };
 
 beforeAll(async () => {
   second = await startApi({ DATABASE_URL: stack.database.url, REDIS_PREFIX: stack.prefix, USAGE_FLUSH_INTERVAL_MS: '250' });
   a = await stack.signUpTenant();
   b = await stack.signUpTenant();
+  c = await stack.signUpTenant();
   return () => second.close();
 });
 
@@ -230,13 +232,38 @@ describe('storage quota', () => {
     await setLimits(b.tenantId, { apiRequestsPerMinute: 100_000, storageBytes: used - 1 });
     expect((await request(stack.api.baseUrl, 'POST', '/v1/collections/big/documents', { token: b.token, body: { data: { more: true } } })).status).toBe(402);
     for (const id of ids) expect((await request(stack.api.baseUrl, 'DELETE', `/v1/collections/big/documents/${id}`, { token: b.token })).status).toBe(200);
+    // The second instance is refused, and holds the over-limit sample from now on…
+    expect((await request(second.baseUrl, 'POST', '/v1/collections/big/documents', { token: b.token, body: { data: { more: true } } })).status).toBe(402);
+    const held = Date.now();
     await stack.worker!.sampleUsage();
     const after = (await stack.admin('GET', `/v1/tenants/${b.tenantId}/usage`)).body.meters.storageBytes;
     expect(after.current).toBeLessThan(used - 1);
     expect(after.peak).toBeGreaterThanOrEqual(used);
-    // An instance reuses a sample for STORAGE_SAMPLE_REUSE_MS: writes come back within that.
-    const started = Date.now();
-    await waitFor(async () => ((await request(stack.api.baseUrl, 'POST', '/v1/collections/big/documents', { token: b.token, body: { data: { back: true } } })).status === 201 ? true : undefined), 5_000, 100);
-    expect(Date.now() - started).toBeLessThan(STORAGE_SAMPLE_REUSE_MS + 1_000);
+    // …until the worker announces that the new sample crossed back under the limit: writes
+    // come back at the sample, not when the instance would have read it again by itself.
+    await waitFor(async () => ((await request(second.baseUrl, 'POST', '/v1/collections/big/documents', { token: b.token, body: { data: { back: true } } })).status === 201 ? true : undefined), 1_000, 25);
+    expect(Date.now() - held).toBeLessThan(STORAGE_SAMPLE_REUSE_MS);
+  });
+
+  it('a sample that crosses the limit is enforced at once on every instance, though each holds the previous one', { timeout: 60_000 }, async () => {
+    await setLimits(c.tenantId, { apiRequestsPerMinute: 100_000 });
+    await stack.worker!.sampleUsage();
+    const base = (await stack.admin('GET', `/v1/tenants/${c.tenantId}/usage`)).body.meters.storageBytes.current as number;
+    // A limit just above what the tenant uses now: the next sample, after these writes, crosses it.
+    await setLimits(c.tenantId, { apiRequestsPerMinute: 100_000, storageBytes: base + 200_000 });
+    for (let i = 0; i < 40; i++) {
+      const res = await request(stack.api.baseUrl, 'POST', '/v1/collections/big/documents', { token: c.token, body: { data: { i, blob: randomBytes(15_000).toString('base64') } } });
+      expect(res.status).toBe(201);
+    }
+    // Both instances hold an under-limit sample now…
+    for (const api of [stack.api, second]) expect((await request(api.baseUrl, 'POST', '/v1/collections/big/documents', { token: c.token, body: { data: { x: 1 } } })).status).toBe(201);
+    const held = Date.now();
+    await stack.worker!.sampleUsage();
+    expect((await stack.admin('GET', `/v1/tenants/${c.tenantId}/usage`)).body.meters.storageBytes.current).toBeGreaterThanOrEqual(base + 200_000);
+    // …and both refuse writes at the sample that crossed.
+    for (const api of [stack.api, second]) {
+      await waitFor(async () => ((await request(api.baseUrl, 'POST', '/v1/collections/big/documents', { token: c.token, body: { data: { y: 1 } } })).status === 402 ? true : undefined), 1_000, 25);
+    }
+    expect(Date.now() - held).toBeLessThan(STORAGE_SAMPLE_REUSE_MS);
   });
 });

@@ -154,6 +154,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     { get listening() { return tenantChanges.listening; } },
     { ttlMs: config.CREDENTIAL_CACHE_TTL_MS, maxEntries: config.CREDENTIAL_CACHE_MAX_ENTRIES, onLookup: (result) => metrics.credentialLookups.inc({ result }) },
   );
+  const storageSamples = new StorageSamples(db);
   const tenantChanges = new TenantChangeFeed({
     connectionString: config.DATABASE_URL,
     applicationName: 'tenantry-api-changes',
@@ -162,6 +163,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       // Its open streams too, whoever made the change (the api, the worker, an operator's SQL).
       void realtime.recheck(tenantId);
     },
+    // A storage sample on the other side of the tenant's limit: the next write reads it.
+    onStorageCrossed: (tenantId) => storageSamples.forget(tenantId),
     onReset: () => credentials.clear(),
     onError: (message) => logger.warn(message),
   });
@@ -179,7 +182,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiters: createLoginLimiters(redis, config.REDIS_PREFIX, config.LOGIN_ATTEMPTS_PER_ADDRESS),
     tenantRateLimit: new TenantRateLimit(redis, config.REDIS_PREFIX, metrics),
-    storageSamples: new StorageSamples(db),
+    storageSamples,
     usage: config.USAGE_METERING
       ? new UsageMeter({ databaseUrl: config.DATABASE_URL, flushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS, flushTimeoutMs: config.USAGE_FLUSH_TIMEOUT_MS, logger, metrics })
       : undefined,

@@ -1,4 +1,14 @@
-import { type Db, type GaugeSample, type IsolationRegistry, type StorageMeasure, type TenantRef, committedFileBytes, recordGaugePeaks, recordGaugeSamples } from '@tenantry/db';
+import {
+  type Db,
+  type GaugeSample,
+  type IsolationRegistry,
+  type StorageMeasure,
+  type TenantRef,
+  announceStorageCrossings,
+  committedFileBytes,
+  recordGaugePeaks,
+  recordGaugeSamples,
+} from '@tenantry/db';
 import { realtimeKeys } from '@tenantry/jobs';
 import type { Redis } from 'ioredis';
 import { type Isolation, type Limits, entitlementsOf } from '@tenantry/domain';
@@ -12,6 +22,8 @@ const PAGE = 500;
  * space maps, recorded at `at` into the hourly rollups (usage.ts integrates each step).
  * Tenants whose last sample was at or over their limit are vacuumed first, so that rows
  * they deleted count as freed by this pass and their writes come back by themselves.
+ * Tenants whose new sample is on the other side of their limit are announced to the api
+ * instances (announceStorageCrossings), which then read it at their next write.
  * Walks tenants in pages, so a large fleet never loads at once.
  */
 export async function sampleStorage(db: Db, isolation: IsolationRegistry, at: Date, maxGapSeconds: number): Promise<{ sampled: number; overLimit: number }> {
@@ -44,6 +56,8 @@ export async function sampleStorage(db: Db, isolation: IsolationRegistry, at: Da
     after = page.at(-1)!.seq;
 
     const vacuumFirst = new Set<string>();
+    /** Each tenant's limit and whether its last sample was at or over it. */
+    const before = new Map<string, { limit: number; over: boolean }>();
     const byModel = new Map<Isolation, TenantRef[]>();
     for (const row of page) {
       const limits: Limits = entitlementsOf({
@@ -52,7 +66,9 @@ export async function sampleStorage(db: Db, isolation: IsolationRegistry, at: Da
         subscriptionState: row.subscription_state ?? 'trial',
         limits: row.limits as Partial<Limits> | null,
       }).limits;
-      if (row.last_bytes !== null && Number(row.last_bytes) >= limits.storageBytes) vacuumFirst.add(row.id);
+      const over = row.last_bytes !== null && Number(row.last_bytes) >= limits.storageBytes;
+      if (over) vacuumFirst.add(row.id);
+      before.set(row.id, { limit: limits.storageBytes, over });
       const refs = byModel.get(row.isolation) ?? [];
       refs.push({ id: row.id, isolation: row.isolation, schemaName: row.schema_name, placementGeneration: row.placement_generation });
       byModel.set(row.isolation, refs);
@@ -63,6 +79,15 @@ export async function sampleStorage(db: Db, isolation: IsolationRegistry, at: Da
     }
     const samples: GaugeSample[] = [...measured].map(([tenantId, m]) => ({ tenantId, value: m.bytes }));
     await recordGaugeSamples(db, 'storageBytes', samples, at, maxGapSeconds);
+    // Committed: now the api instances may drop the samples they hold of tenants that crossed.
+    const crossed = samples.filter((sample) => {
+      const was = before.get(sample.tenantId);
+      return was !== undefined && (sample.value >= was.limit) !== was.over;
+    });
+    await announceStorageCrossings(
+      db,
+      crossed.map((sample) => sample.tenantId),
+    );
     sampled += samples.length;
     overLimit += vacuumFirst.size;
   }

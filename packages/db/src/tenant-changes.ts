@@ -1,7 +1,24 @@
+import { sql } from 'kysely';
 import pg from 'pg';
+import type { Db } from './client.js';
 
 /** The channel the triggers of migration 2026-12-01T1800_tenant_changes notify on, with a tenant id. */
 export const TENANT_CHANGES_CHANNEL = 'tenantry_tenant_changes';
+
+/**
+ * The channel the worker's storage sampling notifies on, with a tenant id, once a new
+ * `storageBytes` sample of that tenant is committed on the other side of its limit than
+ * the one before (announceStorageCrossings): each api instance drops the sample it holds,
+ * so the crossing is enforced (or lifted) at the sample, not up to STORAGE_SAMPLE_REUSE_MS
+ * later.
+ */
+export const TENANT_STORAGE_CHANNEL = 'tenantry_tenant_storage';
+
+/** Announce tenants whose new storage sample crossed their limit (after the samples committed). */
+export async function announceStorageCrossings(db: Db, tenantIds: readonly string[]): Promise<void> {
+  if (tenantIds.length === 0) return;
+  await sql`select pg_notify(${TENANT_STORAGE_CHANNEL}, id) from unnest(${[...tenantIds]}::text[]) as id`.execute(db);
+}
 
 export interface TenantChangeFeedOptions {
   /** The control-plane database (LISTEN/NOTIFY need a direct or session-pooled connection). */
@@ -9,6 +26,8 @@ export interface TenantChangeFeedOptions {
   applicationName: string;
   /** A tenant whose credentials, status or routing changed (its transaction has committed). */
   onChange(tenantId: string): void;
+  /** A tenant whose storage sample crossed its limit (TENANT_STORAGE_CHANNEL). */
+  onStorageCrossed?(tenantId: string): void;
   /**
    * The feed stopped or started listening: changes may have been missed meanwhile, so
    * anything derived from tenant rows before now must be read again.
@@ -90,11 +109,13 @@ export class TenantChangeFeed {
     client.on('error', (err) => onLost(`connection lost: ${err.message}`));
     client.on('end', () => onLost('connection ended'));
     client.on('notification', (message) => {
-      if (message.channel === TENANT_CHANGES_CHANNEL && message.payload) this.options.onChange(message.payload);
+      if (!message.payload) return;
+      if (message.channel === TENANT_CHANGES_CHANNEL) this.options.onChange(message.payload);
+      else if (message.channel === TENANT_STORAGE_CHANNEL) this.options.onStorageCrossed?.(message.payload);
     });
     try {
       await client.connect();
-      await client.query(`listen ${TENANT_CHANGES_CHANNEL}`);
+      await client.query(`listen ${TENANT_CHANGES_CHANNEL}; listen ${TENANT_STORAGE_CHANNEL}`);
     } catch (err) {
       onLost(`could not listen: ${(err as Error).message}`);
       return;

@@ -125,8 +125,11 @@ export const STORAGE_SAMPLE_REUSE_MS = 2_000;
  * Each tenant's latest `storageBytes` sample, as the worker recorded it, read at most once
  * per STORAGE_SAMPLE_REUSE_MS per instance (one read however many writes wait for it): the
  * sample only changes once per USAGE_SAMPLE_INTERVAL_MS (a minute by default), so reading
- * it on every write cost a query per write for nothing. Bounded: the oldest entries go
- * first past `maxEntries`.
+ * it on every write cost a query per write for nothing. A sample that crosses the tenant's
+ * limit is announced by the worker (TENANT_STORAGE_CHANNEL) and `forget` drops the one held
+ * here, so the reuse never delays a crossing; only while that announcement is lost (the
+ * change feed reconnecting) can it lag by up to STORAGE_SAMPLE_REUSE_MS. Bounded: the
+ * oldest entries go first past `maxEntries`.
  */
 export class StorageSamples {
   private readonly entries = new Map<string, { readAt: number; value: Promise<number | undefined> }>();
@@ -150,14 +153,20 @@ export class StorageSamples {
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
     return value;
   }
+
+  /** The tenant's next write reads its sample again (a new one crossed its limit). */
+  forget(tenantId: string): void {
+    this.entries.delete(tenantId);
+  }
 }
 
 /**
  * Refuse a write that would add to a quota-held gauge once the tenant is at its limit, as
- * the gauge's latest sample says (the worker samples every USAGE_SAMPLE_INTERVAL_MS, and
- * an instance reuses a sample for STORAGE_SAMPLE_REUSE_MS: a tenant is held back at most
- * that long after crossing its limit, and let through again at most that long after
- * freeing space). A limit change applies at once.
+ * the gauge's latest sample says: the worker samples every USAGE_SAMPLE_INTERVAL_MS and
+ * announces a sample that crossed the limit, so a tenant is held back within one sample
+ * interval of crossing it, and let through again at the first sample after it freed space.
+ * A limit change applies to the sample an instance holds at once (the sample itself is at
+ * most STORAGE_SAMPLE_REUSE_MS older than the latest).
  */
 export async function assertUnderQuota(deps: ApiDeps, tenantId: string, resource: 'storageBytes', limits: Limits): Promise<void> {
   const used = await deps.storageSamples.latest(tenantId);
