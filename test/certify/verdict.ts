@@ -43,10 +43,11 @@ export const RULES: readonly Rule[] = [
   },
   {
     id: 'integrity',
-    text: 'The type-check or `audit:verify` failing is NO_GO, waitlist: the build or the audit chain cannot be trusted.',
+    text: 'The type-check, the migration of the control plane or `audit:verify` failing is NO_GO, waitlist: the build, its schema or the audit chain cannot be trusted.',
     verdict: 'NO_GO',
     posture: 'waitlist',
-    unblock: 'Make `pnpm typecheck` clean; for a broken audit chain, find the entry `pnpm audit:verify` names and treat it as an incident (docs/ops/runbook.md).',
+    unblock:
+      'Make `pnpm typecheck` clean; make `pnpm migrate` apply on the control plane (its log names the migration); for a broken audit chain, find the entry `pnpm audit:verify` names and treat it as an incident (docs/ops/runbook.md).',
     triggers: (results) => failedRuns(results, (r) => r.kind === 'typecheck' || r.kind === 'audit'),
   },
   {
