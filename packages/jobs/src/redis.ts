@@ -19,6 +19,7 @@ export function createFailFastRedis(url: string, connectionName: string): Redis 
     maxRetriesPerRequest: 1,
     commandTimeout: 1_000,
     connectTimeout: 1_000,
+    enableAutoPipelining: true,
     // Keep trying to reconnect in the background, capped at 1 s between tries, so the
     // api heals by itself when Redis comes back.
     retryStrategy: (times) => Math.min(times * 100, 1_000),
