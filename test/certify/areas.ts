@@ -23,8 +23,8 @@ export type Area = (typeof AREAS)[number];
 
 /** Path (from the repository root) → area. Patterns are anchored; order does not matter. */
 export const AREA_RULES: ReadonlyArray<{ area: Area; pattern: RegExp }> = [
-  // Config, first run, tools, health and metrics, alert rules, deployment, this certification.
-  { area: 'foundation', pattern: /^test\/(config|first-run|tools|observability|alerts|kubernetes|certify)\.test\.ts$/ },
+  // Config, first run, tools, health and metrics, alert rules, deployment (Kubernetes, Redis Cluster), this certification.
+  { area: 'foundation', pattern: /^test\/(config|first-run|tools|observability|alerts|kubernetes|certify|redis-cluster)\.test\.ts$/ },
   { area: 'foundation', pattern: /^packages\/db\/src\/secret-key\.test\.ts$/ },
   // Signup, provisioning, tenants and lifecycle, DNS, audit, the API contract and the SDK.
   { area: 'control plane', pattern: /^test\/(provisioning|tenants-api|lifecycle|dns|dns-provisioning|audit|openapi|api-docs|sdk|sdk-package)\.test\.ts$/ },

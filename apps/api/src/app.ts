@@ -4,7 +4,7 @@ import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse, c
 import { GENERATED_KEY_NOTICE, TenantChangeFeed, createDb, createIsolationRegistry, ensureDatabase, loadInstallationKey, migrateToLatest } from '@tenantry/db';
 import { BadRequestError, DomainError, UnauthorizedError, UnsupportedMediaTypeError, tenantAccessRefusal } from '@tenantry/domain';
 import { createFileStorage } from '@tenantry/files';
-import { createFailFastRedis, createMoveQueue, createProducerRedis, createProvisioningQueue, createWebhookQueue } from '@tenantry/jobs';
+import { createFailFastRedis, createMoveQueue, createProvisioningQueue, createQueueingRedis, createWebhookQueue, redisSettingsOf } from '@tenantry/jobs';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Logger } from 'pino';
 import type { ApiConfig } from './config.js';
@@ -112,8 +112,9 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   );
 
   const metrics = createApiMetrics();
-  const redis = createFailFastRedis(config.REDIS_URL, 'tenantry-api');
-  const producerRedis = createProducerRedis(config.REDIS_URL, 'tenantry-api-producer');
+  const redisSettings = redisSettingsOf(config);
+  const redis = createFailFastRedis(redisSettings, 'tenantry-api');
+  const producerRedis = createQueueingRedis(redisSettings, 'tenantry-api-producer');
   const entitlements = await createEntitlements(config, db, redis, logger).catch(async (err: unknown) => {
     // A bad license stops the boot: release what is already open, then report it.
     redis.disconnect();
@@ -140,8 +141,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
   const tenantStore = new MovingAwareStore(isolation, db);
   const fileStorage = createFileStorage(config);
   const realtime = new RealtimeHub({
-    redisUrl: config.REDIS_URL,
-    prefix: config.REDIS_PREFIX,
+    redis: redisSettings,
     windowMs: config.REALTIME_WINDOW_MS,
     slotTtlMs: config.REALTIME_SLOT_TTL_MS,
     maxBufferBytes: config.REALTIME_MAX_BUFFER_BYTES,
@@ -176,9 +176,9 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     openApiDocument: appOpenApiDocument() as unknown as Record<string, unknown>,
     db,
     redis,
-    provisioningQueue: createProvisioningQueue(producerRedis, config.REDIS_PREFIX),
-    webhookQueue: createWebhookQueue(producerRedis, config.REDIS_PREFIX),
-    moveQueue: createMoveQueue(producerRedis, config.REDIS_PREFIX),
+    provisioningQueue: createProvisioningQueue(producerRedis, redisSettings),
+    webhookQueue: createWebhookQueue(producerRedis, redisSettings),
+    moveQueue: createMoveQueue(producerRedis, redisSettings),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiters: createLoginLimiters(redis, config.REDIS_PREFIX, config.LOGIN_ATTEMPTS_PER_ADDRESS),
     tenantRateLimit: new TenantRateLimit(redis, config.REDIS_PREFIX, metrics),

@@ -11,8 +11,8 @@ import {
   invoiceEnv,
   postgresUrl,
   postgresUrlList,
-  redisPrefix,
-  redisUrl,
+  redisEnv,
+  checkRedisEnv,
   tenantSecretKey,
   webhookEnv,
   filesEnv,
@@ -31,8 +31,7 @@ import { parseTrustProxy } from './http/client-address.js';
 const ApiEnv = z
   .object({
     DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/tenantry'),
-    REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
-    REDIS_PREFIX: redisPrefix.default('tenantry'),
+    ...redisEnv,
     ...dnsEnv,
     PORT: envPort.default(3000),
     /** Prometheus endpoint (GET /metrics), apart from the public port. */
@@ -144,6 +143,7 @@ const ApiEnv = z
   })
   .superRefine((env, ctx) => {
     checkDnsEnv(env, ctx);
+    checkRedisEnv(env, ctx);
     checkFilesEnv(env, ctx);
     const licensed = env.LICENSE !== undefined || env.LICENSE_FILE !== undefined;
     if (licensed && env.HOSTED_MODE) {

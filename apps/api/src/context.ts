@@ -2,8 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Db, IsolationRegistry, TenantStore } from '@tenantry/db';
 import type { DnsProvider } from '@tenantry/dns';
 import type { EntitlementSource } from '@tenantry/entitlements';
-import type { MoveQueue, ProvisioningQueue, WebhookQueue } from '@tenantry/jobs';
-import type { Redis } from 'ioredis';
+import type { MoveQueue, ProvisioningQueue, RedisClient, WebhookQueue } from '@tenantry/jobs';
 import type { Logger } from 'pino';
 import type { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { ApiConfig } from './config.js';
@@ -20,7 +19,7 @@ import type { UsageMeter } from './usage/meter.js';
 export interface ApiDeps {
   config: ApiConfig;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   provisioningQueue: ProvisioningQueue;
   /** Outgoing webhook deliveries (the worker sends them). */
   webhookQueue: WebhookQueue;

@@ -22,6 +22,8 @@ import {
   createProvisioningQueue,
   createWebhookQueue,
   createWorkerRedis,
+  queuePrefix,
+  redisSettingsOf,
   enqueueWebhookDeliveries,
   entitlementsChannel,
   provisioningRetryPolicy,
@@ -154,12 +156,13 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
   const files = createFileStorage(config);
   const tools = { isolation, dns, files };
 
-  const redis = createWorkerRedis(config.REDIS_URL, 'tenantry-worker');
+  const redisSettings = redisSettingsOf(config);
+  const redis = createWorkerRedis(redisSettings, 'tenantry-worker');
   const retry = provisioningRetryPolicy(config.PROVISION_ATTEMPTS, config.PROVISION_BACKOFF_MS);
-  const provisioningQueue = createProvisioningQueue(redis, config.REDIS_PREFIX);
-  const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.REDIS_PREFIX });
-  const webhookQueue = createWebhookQueue(redis, config.REDIS_PREFIX);
-  const moveQueue = createMoveQueue(redis, config.REDIS_PREFIX);
+  const provisioningQueue = createProvisioningQueue(redis, redisSettings);
+  const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: redis, prefix: queuePrefix(redisSettings) });
+  const webhookQueue = createWebhookQueue(redis, redisSettings);
+  const moveQueue = createMoveQueue(redis, redisSettings);
   const webhookRetry = webhookRetryPolicy(config.WEBHOOK_ATTEMPTS, config.WEBHOOK_BACKOFF_MS);
   // Deliveries committed by a saga or a purge: enqueue now; if Redis is away the reconciler will.
   const announce = async (deliveryIds: string[]) => {
@@ -285,7 +288,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     },
     {
       connection: redis,
-      prefix: config.REDIS_PREFIX,
+      prefix: queuePrefix(redisSettings),
       concurrency: config.WORKER_CONCURRENCY,
       lockDuration: config.WORKER_LOCK_DURATION_MS,
       stalledInterval: Math.min(config.WORKER_LOCK_DURATION_MS, 30_000),
@@ -345,7 +348,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
           throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
       }
     },
-    { connection: redis, prefix: config.REDIS_PREFIX, concurrency: 1 },
+    { connection: redis, prefix: queuePrefix(redisSettings), concurrency: 1 },
   );
 
   const deliveryOptions = {
@@ -373,7 +376,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     },
     {
       connection: redis,
-      prefix: config.REDIS_PREFIX,
+      prefix: queuePrefix(redisSettings),
       concurrency: config.WEBHOOK_CONCURRENCY,
       // An attempt is bounded by its timeout; the lock outlives it comfortably.
       lockDuration: Math.max(config.WORKER_LOCK_DURATION_MS, config.WEBHOOK_TIMEOUT_MS * 3),
@@ -415,7 +418,7 @@ export async function createWorker(config: WorkerConfig, options: { logger?: Log
     },
     {
       connection: redis,
-      prefix: config.REDIS_PREFIX,
+      prefix: queuePrefix(redisSettings),
       concurrency: config.MOVE_CONCURRENCY,
       lockDuration: config.WORKER_LOCK_DURATION_MS,
       stalledInterval: Math.min(config.WORKER_LOCK_DURATION_MS, 30_000),

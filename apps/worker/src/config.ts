@@ -13,8 +13,8 @@ import {
   plainAbsolutePath,
   postgresUrl,
   postgresUrlList,
-  redisPrefix,
-  redisUrl,
+  redisEnv,
+  checkRedisEnv,
   tenantSecretKey,
   webhookEnv,
   filesEnv,
@@ -25,8 +25,7 @@ import { z } from 'zod';
 /** The worker's configuration, parsed once at boot; nothing else reads process.env. */
 const WorkerEnv = z.object({
   DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/tenantry'),
-  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
-  REDIS_PREFIX: redisPrefix.default('tenantry'),
+  ...redisEnv,
   ...dnsEnv,
   /** Prometheus endpoint (GET /metrics). Its own variables: the api's are API_METRICS_PORT and HOST. */
   WORKER_METRICS_PORT: envPort.default(9092),
@@ -124,6 +123,7 @@ const WorkerEnv = z.object({
   TENANTRY_DATA_DIR: plainAbsolutePath,
 }).superRefine((env, ctx) => {
   checkDnsEnv(env, ctx);
+  checkRedisEnv(env, ctx);
   checkFilesEnv(env, ctx);
   if (env.TENANT_DB_SERVERS && !env.TENANT_SECRET_KEY) {
     ctx.addIssue({

@@ -9,8 +9,7 @@ import {
   recordGaugePeaks,
   recordGaugeSamples,
 } from '@tenantry/db';
-import { realtimeKeys } from '@tenantry/jobs';
-import type { Redis } from 'ioredis';
+import { type RedisClient, realtimeKeys } from '@tenantry/jobs';
 import { type Isolation, type Limits, entitlementsOf } from '@tenantry/domain';
 import { sql } from 'kysely';
 
@@ -103,7 +102,7 @@ export async function sampleStorage(db: Db, isolation: IsolationRegistry, at: Da
  *   Redis), plus the exact hourly peaks the api recorded as streams opened — a sample a
  *   minute gives the time-weighted average, the peaks catch bursts between samples.
  */
-export async function sampleDataPlane(db: Db, redis: Redis, prefix: string, at: Date, maxGapSeconds: number): Promise<{ sampled: number }> {
+export async function sampleDataPlane(db: Db, redis: RedisClient, prefix: string, at: Date, maxGapSeconds: number): Promise<{ sampled: number }> {
   const keys = realtimeKeys(prefix);
   let sampled = 0;
   let after = '0';

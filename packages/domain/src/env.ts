@@ -26,8 +26,28 @@ export const redisUrl = z
   .url({ message: 'must be a URL' })
   .refine((u) => /^rediss?:\/\//.test(u), 'must be a redis:// or rediss:// URL');
 
-/** Prefix of every Redis key we write (queues, limiter, caches). No ":" — BullMQ adds its own. */
+/** Prefix of every Redis key we write (queues, limiter, caches). No ":" — BullMQ adds its own; no braces — on a cluster Tenantry adds its own hash tags. */
 export const redisPrefix = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 of A-Z a-z 0-9 _ -');
+
+/**
+ * Where Redis is, shared by the api and the worker. REDIS_URL is one server's URL, or with
+ * REDIS_CLUSTER=true one or more seed nodes of a Redis Cluster, comma-separated (kept as the
+ * string; @tenantry/jobs splits it).
+ */
+export const redisEnv = {
+  REDIS_URL: z
+    .string()
+    .default('redis://127.0.0.1:6379')
+    .refine((v) => v.split(',').every((url) => redisUrl.safeParse(url.trim()).success), 'must be a redis:// or rediss:// URL (with REDIS_CLUSTER=true: one or more, comma-separated)'),
+  REDIS_CLUSTER: envBoolean.default(false),
+  REDIS_PREFIX: redisPrefix.default('tenantry'),
+};
+
+export function checkRedisEnv(env: { REDIS_URL: string; REDIS_CLUSTER: boolean }, ctx: z.RefinementCtx): void {
+  if (!env.REDIS_CLUSTER && env.REDIS_URL.includes(',')) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'lists several URLs: that is a cluster\'s seed nodes, which needs REDIS_CLUSTER=true' });
+  }
+}
 
 /** "KEY: message" lines of a failed env parse, for a boot error a person can act on. */
 export function describeEnvError(error: z.ZodError): string {

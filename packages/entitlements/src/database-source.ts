@@ -1,5 +1,5 @@
 import { type Capability, type Limits, type SubscriptionState, entitlementsOf } from '@tenantry/domain';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { type EntitlementSource, type ResolvedEntitlements, freezeResolved } from './types.js';
 
 /** A tenant's billing state as the entitlement cache needs it. */
@@ -22,12 +22,12 @@ export interface DatabaseSourceOptions {
   store: BillingStore;
   /**
    * Redis connections for invalidation. `subscriber` is put in subscriber mode and must not
-   * be used for anything else: pass a dedicated connection, e.g. `apiRedis.duplicate()`, which
-   * keeps the api's connection options. `publisher` may be any shared connection (the api's
+   * be used for anything else: pass a dedicated connection (a server's or a cluster's) that
+   * queues while Redis is away. `publisher` may be any shared connection (the api's
    * fail-fast one: invalidate() should not wait on a Redis that is down). The source does not
    * own them: close() unsubscribes but does not disconnect.
    */
-  redis: { subscriber: Redis; publisher: Redis };
+  redis: { subscriber: Redis | Cluster; publisher: Redis | Cluster };
   /** Pub/sub channel shared by every instance, e.g. `${prefix}:entitlements:invalidate`. */
   channel: string;
   /** How long a loaded entry is served without asking the store. Default 30 s. */
@@ -88,8 +88,8 @@ const NO_BILLING_STATE: BillingRecord = { plan: 'trial', planVersion: 1, subscri
  */
 export class DatabaseSource implements EntitlementSource {
   private readonly store: BillingStore;
-  private readonly subscriber: Redis;
-  private readonly publisher: Redis;
+  private readonly subscriber: Redis | Cluster;
+  private readonly publisher: Redis | Cluster;
   readonly channel: string;
   private readonly ttlMs: number;
   private readonly maxStalenessMs: number;

@@ -1,5 +1,4 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import {
   type DeliverWebhookPayload,
   JOBS,
@@ -12,12 +11,13 @@ import {
   provisionJobId,
   webhookJobId,
 } from './catalog.js';
+import { type RedisClient, type RedisSettings, queuePrefix } from './redis.js';
 
 export type ProvisioningQueue = Queue<ProvisionTenantPayload>;
 
 /** The provisioning queue as a producer sees it (the api, and the reconciler). */
-export function createProvisioningQueue(connection: Redis, prefix: string): ProvisioningQueue {
-  return new Queue<ProvisionTenantPayload>(QUEUES.provisioning, { connection, prefix, skipWaitingForReady: true });
+export function createProvisioningQueue(connection: RedisClient, settings: RedisSettings): ProvisioningQueue {
+  return new Queue<ProvisionTenantPayload>(QUEUES.provisioning, { connection, prefix: queuePrefix(settings), skipWaitingForReady: true });
 }
 
 export interface ProvisionRequest {
@@ -48,8 +48,8 @@ export async function enqueueProvisioning(queue: ProvisioningQueue, request: Pro
 export type WebhookQueue = Queue<DeliverWebhookPayload>;
 
 /** The webhook delivery queue (producers: the api and the worker's reconciler and saga). */
-export function createWebhookQueue(connection: Redis, prefix: string): WebhookQueue {
-  return new Queue<DeliverWebhookPayload>(QUEUES.webhooks, { connection, prefix, skipWaitingForReady: true });
+export function createWebhookQueue(connection: RedisClient, settings: RedisSettings): WebhookQueue {
+  return new Queue<DeliverWebhookPayload>(QUEUES.webhooks, { connection, prefix: queuePrefix(settings), skipWaitingForReady: true });
 }
 
 /**
@@ -70,8 +70,8 @@ export async function enqueueWebhookDeliveries(queue: WebhookQueue, deliveryIds:
 export type MoveQueue = Queue<MoveTenantPayload>;
 
 /** The move queue (producers: the api, and the worker's reconciler). */
-export function createMoveQueue(connection: Redis, prefix: string): MoveQueue {
-  return new Queue<MoveTenantPayload>(QUEUES.moves, { connection, prefix, skipWaitingForReady: true });
+export function createMoveQueue(connection: RedisClient, settings: RedisSettings): MoveQueue {
+  return new Queue<MoveTenantPayload>(QUEUES.moves, { connection, prefix: queuePrefix(settings), skipWaitingForReady: true });
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Db } from '@tenantry/db';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@tenantry/jobs';
 import { sql } from 'kysely';
 import { withTimeout } from '../timeout.js';
 
@@ -12,7 +12,7 @@ export interface Readiness {
 }
 
 /** Ready = both stores answer within a second. Load balancers stop routing to us otherwise. */
-export async function checkReadiness(db: Db, redis: Redis): Promise<Readiness> {
+export async function checkReadiness(db: Db, redis: RedisClient): Promise<Readiness> {
   const [postgres, redisCheck] = await Promise.allSettled([
     withTimeout(sql`select 1`.execute(db), PROBE_TIMEOUT_MS),
     withTimeout(redis.ping(), PROBE_TIMEOUT_MS),

@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { DependencyUnavailableError, type DocumentEvent, QuotaExceededError, type RealtimeEvent } from '@tenantry/domain';
-import { realtimeKeys } from '@tenantry/jobs';
+import { type RedisClient, type RedisSettings, connectionFor, createFailFastRedis, createQueueingRedis, createSubscriberRedis, realtimeKeys } from '@tenantry/jobs';
 import { type TrackedEnvelope, tracked } from '@trpc/server';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ApiMetrics } from '../metrics.js';
 
@@ -42,8 +42,7 @@ import type { ApiMetrics } from '../metrics.js';
  */
 
 export interface RealtimeOptions {
-  redisUrl: string;
-  prefix: string;
+  redis: RedisSettings;
   windowMs: number;
   slotTtlMs: number;
   maxBufferBytes: number;
@@ -157,11 +156,15 @@ const HOUR_MS = 3_600_000;
 export class RealtimeHub {
   private readonly keys;
   /** Commands that must not wait on a Redis that is away (the write path, slots). */
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   /** The blocking XREAD of every followed stream. */
-  private readonly reader: Redis;
-  private readonly listener: Redis;
-  private readerId: number | undefined;
+  private readonly reader: RedisClient;
+  private readonly listener: RedisClient;
+  /**
+   * The connection the XREAD blocks on and its CLIENT ID, for CLIENT UNBLOCK. On a cluster it
+   * is the reader's connection to the streams' master, which a failover or reshard changes.
+   */
+  private blockedOn: { connection: Redis; id: number } | undefined;
   private readonly feeds = new Map<string, TenantFeed>();
   private readonly subscribers = new Set<Subscriber>();
   /** Tenants whose publish Redis refused: they get a reset as soon as it answers. */
@@ -175,12 +178,10 @@ export class RealtimeHub {
   private stillAllowed: StillAllowed = async () => true;
 
   constructor(private readonly options: RealtimeOptions) {
-    this.keys = realtimeKeys(options.prefix);
-    const common = { connectTimeout: 1_000, retryStrategy: (times: number) => Math.min(times * 100, 1_000) };
-    this.redis = new Redis(options.redisUrl, { ...common, connectionName: 'tenantry-api-realtime', enableOfflineQueue: false, enableAutoPipelining: true, maxRetriesPerRequest: 1, commandTimeout: 1_000 });
-    this.reader = new Redis(options.redisUrl, { ...common, connectionName: 'tenantry-api-realtime-reader', maxRetriesPerRequest: 1 });
-    this.listener = new Redis(options.redisUrl, { ...common, connectionName: 'tenantry-api-realtime-recheck', maxRetriesPerRequest: null });
-    for (const connection of [this.redis, this.reader, this.listener]) connection.on('error', () => undefined);
+    this.keys = realtimeKeys(options.redis.prefix);
+    this.redis = createFailFastRedis(options.redis, 'tenantry-api-realtime');
+    this.reader = createQueueingRedis(options.redis, 'tenantry-api-realtime-reader');
+    this.listener = createSubscriberRedis(options.redis, 'tenantry-api-realtime-recheck');
   }
 
   private get publishDeadlineMs(): number {
@@ -497,14 +498,20 @@ export class RealtimeHub {
 
   private interruptReader(): void {
     this.wakeReader?.();
-    if (this.readerId !== undefined) void this.redis.call('CLIENT', 'UNBLOCK', this.readerId).catch(() => undefined);
+    if (!this.blockedOn) return;
+    try {
+      // CLIENT UNBLOCK names a connection, so it must reach the server that runs the read:
+      // on a cluster, the master of the streams' slot.
+      void connectionFor(this.redis, this.keys.pending).call('CLIENT', 'UNBLOCK', this.blockedOn.id).catch(() => undefined);
+    } catch {
+      // The cluster's slot map is being rebuilt: the read ends by its own timeout.
+    }
   }
 
   private async read(): Promise<void> {
     let wait = 100;
     while (this.running) {
       try {
-        this.readerId ??= Number(await this.reader.call('CLIENT', 'ID'));
         if (this.readerBroken) await this.recover();
         const feeds = [...this.feeds.entries()];
         if (feeds.length === 0) {
@@ -515,6 +522,8 @@ export class RealtimeHub {
           this.wakeReader = undefined;
           continue;
         }
+        const connection = connectionFor(this.reader, this.keys.pending);
+        if (this.blockedOn?.connection !== connection) this.blockedOn = { connection, id: Number(await connection.call('CLIENT', 'ID')) };
         const result = (await this.reader.xread('COUNT', 1000, 'BLOCK', 5_000, 'STREAMS', ...feeds.map(([t]) => this.keys.stream(t)), ...feeds.map(([, f]) => f.position))) as
           | Array<[string, Array<[string, string[]]>]>
           | null;
@@ -535,7 +544,7 @@ export class RealtimeHub {
         // Redis away: whatever was written meanwhile may be lost to us. Reset everyone once it is back.
         if (!this.readerBroken) this.options.logger.warn({ err: (err as Error).message }, 'realtime: reading the streams failed; subscribers get a reset when Redis is back');
         this.readerBroken = true;
-        this.readerId = undefined;
+        this.blockedOn = undefined;
         await new Promise((resolve) => setTimeout(resolve, wait));
         wait = Math.min(wait * 2, 1_000);
       }

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Db } from '@tenantry/db';
 import { type EntitlementSource, PostgresBillingStore, createDatabaseSource, createTokenSource } from '@tenantry/entitlements';
-import { entitlementsChannel } from '@tenantry/jobs';
-import type { Redis } from 'ioredis';
+import { type RedisClient, createSubscriberRedis, entitlementsChannel, redisSettingsOf } from '@tenantry/jobs';
 import type { Logger } from 'pino';
 import type { ApiConfig } from '../config.js';
 
@@ -18,7 +17,7 @@ export interface ApiEntitlements {
   close(): Promise<void>;
 }
 
-export async function createEntitlements(config: ApiConfig, db: Db, redis: Redis, logger: Logger): Promise<ApiEntitlements> {
+export async function createEntitlements(config: ApiConfig, db: Db, redis: RedisClient, logger: Logger): Promise<ApiEntitlements> {
   if (config.LICENSE !== undefined || config.LICENSE_FILE !== undefined) {
     const keySetting = config.LICENSE_PUBLIC_KEY!;
     const publicKey = keySetting.includes('BEGIN') ? keySetting : readFileSync(keySetting, 'utf8');
@@ -28,9 +27,9 @@ export async function createEntitlements(config: ApiConfig, db: Db, redis: Redis
     return { source, invalidate: async () => undefined, close: () => source.close() };
   }
   // Subscriber mode is exclusive, so a connection of its own; unlike the api's fail-fast one
-  // it queues and retries, so the subscription survives a Redis restart.
-  const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
-  subscriber.on('error', () => undefined);
+  // it queues and retries, so the subscription survives a Redis restart. Its command timeout
+  // keeps a boot with Redis down from waiting on SUBSCRIBE: 'ready' subscribes again.
+  const subscriber = createSubscriberRedis(redisSettingsOf(config), 'tenantry-api-entitlements', 1_000);
   const source = await createDatabaseSource({
     store: new PostgresBillingStore(db),
     // Publishing uses the fail-fast connection: an invalidation never waits on a Redis that is down.

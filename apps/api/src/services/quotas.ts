@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { latestGauges } from '@tenantry/db';
 import { type Limits, QuotaExceededError, RateLimitedError } from '@tenantry/domain';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@tenantry/jobs';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { ApiDeps } from '../context.js';
 import type { ApiMetrics } from '../metrics.js';
@@ -32,7 +32,7 @@ export class TenantRateLimit {
   private readonly blocked = new Map<string, { tenantId: string; until: number; limit: number }>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly metrics: ApiMetrics,
   ) {}

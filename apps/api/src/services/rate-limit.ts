@@ -1,12 +1,12 @@
 import { DependencyUnavailableError, RateLimitedError } from '@tenantry/domain';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@tenantry/jobs';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 
 /**
  * The per-IP signup limiter. Its counters live in Redis, so every api instance draws from
  * the same budget.
  */
-export function createSignupLimiter(redis: Redis, prefix: string, perHour: number): RateLimiterRedis {
+export function createSignupLimiter(redis: RedisClient, prefix: string, perHour: number): RateLimiterRedis {
   return new RateLimiterRedis({
     storeClient: redis,
     keyPrefix: `${prefix}-rl-signup`,
@@ -56,7 +56,7 @@ export interface LoginLimiters {
  * refusing every login during a Redis outage would lock every tenant out, and the memory
  * limiters still bound guessing per instance.
  */
-export function createLoginLimiters(redis: Redis, prefix: string, attemptsPerAddress: number): LoginLimiters {
+export function createLoginLimiters(redis: RedisClient, prefix: string, attemptsPerAddress: number): LoginLimiters {
   const limiter = (name: string, points: number, duration: number) =>
     new RateLimiterRedis({
       storeClient: redis,
@@ -85,7 +85,7 @@ export function createLoginLimiters(redis: Redis, prefix: string, attemptsPerAdd
  * a Redis outage should not take the pricing page down with it, and the memory limiter
  * still bounds what one client can ask of one instance.
  */
-export function createPricingLimiter(redis: Redis, prefix: string, perMinute: number): RateLimiterRedis {
+export function createPricingLimiter(redis: RedisClient, prefix: string, perMinute: number): RateLimiterRedis {
   const limits = { points: perMinute, duration: 60 };
   return new RateLimiterRedis({
     storeClient: redis,
