@@ -128,11 +128,23 @@ export function createSubscriberRedis(settings: RedisSettings, connectionName: s
  * The single-server connection that serves `key`: the client itself, or on a cluster the
  * master holding the key's slot. For the commands that name a connection rather than a key
  * (CLIENT ID, CLIENT UNBLOCK), which must reach the server that runs the blocked command.
+ * After a failover the client's slot map may still name the lost master until a keyed
+ * command meets a redirect; this refreshes it instead.
  */
-export function connectionFor(client: RedisClient, key: string): Redis {
+export async function connectionFor(client: RedisClient, key: string): Promise<Redis> {
   if (!(client instanceof Cluster)) return client;
-  const owner = client.slots[calculateSlot(key)]?.[0];
-  const node = owner === undefined ? undefined : client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
+  const slot = calculateSlot(key);
+  const serving = () => {
+    // The first node of a slot is its master. Looked up among all nodes: a replica just
+    // promoted may still be filed as a replica in the client's pool.
+    const owner = client.slots[slot]?.[0];
+    return owner === undefined ? undefined : client.nodes('all').find((n) => `${n.options.host}:${n.options.port}` === owner);
+  };
+  let node = serving();
+  if (!node) {
+    await new Promise<void>((resolve) => client.refreshSlotsCache(() => resolve()));
+    node = serving();
+  }
   if (!node) throw new Error(`no cluster node serves ${key} yet`);
   return node;
 }

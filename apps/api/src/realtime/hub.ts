@@ -498,14 +498,13 @@ export class RealtimeHub {
 
   private interruptReader(): void {
     this.wakeReader?.();
-    if (!this.blockedOn) return;
-    try {
-      // CLIENT UNBLOCK names a connection, so it must reach the server that runs the read:
-      // on a cluster, the master of the streams' slot.
-      void connectionFor(this.redis, this.keys.pending).call('CLIENT', 'UNBLOCK', this.blockedOn.id).catch(() => undefined);
-    } catch {
-      // The cluster's slot map is being rebuilt: the read ends by its own timeout.
-    }
+    const blocked = this.blockedOn;
+    if (!blocked) return;
+    // CLIENT UNBLOCK names a connection, so it must reach the server that runs the read: on a
+    // cluster, the master of the streams' slot. If that fails, the read ends by its own timeout.
+    void connectionFor(this.redis, this.keys.pending)
+      .then((connection) => connection.call('CLIENT', 'UNBLOCK', blocked.id))
+      .catch(() => undefined);
   }
 
   private async read(): Promise<void> {
@@ -522,7 +521,7 @@ export class RealtimeHub {
           this.wakeReader = undefined;
           continue;
         }
-        const connection = connectionFor(this.reader, this.keys.pending);
+        const connection = await connectionFor(this.reader, this.keys.pending);
         if (this.blockedOn?.connection !== connection) this.blockedOn = { connection, id: Number(await connection.call('CLIENT', 'ID')) };
         const result = (await this.reader.xread('COUNT', 1000, 'BLOCK', 5_000, 'STREAMS', ...feeds.map(([t]) => this.keys.stream(t)), ...feeds.map(([, f]) => f.position))) as
           | Array<[string, Array<[string, string[]]>]>
