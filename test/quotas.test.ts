@@ -129,6 +129,7 @@ describe('request rate per tenant', () => {
       const control: number[] = [];
       const flooded: number[] = [];
       let floodCalls = 0;
+      let floodSeconds = 0;
       let notRefused = 0;
       // Interleaved rounds, so the machine's own noise falls on both sides alike.
       for (let round = 0; round < 8; round++) {
@@ -136,12 +137,14 @@ describe('request rate per tenant', () => {
           [dummyUrl, control],
           [`${api.baseUrl}/v1/me`, flooded],
         ] as const) {
+          const floodStarted = performance.now();
           const f = flood(target);
           await new Promise((resolve) => setTimeout(resolve, 300));
           samples.push(...(await measure(150)));
           const { sent, other } = await f.stop();
           if (samples === flooded) {
             floodCalls += sent;
+            floodSeconds += (performance.now() - floodStarted) / 1000;
             notRefused += other;
           }
         }
@@ -149,9 +152,12 @@ describe('request rate per tenant', () => {
       const p95Control = percentile(control, 95);
       const p95Flooded = percentile(flooded, 95);
       console.info(
-        `neighbour p95: ${p95Control.toFixed(2)} ms while the flood hit a trivial server, ${p95Flooded.toFixed(2)} ms while it hit the api (${floodCalls} calls; limit 60/min)`,
+        `neighbour p95: ${p95Control.toFixed(2)} ms while the flood hit a trivial server, ${p95Flooded.toFixed(2)} ms while it hit the api (${floodCalls} calls in ${floodSeconds.toFixed(1)} s; limit 60/min)`,
       );
-      expect(floodCalls).toBeGreaterThan(1_000);
+      // A flood, or the comparison means nothing: the flooder aims at 200 calls a second, and
+      // a busy machine's timers deliver fewer (the suite runs files side by side); at least
+      // 50 a second, 50× the limit, must have gone out.
+      expect(floodCalls / floodSeconds).toBeGreaterThan(50);
       // All refused but the first 60 of the minute (and none failed).
       expect(notRefused).toBeLessThanOrEqual(60);
       // 20%, and half a millisecond of timer granularity at these small latencies.
