@@ -19,7 +19,11 @@ const pythonHasRequests = () =>
 const TOOLS = [
   { what: 'PostgreSQL server binaries (initdb, pg_ctl: private servers, cluster tenants)', ok: () => postgresBin('initdb') && postgresBin('pg_ctl'), packages: ['postgresql'] },
   { what: 'pg_dump and pg_restore (tenant backups)', ok: () => postgresBin('pg_dump') && postgresBin('pg_restore'), packages: ['postgresql-client'] },
-  { what: 'redis-server (fault tests start private Redis servers)', ok: () => onPath('redis-server'), packages: ['redis-server'] },
+  {
+    what: 'redis-server and redis-cli (fault tests start private Redis servers; the Redis Cluster tests join theirs with redis-cli --cluster create)',
+    ok: () => onPath('redis-server') && onPath('redis-cli'),
+    packages: ['redis-server', 'redis-tools'],
+  },
   { what: 'promtool (alert rules and metrics checks)', ok: () => onPath('promtool'), packages: ['prometheus'] },
   {
     what: 'PowerDNS with its sqlite3 backend (per-tenant DNS)',
