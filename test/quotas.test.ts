@@ -33,6 +33,12 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length / 2;
+  return Number.isInteger(mid) ? (sorted[mid - 1]! + sorted[mid]!) / 2 : sorted[Math.floor(mid)]!;
+}
+
 async function metric(name: string, labels: string): Promise<number> {
   const text = await (await fetch(stack.api.metricsUrl)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
@@ -126,33 +132,36 @@ describe('request rate per tenant', () => {
         };
       };
       await measure(100); // warm up
-      const control: number[] = [];
-      const flooded: number[] = [];
+      const rounds: { control: number; flooded: number }[] = [];
       let floodCalls = 0;
       let floodSeconds = 0;
       let notRefused = 0;
-      // Interleaved rounds, so the machine's own noise falls on both sides alike.
+      // Interleaved rounds, so the machine's own noise falls on both sides alike: each round
+      // measures the neighbour's p95 with the flood on the trivial server, then on the api.
       for (let round = 0; round < 8; round++) {
-        for (const [target, samples] of [
-          [dummyUrl, control],
-          [`${api.baseUrl}/v1/me`, flooded],
-        ] as const) {
+        const p95 = { control: 0, flooded: 0 };
+        for (const side of ['control', 'flooded'] as const) {
           const floodStarted = performance.now();
-          const f = flood(target);
+          const f = flood(side === 'control' ? dummyUrl : `${api.baseUrl}/v1/me`);
           await new Promise((resolve) => setTimeout(resolve, 300));
-          samples.push(...(await measure(150)));
+          p95[side] = percentile(await measure(150), 95);
           const { sent, other } = await f.stop();
-          if (samples === flooded) {
+          if (side === 'flooded') {
             floodCalls += sent;
             floodSeconds += (performance.now() - floodStarted) / 1000;
             notRefused += other;
           }
         }
+        rounds.push(p95);
       }
-      const p95Control = percentile(control, 95);
-      const p95Flooded = percentile(flooded, 95);
+      // Judged on the median round: the suite runs files side by side on a shared machine,
+      // and a round in which another file's burst took the cores says nothing about the api.
+      // Pooling all samples into one p95 let one such round decide (+36% once, in a run whose
+      // other rounds were within the bound).
+      const excess = median(rounds.map((r) => r.flooded - r.control * 1.2));
       console.info(
-        `neighbour p95: ${p95Control.toFixed(2)} ms while the flood hit a trivial server, ${p95Flooded.toFixed(2)} ms while it hit the api (${floodCalls} calls in ${floodSeconds.toFixed(1)} s; limit 60/min)`,
+        `neighbour p95 by round (flood on a trivial server → on the api, ms): ${rounds.map((r) => `${r.control.toFixed(1)}→${r.flooded.toFixed(1)}`).join(', ')}; ` +
+          `median ratio ${median(rounds.map((r) => r.flooded / r.control)).toFixed(2)} (${floodCalls} flood calls in ${floodSeconds.toFixed(1)} s; limit 60/min)`,
       );
       // A flood, or the comparison means nothing: the flooder aims at 200 calls a second, and
       // a busy machine's timers deliver fewer (the suite runs files side by side); at least
@@ -161,7 +170,7 @@ describe('request rate per tenant', () => {
       // All refused but the first 60 of the minute (and none failed).
       expect(notRefused).toBeLessThanOrEqual(60);
       // 20%, and half a millisecond of timer granularity at these small latencies.
-      expect(p95Flooded).toBeLessThanOrEqual(p95Control * 1.2 + 0.5);
+      expect(excess).toBeLessThanOrEqual(0.5);
     } finally {
       api.child.kill('SIGTERM');
       dummy.kill();

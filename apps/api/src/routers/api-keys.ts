@@ -55,6 +55,8 @@ export const apiKeysRouter = router({
     .output(ApiKeyView)
     .mutation(async ({ ctx, input }) => {
       const revoked = await revokeApiKey(ctx.deps.db, ctx.principal, input.id);
+      // Refused here from the next call on, without waiting for Postgres's announcement.
+      ctx.deps.credentials.invalidateTenant(ctx.principal.tenantId);
       // Streams opened with the key close on every instance now.
       await ctx.deps.realtime.requestRecheck(ctx.principal.tenantId);
       return revoked;

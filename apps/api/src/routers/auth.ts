@@ -44,5 +44,10 @@ export const authRouter = router({
       },
     })
     .output(z.void())
-    .mutation(({ ctx }) => logout(ctx.deps.db, ctx.principal)),
+    .mutation(async ({ ctx }) => {
+      await logout(ctx.deps.db, ctx.principal);
+      // This instance refuses the token from its very next call; the others when Postgres's
+      // announcement reaches them (milliseconds).
+      ctx.deps.credentials.invalidateTenant(ctx.principal.tenantId);
+    }),
 });

@@ -233,6 +233,9 @@ export async function transitionTenant(
     });
     return { view, from, deliveries, tenantId: tenant.id };
   });
+  // This instance honours the new status from its next call on; the others when Postgres's
+  // announcement reaches them (milliseconds).
+  deps.credentials.invalidateTenant(tenantId);
   await enqueueDeliveries(deps, deliveries);
   // Streams of a tenant no longer served close on every instance now, not at their next check.
   await deps.realtime.requestRecheck(tenantId);
