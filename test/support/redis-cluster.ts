@@ -20,6 +20,7 @@ export class PrivateRedisCluster {
     readonly ports: number[],
     private readonly processes: ChildProcess[],
     private readonly dir: string,
+    private readonly nodeTimeoutMs: number,
   ) {}
 
   /**
@@ -31,20 +32,13 @@ export class PrivateRedisCluster {
     const dir = mkdtempSync(path.join(tmpdir(), 'tenantry-redis-cluster-'));
     const ports: number[] = [];
     const processes: ChildProcess[] = [];
-    const cluster = new PrivateRedisCluster(ports, processes, dir);
+    const cluster = new PrivateRedisCluster(ports, processes, dir, options.nodeTimeoutMs ?? 15_000);
     try {
       for (let i = 0; i < masters * (1 + replicas); i++) {
         const port = await freePort();
         ports.push(port);
-        const nodeDir = path.join(dir, String(port));
-        mkdirSync(nodeDir);
-        processes.push(
-          spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 15_000),
-            // A replica may take over however long ago it last heard its master, and syncs at once (not after Redis's 5 s wait for more replicas).
-            '--cluster-replica-validity-factor', '0', '--repl-diskless-sync-delay', '0', '--save', '', '--appendonly', 'no', '--dir', nodeDir], {
-            stdio: 'ignore',
-          }),
-        );
+        mkdirSync(path.join(dir, String(port)));
+        processes.push(cluster.spawnNode(port));
       }
       for (const port of ports) await waitFor(port, async (redis) => (await redis.ping()) === 'PONG');
       await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 });
@@ -100,6 +94,16 @@ export class PrivateRedisCluster {
     }
   }
 
+  /** One command sent to one node (not routed by slot). */
+  async nodeCall(port: number, ...command: [string, ...string[]]): Promise<unknown> {
+    const redis = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+    try {
+      return await redis.call(...command);
+    } finally {
+      redis.disconnect();
+    }
+  }
+
   /** The port of the master that serves `key`'s slot now. */
   async masterOf(key: string): Promise<number> {
     const redis = new Redis(this.livePorts()[0]!, '127.0.0.1', { maxRetriesPerRequest: 1 });
@@ -121,6 +125,26 @@ export class PrivateRedisCluster {
     await new Promise((resolve) => {
       child.once('exit', resolve);
       child.kill('SIGKILL');
+    });
+  }
+
+  /**
+   * Start the node on `port` again after a kill, from its own nodes.conf: it rejoins as the
+   * node it was, with the slots it served if no replica took them over.
+   */
+  async restart(port: number): Promise<void> {
+    const i = this.ports.indexOf(port);
+    const child = this.processes[i];
+    if (!child || (child.exitCode === null && child.signalCode === null)) throw new Error(`node ${port} is running`);
+    this.processes[i] = this.spawnNode(port);
+    await waitFor(port, async (redis) => (await redis.ping()) === 'PONG');
+  }
+
+  private spawnNode(port: number): ChildProcess {
+    return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(this.nodeTimeoutMs),
+      // A replica may take over however long ago it last heard its master, and syncs at once (not after Redis's 5 s wait for more replicas).
+      '--cluster-replica-validity-factor', '0', '--repl-diskless-sync-delay', '0', '--save', '', '--appendonly', 'no', '--dir', path.join(this.dir, String(port))], {
+      stdio: 'ignore',
     });
   }
 

@@ -51,7 +51,7 @@ function connectCluster(settings: RedisSettings, connectionName: string, options
   const seeds = settings.url.split(',').map((seed) => seed.trim());
   const first = new URL(seeds[0]!);
   const { enableOfflineQueue, enableAutoPipelining, retryStrategy, ...nodeOptions } = options;
-  return new Cluster(seeds, {
+  const cluster = new Cluster(seeds, {
     redisOptions: {
       ...nodeOptions,
       connectionName,
@@ -65,6 +65,44 @@ function connectCluster(settings: RedisSettings, connectionName: string, options
     // The cluster reconnects as a whole (its nodes' own retry strategies are not used).
     ...(retryStrategy ? { clusterRetryStrategy: (times: number) => retryStrategy(times) ?? null } : {}),
   });
+  return settlingConnect(cluster);
+}
+
+/**
+ * ioredis's `Cluster.connect()` can return a promise that never settles. Once the slot map
+ * is refreshed it stops listening for 'close'; if the ready check then fails (CLUSTERDOWN
+ * while a replica takes over from a lost master) the cluster reconnects on its own and that
+ * first promise is forgotten (ioredis 6.0.0, built/cluster/index.js, `connect()`).
+ *
+ * BullMQ awaits exactly that promise when its watchdog re-arms a worker's blocking
+ * connection (RedisConnection.reconnect). So a master failover at the wrong moment parked a
+ * worker's fetch loop for good while its connection was healthy again: the maintenance
+ * worker stopped, and with it every schedule, the signup reconciler included (found by
+ * test/faults/redis-cluster-failover.test.ts, about one run in three under load).
+ *
+ * Here `connect()` settles on whichever comes first: the attempt itself, the cluster
+ * becoming ready (after any number of internal reconnections), or the cluster ending.
+ * Duplicates (BullMQ's blocking connections are duplicates) get the same treatment.
+ */
+function settlingConnect(cluster: Cluster): Cluster {
+  const attempt = cluster.connect.bind(cluster);
+  cluster.connect = () =>
+    new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error) => {
+        cluster.off('ready', onReady);
+        cluster.off('end', onEnd);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onReady = () => settle();
+      const onEnd = () => settle(new Error('Connection is closed.'));
+      cluster.once('ready', onReady);
+      cluster.once('end', onEnd);
+      attempt().then(() => settle(), (error: Error) => settle(error));
+    });
+  const duplicate = cluster.duplicate.bind(cluster);
+  cluster.duplicate = ((...args: Parameters<Cluster['duplicate']>) => settlingConnect(duplicate(...args))) as Cluster['duplicate'];
+  return cluster;
 }
 
 /**
