@@ -204,9 +204,6 @@ describe('failover', () => {
     ]);
     const tenant = await tenantRow(a.id);
     expect([tenant.cluster_port, tenant.cluster_data_dir, tenant.database_server]).toEqual([rows[1]!.port, rows[1]!.data_dir, `127.0.0.1:${rows[1]!.port}`]);
-    const replication = await onAdmin(a.id, rows[1]!.port, async (c) => (await c.query('select application_name, state, sync_state from pg_stat_replication')).rows);
-    expect(replication).toEqual([{ application_name: 'standby_2', state: 'streaming', sync_state: 'sync' }]);
-
     // Every write that got a 201 is there exactly once.
     const counts = await onAdmin(a.id, rows[1]!.port, async (c) => {
       const { rows: found } = await c.query<{ n: number; copies: number }>("select (data->>'n')::int as n, count(*)::int as copies from documents where collection = 'seq' group by 1");
@@ -224,6 +221,9 @@ describe('failover', () => {
       return row.step === 'done' ? row : undefined;
     }, 10_000, 50);
     expect(done.step).toBe('done');
+    // Done means synchronous again: commits wait for the new standby.
+    const replication = await onAdmin(a.id, rows[1]!.port, async (c) => (await c.query('select application_name, state, sync_state from pg_stat_replication')).rows);
+    expect(replication).toEqual([{ application_name: 'standby_2', state: 'streaming', sync_state: 'sync' }]);
 
     const health = await stack.admin('GET', `/v1/tenants/${a.tenantId}/health`);
     expect(health.body.healthy).toBe(true);

@@ -360,6 +360,7 @@ async function applySynchronous(
     if (names !== wanted) {
       await client.query(`alter system set synchronous_standby_names = ${client.escapeLiteral(wanted)}`);
       await client.query('select pg_reload_conf()');
+      await awaitSyncInEffect(client, wanted !== '');
     }
     return names;
   });
@@ -373,6 +374,26 @@ async function applySynchronous(
     });
   }
   return degraded;
+}
+
+/**
+ * pg_reload_conf only signals: each walsender takes the new synchronous_standby_names when it
+ * next handles the signal, and until then commits still wait (or do not wait) as before. Wait,
+ * briefly, until the walsenders report the new setting, so that what is audited and what
+ * provisioning or a failover then call done is what Postgres does. A standby that is not
+ * streaming cannot turn `sync`; past the bound the next watch pass sees what holds.
+ */
+async function awaitSyncInEffect(client: pg.Client, synchronous: boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await client.query<{ streaming: number; sync: number }>(
+      "select count(*) filter (where state = 'streaming')::int as streaming, count(*) filter (where sync_state in ('sync', 'quorum'))::int as sync from pg_stat_replication",
+    );
+    const { streaming, sync } = rows[0]!;
+    if (synchronous ? sync > 0 || streaming === 0 : sync === 0) return;
+    if (Date.now() >= deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** Make standbys until the tenant has `cluster_replicas` active ones; returns how many were made. */
@@ -536,7 +557,13 @@ async function runFailover(p: LocalClusterProvisioner, conn: Db, tenant: Cluster
     if (failover.step === 'rebuilding') {
       const primary = { ...target, role: 'primary' as const, state: 'active' as const, slotName: null, downSince: null };
       await repointStandbys(p, conn, tenant, primary);
-      await ensureStandbys(p, conn, tenant.id, primary);
+      const made = await ensureStandbys(p, conn, tenant.id, primary);
+      if (made === 0) {
+        // Resumed after the standby was made (a worker died before recording done): promote()
+        // left the primary committing alone, so make its standby synchronous here, before done.
+        const standbys = (await instancesOf(conn, tenant.id)).filter((i) => i.role === 'standby' && i.state === 'active');
+        await applySynchronous(p, conn, tenant, primary, standbys, [], DEFAULT_REPLICATION_TIMINGS);
+      }
       await setStep(conn, failoverId, 'done', { finished_at: new Date(), last_error: null });
       failover = await load();
       const detected = new Date(failover.detected_at).getTime();
