@@ -3,8 +3,10 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { fileUsageOf } from '@tenantry/db';
 import { fromPublicId } from '@tenantry/domain';
+import { LocalFileStorage, READ_BUFFER_MAX, READ_BUFFER_MIN } from '@tenantry/files';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, waitFor } from './support/http.js';
 import { createTenant, startMove, tenantRow, waitForMove } from './support/moves.js';
@@ -378,4 +380,36 @@ describe('files: a tier move', () => {
     expect((await put(t.token, 'after/move.txt', Buffer.from('written after the move'))).status).toBe(201);
     expect(readdirSync(dir)).toHaveLength(3);
   }, 120_000);
+});
+
+describe('files: the local driver under many downloads at once', () => {
+  it('shares a fixed read-buffer budget: past 32 open reads each gets 64 KiB, and a closed read gives its share back', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tenantry-reads-'));
+    const storage = new LocalFileStorage(dir);
+    try {
+      const tenant = crypto.randomUUID();
+      const object = crypto.randomUUID();
+      const body = randomBytes(4 * 1024 * 1024);
+      await storage.write(tenant, object, Readable.from([body]), body.length, 'application/octet-stream');
+      // Slow clients: reads opened and not consumed.
+      const reads = [];
+      for (let i = 0; i < 100; i++) reads.push(await storage.read(tenant, object));
+      const buffers = reads.map((r) => r.readableHighWaterMark);
+      expect(buffers[0]).toBe(READ_BUFFER_MAX);
+      expect(buffers[31]).toBe(READ_BUFFER_MAX);
+      expect(buffers[32]).toBe(READ_BUFFER_MIN);
+      expect(buffers[99]).toBe(READ_BUFFER_MIN);
+      // What all 100 may hold at once: the 32 MiB budget and 64 KiB each beyond it, not 100 MiB.
+      expect(buffers.reduce((a, b) => a + b, 0)).toBe(32 * READ_BUFFER_MAX + 68 * READ_BUFFER_MIN);
+      // Every byte still arrives, whatever the buffer.
+      const last = reads.pop()!;
+      const chunks: Buffer[] = [];
+      for await (const chunk of last) chunks.push(chunk as Buffer);
+      expect(Buffer.concat(chunks).equals(body)).toBe(true);
+      await Promise.all(reads.map((r) => new Promise((resolve) => r.once('close', resolve).destroy())));
+      expect((await storage.read(tenant, object)).readableHighWaterMark).toBe(READ_BUFFER_MAX);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
