@@ -18,9 +18,14 @@ export async function insertProvisioningTenant(
   const base = slugify(tenant.name);
   for (let attempt = 0; attempt < SLUG_ATTEMPTS; attempt++) {
     const slug = attempt === 0 ? base : slugWithSuffix(base, randomBytes(3).toString('hex'));
-    const inserted = await db
-      .insertInto('tenants')
-      .values({
+    // One round trip in the usual cases: the row is inserted, or it is already there (the
+    // api wrote it with the intent; a retried saga). The CTE's select sees the table as the
+    // statement began, so exactly one of the two parts answers.
+    const found = await db
+      .with('inserted', (qb) =>
+        qb
+          .insertInto('tenants')
+          .values({
         id: tenant.id,
         slug,
         name: tenant.name,
@@ -29,11 +34,17 @@ export async function insertProvisioningTenant(
         isolation: tenant.isolation,
         // Where its data lives is written by its isolation driver when it provisions.
         schema_name: null,
-      })
-      .onConflict((oc) => oc.doNothing())
-      .returning('id')
+          })
+          .onConflict((oc) => oc.doNothing())
+          .returning('id'),
+      )
+      .selectFrom('inserted')
+      .select('id')
+      .unionAll(db.selectFrom('tenants').select('id').where('id', '=', tenant.id))
       .executeTakeFirst();
-    if (inserted) return;
+    if (found) return;
+    // Neither: the slug is taken, or a transaction that committed the row while this
+    // statement waited on it — which only a new statement sees.
     const exists = await db.selectFrom('tenants').select('id').where('id', '=', tenant.id).executeTakeFirst();
     if (exists) return;
   }

@@ -61,12 +61,15 @@ export async function provisionTenant(
     const done = new Set(
       (await trx.selectFrom('provisioning_steps').select('step').where('tenant_id', '=', signup.tenant_id).execute()).map((r) => r.step),
     );
+    const ran: string[] = [];
     for (const step of PROVISIONING_STEPS) {
       if (done.has(step.name)) continue;
       if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
       await step.run(trx, signup, { announce: (ids) => webhookDeliveries.push(...ids) });
-      await trx.insertInto('provisioning_steps').values({ tenant_id: signup.tenant_id, step: step.name }).execute();
+      ran.push(step.name);
     }
+    // Recorded together, in the same transaction as the steps: one round trip, not one per step.
+    if (ran.length > 0) await trx.insertInto('provisioning_steps').values(ran.map((step) => ({ tenant_id: signup.tenant_id, step }))).execute();
   });
   return { status: 'ready', isolation: signup.isolation, webhookDeliveries };
 }
