@@ -35,7 +35,7 @@ export async function provisionTenant(
     .where('status', '=', 'pending')
     .execute();
 
-  // Effects outside this transaction (the tenant's storage through its isolation driver,
+  // Effects outside this transaction (the tenant's storage on another database or server,
   // the DNS record) come first, each idempotent and resumable; the steps' records are
   // still written below, in the one transaction.
   const recorded = new Set(
@@ -65,7 +65,7 @@ export async function provisionTenant(
     for (const step of PROVISIONING_STEPS) {
       if (done.has(step.name)) continue;
       if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
-      await step.run(trx, signup, { announce: (ids) => webhookDeliveries.push(...ids) });
+      await step.run(trx, signup, { announce: (ids) => webhookDeliveries.push(...ids) }, context);
       ran.push(step.name);
     }
     // Recorded together, in the same transaction as the steps: one round trip, not one per step.

@@ -27,7 +27,11 @@ export interface ProvisioningStep {
    * idempotent on their own and leave something the next attempt can resume from.
    */
   prepare?(db: Db, signup: Signup, context: StepContext): Promise<void>;
-  run(trx: Trx, signup: Signup, effects: StepEffects): Promise<void>;
+  run(trx: Trx, signup: Signup, effects: StepEffects, context: StepContext): Promise<void>;
+}
+
+function provisioningTenant(signup: Signup) {
+  return { id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation };
 }
 
 /**
@@ -40,19 +44,23 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
     // The api creates the row with the intent; this covers intents recorded without one.
     name: 'tenant_row',
     async run(trx, signup) {
-      await insertProvisioningTenant(trx, { id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
+      await insertProvisioningTenant(trx, provisioningTenant(signup));
     },
   },
   {
-    // The tenant's schema, database or instance, made by its isolation driver. Before the
-    // transaction, like every effect outside it: storage elsewhere cannot join it, and a
-    // schema commits with its placement in a transaction of the driver's own. The driver
-    // is idempotent and resumes after a crash, so prepare may run again until recorded.
+    // The tenant's schema, database or instance, made by its isolation driver. Storage
+    // elsewhere (a database, an instance) cannot join the saga's transaction, so it is made
+    // before it, like every such effect; the driver is idempotent and resumes after a
+    // crash, so prepare may run again until recorded. A schema lives in this database and
+    // is made in the transaction itself (the driver's provisionIn).
     name: 'storage',
     async prepare(_db, signup, context) {
-      await context.isolation.driver(signup.isolation).provision({ id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
+      const driver = context.isolation.driver(signup.isolation);
+      if (!driver.provisionIn) await driver.provision(provisioningTenant(signup));
     },
-    async run() {},
+    async run(trx, signup, _effects, context) {
+      await context.isolation.driver(signup.isolation).provisionIn?.(trx, provisioningTenant(signup));
+    },
   },
   {
     name: 'owner_user',
@@ -94,7 +102,7 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
     name: 'dns_record',
     async prepare(db, signup, context) {
       if (!context.dns?.zone) return;
-      await insertProvisioningTenant(db, { id: signup.tenant_id, name: signup.org_name, plan: signup.plan, isolation: signup.isolation });
+      await insertProvisioningTenant(db, provisioningTenant(signup));
       const { slug } = await db.selectFrom('tenants').select('slug').where('id', '=', signup.tenant_id).executeTakeFirstOrThrow();
       await context.dns.ensureTenantRecord(slug);
     },

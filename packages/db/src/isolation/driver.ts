@@ -160,6 +160,14 @@ export interface IsolationDriver {
   provision(tenant: ProvisioningTenant): Promise<void>;
 
   /**
+   * For storage in the control-plane database only (schema): what `provision` does, inside
+   * `trx`, where the tenant row is written and the tenant's lock held. The saga then makes
+   * the storage in its own transaction: the tenant's rows and its storage commit together,
+   * or neither does, in one commit instead of two.
+   */
+  provisionIn?(trx: Transaction<Database>, tenant: ProvisioningTenant): Promise<void>;
+
+  /**
    * Remove the tenant's storage, inside `trx`: the control-plane transaction that then
    * deletes the rows recording it, under the tenant's lock. Storage in the control-plane
    * database is dropped in `trx` and rolls back with it; storage elsewhere is removed at

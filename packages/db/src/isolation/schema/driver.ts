@@ -44,13 +44,18 @@ export class SchemaDriver implements IsolationDriver {
    * DDL is transactional in Postgres, so a crash leaves all of it or none.
    */
   async provision(tenant: ProvisioningTenant): Promise<void> {
-    const schemaName = tenantSchemaName(tenant.id);
     await this.context.db.transaction().execute(async (trx) => {
       await lockTenant(trx, tenant.id);
       await insertProvisioningTenant(trx, tenant);
-      await trx.updateTable('tenants').set({ schema_name: schemaName, updated_at: sql`now()` }).where('id', '=', tenant.id).execute();
-      await provisionTenantSchema(trx, schemaName);
+      await this.provisionIn(trx, tenant);
     });
+  }
+
+  /** The schema lives in the control-plane database, so the saga makes it in its own transaction. */
+  async provisionIn(trx: Transaction<Database>, tenant: ProvisioningTenant): Promise<void> {
+    const schemaName = tenantSchemaName(tenant.id);
+    await trx.updateTable('tenants').set({ schema_name: schemaName, updated_at: sql`now()` }).where('id', '=', tenant.id).execute();
+    await provisionTenantSchema(trx, schemaName);
   }
 
   /** Transactional: a teardown rolled back leaves the schema, with its rows, in place. */
