@@ -55,7 +55,9 @@ const BENCHES: Array<{ script: string; id: string; env: Record<string, string>; 
     env: { BENCH_SCHEMA_TENANTS: '100', BENCH_DATABASE_TENANTS: '10', BENCH_REQUESTS: '1500', BENCH_WARMUP: '300', BENCH_ROUNDS: '1', BENCH_METERING_ROUNDS: '5', BENCH_METERING_SECONDS: '5' },
     target: '≥ 75% of bare throughput, p95 ≤ 1.4× bare, metering on',
   },
-  { script: 'test/bench/files.ts', id: 'bench:files', env: { BENCH_FILE_MIB: '20', BENCH_ROUNDS: '1' }, target: 'upload and download ≥ 70% of direct' },
+  // The target is defined on a 100 MiB file; at 20 MiB a request's fixed costs (auth, the
+  // reservation, the commit, starting curl) were two thirds of the upload's time. About 20 s.
+  { script: 'test/bench/files.ts', id: 'bench:files', env: { BENCH_FILE_MIB: '100', BENCH_ROUNDS: '3' }, target: 'upload and download of a 100 MiB file ≥ 70% of direct' },
   { script: 'test/bench/realtime.ts', id: 'bench:realtime', env: { BENCH_SUBSCRIBERS: '200', BENCH_EVENTS: '50' }, target: 'change to subscriber p95 < 100 ms' },
   // 10,000 documents: the size the pause target is judged at (a smaller run prints no verdict).
   { script: 'test/bench/moves.ts', id: 'bench:moves', env: { BENCH_MOVE_SIZES: '10000', BENCH_FOOTPRINT: '0' }, target: 'write pause < 2 s at 10,000 documents' },
