@@ -8,14 +8,15 @@
  * the end), an api in a child process (so it does not share the load generator's event
  * loop) and a worker in-process, closed once it has provisioned one tenant, whose fileBytes and
  * fileStorageBytes are raised for the run. Driver: local (a temporary directory), or s3
- * when BENCH_S3=1 (an s3rver started for the run).
+ * when BENCH_S3=1 (an s3rver started for the run, in a process of its own).
  *
  * Measured, BENCH_ROUNDS times (default 3) after one uncounted warm-up round, alternating
  * which goes first:
  *   api upload    — PUT /v1/files/bench-<n> by curl -T from a file in the page cache;
- *   direct write  — the driver's write() of the same bytes from memory, in 1 MiB chunks, in this process;
+ *   direct write  — the driver's write() of the same bytes from memory, in 1 MiB chunks;
  *   api download  — GET of that file by curl, bytes dropped (-o /dev/null);
- *   direct read   — the driver's read() of the direct copy, bytes read and dropped.
+ *   direct read   — the driver's read() of the direct copy, bytes read and dropped;
+ * the direct ones in a process of their own (test/bench/files-direct.ts), as the api is.
  * The api's side is driven by curl (see curl() below for why not a Node client).
  * It prints MiB/s of each (median of the rounds) and api ÷ direct as a ratio, against the
  * target of 70 %, and the CPU time the api process spent per MiB moved (from /proc); exits
@@ -30,11 +31,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { createFileStorage } from '@tenantry/files';
+import { createInterface } from 'node:readline';
 import { startWorker } from '../support/apps.js';
 import { request, validSignup, waitForSignup } from '../support/http.js';
-import { startApiProcess } from '../support/process.js';
+import { REPO_ROOT, startApiProcess } from '../support/process.js';
 import { deleteRedisKeys } from '../support/redis.js';
 import { PrivateS3 } from '../support/s3-server.js';
 import { benchDatabase, machineLine, median, newRunId, positiveInt, runBenchmark, verdict } from './support.js';
@@ -42,23 +42,36 @@ import { benchDatabase, machineLine, median, newRunId, positiveInt, runBenchmark
 const MIB = 1024 * 1024;
 const TARGET = 0.7;
 
-function chunks(data: Buffer): Readable {
-  let offset = 0;
-  return new Readable({
-    read() {
-      this.push(offset < data.length ? data.subarray(offset, (offset += MIB)) : null);
+/**
+ * The direct side in a process of its own (test/bench/files-direct.ts): the api runs in one
+ * too, and in this process, beside the load generator, reads of a just-written file were
+ * erratic (the same 100 MiB read took 0.17–0.37 s, then 0.03–0.28 s repeated at once).
+ * Each command answers with the seconds the driver took, timed in that process.
+ */
+function startDirect(storage: Record<string, unknown>, payload: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/bench/files-direct.ts'], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', BENCH_DIRECT_STORAGE: JSON.stringify(storage), BENCH_DIRECT_PAYLOAD: payload },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const answers = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  return {
+    async run(op: 'write' | 'read', tenant: string, object: string, size: number): Promise<number> {
+      child.stdin!.write(`${JSON.stringify({ op, tenant, object })}\n`);
+      const next = await answers.next();
+      if (next.done) throw new Error(`the direct process exited (${child.exitCode})`);
+      const answer = JSON.parse(next.value) as { seconds?: number; bytes?: number; error?: string };
+      if (answer.error !== undefined) throw new Error(`direct ${op}: ${answer.error}`);
+      if (answer.bytes !== size) throw new Error(`direct ${op} moved ${answer.bytes} of ${size} bytes`);
+      return answer.seconds!;
     },
-  });
-}
-
-/** Read a stream to its end, dropping the bytes; the cheapest consumer Node has (no async iterator). */
-function drain(stream: NodeJS.ReadableStream): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let n = 0;
-    stream.on('data', (chunk: Buffer) => (n += chunk.length));
-    stream.on('end', () => resolve(n));
-    stream.on('error', reject);
-  });
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.stdin!.end();
+      }),
+  };
 }
 
 /**
@@ -122,7 +135,7 @@ runBenchmark(async (teardown) => {
 
   let storageEnv: Record<string, string> = { FILE_STORAGE_DIR: path.join(dir, 'api') };
   if (process.env.BENCH_S3) {
-    const s3 = await PrivateS3.start('tenantry-bench');
+    const s3 = await PrivateS3.startProcess('tenantry-bench');
     teardown.add('s3', () => s3.stop());
     storageEnv = s3.env('tenantry-bench');
   }
@@ -143,31 +156,35 @@ runBenchmark(async (teardown) => {
     body: { limits: { fileBytes: 4 * size, fileStorageBytes: 4 * size * (rounds + 1) } },
   });
   if (raised.status !== 200) throw new Error(`raising the limits answered ${raised.status}`);
-  // The worker was needed for the signup only: closed, so that nothing else runs in this
-  // process while the direct path is timed.
+  // The worker was needed for the signup only: closed, so that its schedules do not run
+  // beside the measurements.
   await worker.close();
   workerRunning = false;
 
-  // The same driver the api uses, on the same disk (or bucket), beside it.
-  const direct = createFileStorage({
-    FILE_STORAGE_DRIVER: process.env.BENCH_S3 ? 's3' : 'local',
-    FILE_STORAGE_DIR: path.join(dir, 'direct'),
-    TENANTRY_DATA_DIR: dir,
-    S3_BUCKET: storageEnv.S3_BUCKET,
-    S3_ENDPOINT: storageEnv.S3_ENDPOINT,
-    S3_REGION: 'us-east-1',
-    S3_ACCESS_KEY_ID: storageEnv.S3_ACCESS_KEY_ID,
-    S3_SECRET_ACCESS_KEY: storageEnv.S3_SECRET_ACCESS_KEY,
-    S3_FORCE_PATH_STYLE: true,
-    S3_PREFIX: 'direct/',
-  });
+  const data = randomBytes(size);
+  // curl uploads from a file, and the direct process reads it into memory; written now,
+  // it is in the page cache for every round.
+  const payload = path.join(dir, 'payload.bin');
+  writeFileSync(payload, data);
+  // The same driver the api uses, on the same disk (or bucket), in a process of its own.
+  const direct = startDirect(
+    {
+      FILE_STORAGE_DRIVER: process.env.BENCH_S3 ? 's3' : 'local',
+      FILE_STORAGE_DIR: path.join(dir, 'direct'),
+      TENANTRY_DATA_DIR: dir,
+      S3_BUCKET: storageEnv.S3_BUCKET,
+      S3_ENDPOINT: storageEnv.S3_ENDPOINT,
+      S3_REGION: 'us-east-1',
+      S3_ACCESS_KEY_ID: storageEnv.S3_ACCESS_KEY_ID,
+      S3_SECRET_ACCESS_KEY: storageEnv.S3_SECRET_ACCESS_KEY,
+      S3_FORCE_PATH_STYLE: true,
+      S3_PREFIX: 'direct/',
+    },
+    payload,
+  );
   teardown.add('direct storage', () => direct.close());
   const tenant = randomUUID();
 
-  const data = randomBytes(size);
-  // curl uploads from a file; written now, it is in the page cache for every round.
-  const payload = path.join(dir, 'payload.bin');
-  writeFileSync(payload, data);
   const seconds = { apiUp: [] as number[], directUp: [] as number[], apiDown: [] as number[], directDown: [] as number[] };
   /** The api's CPU seconds during its uploads and downloads. */
   const apiCpu = { up: [] as number[], down: [] as number[] };
@@ -186,7 +203,7 @@ runBenchmark(async (teardown) => {
       if (status !== 201) throw new Error(`upload answered ${status}`);
     };
     const runDirectUp = async () => {
-      const took = await timed(() => direct.write(tenant, object, chunks(data), size, 'application/octet-stream'));
+      const took = await direct.run('write', tenant, object, size);
       if (counted) seconds.directUp.push(took);
     };
     for (const step of apiFirst ? [runApiUp, runDirectUp] : [runDirectUp, runApiUp]) await step();
@@ -196,7 +213,7 @@ runBenchmark(async (teardown) => {
       if (counted) seconds.apiDown.push(took), apiCpu.down.push(cpuSeconds(pid) - cpu);
     };
     const runDirectDown = async () => {
-      const took = await timed(async () => drain(await direct.read(tenant, object)));
+      const took = await direct.run('read', tenant, object, size);
       if (counted) seconds.directDown.push(took);
     };
     for (const step of apiFirst ? [runApiDown, runDirectDown] : [runDirectDown, runApiDown]) await step();
