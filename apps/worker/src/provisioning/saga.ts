@@ -61,15 +61,16 @@ export async function provisionTenant(
     const done = new Set(
       (await trx.selectFrom('provisioning_steps').select('step').where('tenant_id', '=', signup.tenant_id).execute()).map((r) => r.step),
     );
-    const ran: string[] = [];
-    for (const step of PROVISIONING_STEPS) {
-      if (done.has(step.name)) continue;
+    const pending = PROVISIONING_STEPS.filter((step) => !done.has(step.name));
+    // Recorded in one insert, in the same transaction as the steps, so a step that fails
+    // rolls its record back with it. Before the steps, not after: the last step's audit
+    // entry takes the audit chain's head row, which every audited transaction then waits
+    // for until this one commits, so nothing should come between that entry and the commit.
+    if (pending.length > 0) await trx.insertInto('provisioning_steps').values(pending.map((step) => ({ tenant_id: signup.tenant_id, step: step.name }))).execute();
+    for (const step of pending) {
       if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
       await step.run(trx, signup, { announce: (ids) => webhookDeliveries.push(...ids) }, context);
-      ran.push(step.name);
     }
-    // Recorded together, in the same transaction as the steps: one round trip, not one per step.
-    if (ran.length > 0) await trx.insertInto('provisioning_steps').values(ran.map((step) => ({ tenant_id: signup.tenant_id, step }))).execute();
   });
   return { status: 'ready', isolation: signup.isolation, webhookDeliveries };
 }
