@@ -360,7 +360,7 @@ async function applySynchronous(
     if (names !== wanted) {
       await client.query(`alter system set synchronous_standby_names = ${client.escapeLiteral(wanted)}`);
       await client.query('select pg_reload_conf()');
-      await awaitSyncInEffect(client, wanted !== '');
+      await awaitSyncInEffect(client, candidates);
     }
     return names;
   });
@@ -383,14 +383,19 @@ async function applySynchronous(
  * provisioning or a failover then call done is what Postgres does. A standby that is not
  * streaming cannot turn `sync`; past the bound the next watch pass sees what holds.
  */
-async function awaitSyncInEffect(client: pg.Client, synchronous: boolean, timeoutMs = 5_000): Promise<void> {
+async function awaitSyncInEffect(client: pg.Client, synchronousStandbys: readonly string[], timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows } = await client.query<{ streaming: number; sync: number }>(
-      "select count(*) filter (where state = 'streaming')::int as streaming, count(*) filter (where sync_state in ('sync', 'quorum'))::int as sync from pg_stat_replication",
+    const { rows } = await client.query<{ streaming: number; sync: number; other_sync: number }>(
+      `select count(*) filter (where state = 'streaming' and application_name = any($1))::int as streaming,
+              count(*) filter (where sync_state in ('sync', 'quorum') and application_name = any($1))::int as sync,
+              count(*) filter (where sync_state in ('sync', 'quorum') and not application_name = any($1))::int as other_sync
+         from pg_stat_replication`,
+      [synchronousStandbys],
     );
-    const { streaming, sync } = rows[0]!;
-    if (synchronous ? sync > 0 || streaming === 0 : sync === 0) return;
+    const { streaming, sync, other_sync: otherSync } = rows[0]!;
+    // In effect: no standby outside the list is waited for, and one of the list is, unless none of it streams.
+    if (otherSync === 0 && (sync > 0 || streaming === 0)) return;
     if (Date.now() >= deadline) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
