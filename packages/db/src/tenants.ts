@@ -26,14 +26,14 @@ export async function insertProvisioningTenant(
         qb
           .insertInto('tenants')
           .values({
-        id: tenant.id,
-        slug,
-        name: tenant.name,
-        status: 'provisioning',
-        plan: tenant.plan,
-        isolation: tenant.isolation,
-        // Where its data lives is written by its isolation driver when it provisions.
-        schema_name: null,
+            id: tenant.id,
+            slug,
+            name: tenant.name,
+            status: 'provisioning',
+            plan: tenant.plan,
+            isolation: tenant.isolation,
+            // Where its data lives is written by its isolation driver when it provisions.
+            schema_name: null,
           })
           .onConflict((oc) => oc.doNothing())
           .returning('id'),
