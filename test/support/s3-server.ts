@@ -53,7 +53,10 @@ export class PrivateS3 {
       };
       child.stdout.on('data', seen);
       child.stderr.on('data', seen);
-      child.once('exit', (code) => reject(new Error(`s3rver exited with ${code}: ${out}`)));
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`s3rver exited with ${code}: ${out}`));
+      });
     });
     const endpoint = `http://127.0.0.1:${port}`;
     const stop = () =>
