@@ -95,6 +95,25 @@ describe('POST /v1/tenants', () => {
     const login = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email: 'nopass@example.com', password: 'anything-at-all' } });
     expect(login.status).toBe(401);
   });
+
+  it('an owner email that already has a user: that user becomes the owner and keeps their password', async () => {
+    const holder = await stack.signUpTenant({ orgName: 'Password Source' });
+    const email = `existing-${randomUUID()}@example.com`;
+    // A user with no signup of its own (as an invited member would be), with a password we know.
+    await sql`insert into users (email, password_hash) select ${email}, password_hash from users where email = ${holder.email}`.execute(stack.database.db);
+    const res = await stack.admin('POST', '/v1/tenants', { body: { name: 'Existing Owner Co', ownerEmail: email, ownerPassword: 'a-different-secret', plan: 'pro' } });
+    expect(res.body.status).toBe('provisioning');
+    await waitFor(async () => ((await stack.admin('GET', `/v1/tenants/${res.body.tenantId}`)).body.status === 'active' ? true : undefined));
+
+    const users = await stack.database.db.selectFrom('users').select('id').where('email', '=', email).execute();
+    expect(users).toHaveLength(1);
+    const owner = await stack.database.db.selectFrom('memberships').select(['user_id', 'role']).where('tenant_id', '=', fromPublicId('ten', res.body.tenantId)!).execute();
+    expect(owner).toEqual([{ user_id: users[0]!.id, role: 'owner' }]);
+    const kept = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email, password: holder.password } });
+    expect([kept.status, kept.body.tenantId]).toEqual([200, res.body.tenantId]);
+    const replaced = await request(stack.api.baseUrl, 'POST', '/v1/auth/login', { body: { email, password: 'a-different-secret' } });
+    expect(replaced.status).toBe(401);
+  });
 });
 
 describe('GET and PATCH /v1/tenants/{id}', () => {

@@ -16,25 +16,28 @@ export interface WebhookEvent {
  * reconciler enqueues them anyway if that never happens).
  */
 export async function recordWebhookEvent(trx: Kysely<Database>, event: WebhookEvent): Promise<string[]> {
-  const { id: eventId } = await trx
-    .insertInto('webhook_events')
-    .values({
-      type: event.type,
-      tenant_id: event.tenantId,
-      // The body of every delivery of this event, fixed now so each retry sends the same one.
-      payload: sql`jsonb_build_object('type', ${event.type}::text, 'timestamp', to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'data', ${JSON.stringify(event.data)}::jsonb)` as unknown as string,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
+  // One statement: the event (a data-modifying CTE, so it is inserted even when no
+  // endpoint wants it) and a delivery to every enabled endpoint subscribed to its type.
   const deliveries = await trx
+    .with('event', (qb) =>
+      qb
+        .insertInto('webhook_events')
+        .values({
+          type: event.type,
+          tenant_id: event.tenantId,
+          // The body of every delivery of this event, fixed now so each retry sends the same one.
+          payload: sql`jsonb_build_object('type', ${event.type}::text, 'timestamp', to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'data', ${JSON.stringify(event.data)}::jsonb)` as unknown as string,
+        })
+        .returning('id'),
+    )
     .insertInto('webhook_deliveries')
     .columns(['event_id', 'endpoint_id'])
     .expression((eb) =>
       eb
-        .selectFrom('webhook_endpoints')
-        .select([sql<string>`${eventId}::uuid`.as('event_id'), 'id'])
-        .where('status', '=', 'enabled')
-        .where((w) => w.or([w('events', 'is', null), w(sql`${event.type}::text`, '=', sql`any(events)`)])),
+        .selectFrom(['event', 'webhook_endpoints'])
+        .select(['event.id as event_id', 'webhook_endpoints.id'])
+        .where('webhook_endpoints.status', '=', 'enabled')
+        .where((w) => w.or([w('webhook_endpoints.events', 'is', null), w(sql`${event.type}::text`, '=', sql`any(webhook_endpoints.events)`)])),
     )
     .returning('id')
     .execute();

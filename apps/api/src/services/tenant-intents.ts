@@ -27,6 +27,8 @@ export interface TenantIntent {
   tenantId: string;
   status: SignupStatus;
   generation: number;
+  /** This call recorded it (a new email, or a retry of a failed one): its tenant row was just made, `provisioning`. */
+  created: boolean;
 }
 
 /**
@@ -81,7 +83,7 @@ export async function recordTenantIntent(db: Db, input: TenantIntentInput): Prom
     const row =
       written ??
       (await trx.selectFrom('signups').select(['id', 'tenant_id', 'status', 'generation']).where('email', '=', input.email).executeTakeFirstOrThrow());
-    return { signupId: row.id, tenantId: row.tenant_id, status: row.status, generation: row.generation };
+    return { signupId: row.id, tenantId: row.tenant_id, status: row.status, generation: row.generation, created: written !== undefined };
   });
 }
 

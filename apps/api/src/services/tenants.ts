@@ -143,8 +143,10 @@ export async function createTenant(
     actor: actorOf(principal),
   });
   await enqueueIntent(deps, intent, email);
-  const tenant = await deps.db.selectFrom('tenants').select('status').where('id', '=', intent.tenantId).executeTakeFirst();
-  return { tenantId: toPublicId('ten', intent.tenantId), status: intent.status === 'failed' ? ('failed' as const) : (tenant?.status ?? 'provisioning') };
+  if (intent.status === 'failed') return { tenantId: toPublicId('ten', intent.tenantId), status: 'failed' as const };
+  // A tenant this call recorded is provisioning; one of a known owner email is wherever it stands now.
+  const tenant = intent.created ? undefined : await deps.db.selectFrom('tenants').select('status').where('id', '=', intent.tenantId).executeTakeFirst();
+  return { tenantId: toPublicId('ten', intent.tenantId), status: tenant?.status ?? ('provisioning' as const) };
 }
 
 export async function updateTenant(

@@ -11,6 +11,9 @@ export class ProvisioningInterrupted extends Error {}
 
 const MAX_ERROR_LENGTH = 500;
 
+/** The names of the saga steps recorded for a signup's tenant, as a column of a query on `signups`. */
+const recordedSteps = sql<string[]>`array(select step from provisioning_steps where provisioning_steps.tenant_id = signups.tenant_id)`;
+
 /**
  * Provision the tenant of one signup, resuming after the last recorded step. Postgres is
  * the source of truth: running this twice, or concurrently, or after a crash at any point,
@@ -22,25 +25,33 @@ export async function provisionTenant(
   signal: AbortSignal | undefined,
   context: StepContext,
 ): Promise<SagaOutcome> {
-  const signup = await db.selectFrom('signups').selectAll().where('id', '=', input.signupId).executeTakeFirst();
-  if (!signup) throw new Error(`signup ${input.signupId} does not exist`);
+  // One round trip: the signup, the steps already recorded, and (in a data-modifying CTE,
+  // which Postgres runs whether or not the query reads it) the claim pending → provisioning.
+  // The select sees the row as it was before the claim, as a separate read before it would.
+  const found = await db
+    .with('claim', (qb) =>
+      qb
+        .updateTable('signups')
+        .set({ status: 'provisioning', updated_at: sql`now()` })
+        .where('id', '=', input.signupId)
+        .where('generation', '=', input.generation)
+        .where('status', '=', 'pending'),
+    )
+    .selectFrom('signups')
+    .selectAll('signups')
+    .select(recordedSteps.as('recorded_steps'))
+    .where('id', '=', input.signupId)
+    .executeTakeFirst();
+  if (!found) throw new Error(`signup ${input.signupId} does not exist`);
+  const { recorded_steps, ...signup } = found;
   // A job of an earlier attempt of this signup (it failed and was signed up again).
   if (signup.generation !== input.generation) return { status: 'superseded' };
   if (signup.status === 'ready' || signup.status === 'failed') return { status: 'already_final' };
 
-  await db
-    .updateTable('signups')
-    .set({ status: 'provisioning', updated_at: sql`now()` })
-    .where('id', '=', signup.id)
-    .where('status', '=', 'pending')
-    .execute();
-
   // Effects outside this transaction (the tenant's storage on another database or server,
   // the DNS record) come first, each idempotent and resumable; the steps' records are
   // still written below, in the one transaction.
-  const recorded = new Set(
-    (await db.selectFrom('provisioning_steps').select('step').where('tenant_id', '=', signup.tenant_id).execute()).map((r) => r.step),
-  );
+  const recorded = new Set(recorded_steps);
   for (const step of PROVISIONING_STEPS) {
     if (!step.prepare || recorded.has(step.name)) continue;
     if (signal?.aborted) throw new ProvisioningInterrupted('worker is shutting down');
@@ -54,13 +65,17 @@ export async function provisionTenant(
   await db.transaction().execute(async (trx) => {
     // Serialise runs of the same tenant (a redelivered job racing its stalled original).
     await lockTenant(trx, signup.tenant_id);
-    const current = await trx.selectFrom('signups').select(['generation', 'status']).where('id', '=', signup.id).executeTakeFirstOrThrow();
+    // After the lock, in a statement of its own: its snapshot must not predate the lock.
+    const current = await trx
+      .selectFrom('signups')
+      .select(['generation', 'status'])
+      .select(recordedSteps.as('recorded_steps'))
+      .where('id', '=', signup.id)
+      .executeTakeFirstOrThrow();
     if (current.generation !== signup.generation || current.status === 'failed' || current.status === 'ready') {
       throw new Error('signup changed under a running saga');
     }
-    const done = new Set(
-      (await trx.selectFrom('provisioning_steps').select('step').where('tenant_id', '=', signup.tenant_id).execute()).map((r) => r.step),
-    );
+    const done = new Set(current.recorded_steps);
     const pending = PROVISIONING_STEPS.filter((step) => !done.has(step.name));
     // Recorded in one insert, in the same transaction as the steps, so a step that fails
     // rolls its record back with it. Before the steps, not after: the last step's audit

@@ -67,15 +67,21 @@ export const PROVISIONING_STEPS: ProvisioningStep[] = [
     async run(trx, signup) {
       // A signup always carries a hash; an operator may create a tenant whose owner has none yet.
       if (!signup.password_hash && signup.source === 'signup') throw new Error('signup has no password hash to create the owner from');
+      // One statement. A user who already exists keeps their password: the conflict's
+      // update rewrites the email with itself, only so that RETURNING yields their id too
+      // (DO NOTHING returns no row, and a select in the same statement could not see a
+      // user a concurrent transaction has just committed).
       await trx
-        .insertInto('users')
-        .values({ email: signup.email, password_hash: signup.password_hash ?? null })
-        .onConflict((oc) => oc.column('email').doNothing())
-        .execute();
-      const user = await trx.selectFrom('users').select('id').where('email', '=', signup.email).executeTakeFirstOrThrow();
-      await trx
+        .with('owner', (qb) =>
+          qb
+            .insertInto('users')
+            .values({ email: signup.email, password_hash: signup.password_hash ?? null })
+            .onConflict((oc) => oc.column('email').doUpdateSet({ email: (eb) => eb.ref('excluded.email') }))
+            .returning('id'),
+        )
         .insertInto('memberships')
-        .values({ user_id: user.id, tenant_id: signup.tenant_id, role: 'owner' })
+        .columns(['user_id', 'tenant_id', 'role'])
+        .expression((eb) => eb.selectFrom('owner').select(['owner.id', sql<string>`${signup.tenant_id}::uuid`.as('tenant_id'), sql.lit('owner').as('role')]))
         .onConflict((oc) => oc.columns(['user_id', 'tenant_id']).doNothing())
         .execute();
     },
