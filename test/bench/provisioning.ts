@@ -3,9 +3,10 @@
  *
  *   pnpm bench:provisioning      (or: npx tsx test/bench/provisioning.ts)
  *
- * Starts a real api and worker in-process (test/support/apps.ts) against a database of its
- * own (`tenantry_bench_prov_<random>`, migrated from scratch, dropped at the end) and a Redis
- * key prefix of its own. Then, for each driver in BENCH_DRIVERS:
+ * Starts a real api and a real worker, each in a process of its own as deployed
+ * (test/support/process.ts), against a database of its own (`tenantry_bench_prov_<random>`,
+ * migrated from scratch, dropped at the end) and a Redis key prefix of its own. Then, for
+ * each driver in BENCH_DRIVERS:
  *
  *   end to end: POST /v1/tenants with the platform key (plan `pro` for schema and database,
  *     `enterprise` for cluster), timed until GET /v1/tenants/{id} first reports `active`
@@ -49,7 +50,9 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { chown, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   type Db,
@@ -67,9 +70,10 @@ import {
 import { type Isolation, tenantDatabaseName, tenantRoleName, tenantSchemaName } from '@tenantry/domain';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { PLATFORM_KEY, startApi, startWorker } from '../support/apps.js';
+import { PLATFORM_KEY } from '../support/apps.js';
 import { TEST_PG_URL, databaseUrl } from '../support/env.js';
 import { request } from '../support/http.js';
+import { startApiProcess, startWorkerProcess, stopChild } from '../support/process.js';
 import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
 import { destroyClusterRoot, makeClusterRoot } from '../support/tenant-clusters.js';
 import { dropTenantDatabasesOf } from '../support/tenant-databases.js';
@@ -169,8 +173,12 @@ async function schemaFloorOnce(db: Db, label: string): Promise<FloorSample> {
     const tenantId = randomUUID();
     await insertProvisioningTenant(trx, { id: tenantId, name: `Bench ${label}`, plan: 'pro', isolation: 'schema' });
     await provisionTenantSchema(trx, tenantSchemaName(tenantId));
-    const user = await trx.insertInto('users').values({ email: `${label}@example.com`, password_hash: null }).returning('id').executeTakeFirstOrThrow();
-    await trx.insertInto('memberships').values({ user_id: user.id, tenant_id: tenantId, role: 'owner' }).execute();
+    await trx
+      .with('owner', (qb) => qb.insertInto('users').values({ email: `${label}@example.com`, password_hash: null }).returning('id'))
+      .insertInto('memberships')
+      .columns(['user_id', 'tenant_id', 'role'])
+      .expression((eb) => eb.selectFrom('owner').select(['owner.id', sql<string>`${tenantId}::uuid`.as('tenant_id'), sql.lit('owner').as('role')]))
+      .execute();
     await trx.insertInto('billing_states').values({ tenant_id: tenantId, plan: 'pro', subscription_state: 'active', trial_ends_at: null }).execute();
     await trx.updateTable('tenants').set({ status: 'active', updated_at: sql`now()` }).where('id', '=', tenantId).execute();
     await appendAudit(trx, { actor: 'system:worker', action: 'tenant.provisioned', tenantId, data: { isolation: 'schema', plan: 'pro' } });
@@ -368,16 +376,22 @@ async function main(teardown: Teardown): Promise<void> {
     const dropped = await dropTenantDatabasesOf(bench.name);
     if (dropped.length > 0) console.log(`cleanup: dropped the saga's tenant ${describeDropped(dropped)}`);
   });
-  const env = { DATABASE_URL: bench.url, REDIS_PREFIX: prefix };
-  const api = await startApi(env);
-  teardown.add('api', () => api.close());
-  const worker = await startWorker({
+  // The api and the worker each in a process of its own, as they are deployed. In this
+  // process they would share one event loop with each other and with the load generator,
+  // so every await of a saga would queue behind the api's requests and the other sagas'
+  // work, while the floor runs alone.
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'tenantry-bench-prov-'));
+  teardown.add('data directory', () => rmSync(dataDir, { recursive: true, force: true }));
+  const env = { DATABASE_URL: bench.url, REDIS_PREFIX: prefix, TENANTRY_DATA_DIR: dataDir };
+  const api = await startApiProcess(env);
+  teardown.add('api', () => stopChild(api.child, 'SIGTERM'));
+  const worker = await startWorkerProcess({
     ...env,
     WORKER_CONCURRENCY: String(concurrency),
     HEALTH_PROBE_INTERVAL_MS: '3600000',
     ...(clusterRoot ? { TENANT_CLUSTER_DATA_DIR: clusterRoot, TENANT_CLUSTER_SETTINGS: CLUSTER_SETTINGS.join(' ') } : {}),
   });
-  teardown.add('worker', () => worker.close());
+  teardown.add('worker', () => stopChild(worker, 'SIGTERM'));
   const setupMs = performance.now() - setupStarted;
 
   console.log(`provisioning benchmark   (run ${runId})`);

@@ -8,7 +8,7 @@
  * migrated from scratch, dropped at the end), a Redis prefix of its own, a file directory
  * and a cluster root of its own:
  *   - 2 api processes (test/support/process.ts startApiProcess) and 2 worker processes
- *     (spawnApp), all on the one Postgres and the one Redis;
+ *     (startWorkerProcess), all on the one Postgres and the one Redis;
  *   - BENCH_SCHEMA_TENANTS schema, BENCH_DATABASE_TENANTS database and BENCH_CLUSTER_TENANTS
  *     cluster tenants, provisioned through the real saga by those apis and workers
  *     (test/bench/fleet.ts), a session per owner minted in the sessions table;
@@ -72,8 +72,8 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { PLATFORM_KEY, TENANT_SECRET_KEY } from '../support/apps.js';
 import { TEST_REDIS_URL } from '../support/env.js';
-import { request, validSignup, waitFor } from '../support/http.js';
-import { spawnApp, startApiProcess } from '../support/process.js';
+import { request, validSignup } from '../support/http.js';
+import { startApiProcess, startWorkerProcess, stopChild } from '../support/process.js';
 import { deleteRedisKeys, redisPrefix } from '../support/redis.js';
 import { destroyClusterRoot, makeClusterRoot } from '../support/tenant-clusters.js';
 import { dropTenantDatabasesOf } from '../support/tenant-databases.js';
@@ -342,28 +342,6 @@ async function call(
 // ---------------------------------------------------------------------------------------
 
 type AppChild = ChildProcess & { output: () => string };
-
-const exited = (child: ChildProcess) =>
-  child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => child.once('exit', () => resolve()));
-
-async function startWorkerProcess(env: Record<string, string>): Promise<AppChild> {
-  const child = spawnApp('worker', env);
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`the worker exited with ${child.exitCode}:\n${child.output()}`);
-    return child.output().includes('worker started') ? true : undefined;
-  }, 120_000);
-  return child;
-}
-
-/** Signal a child and wait for it to exit (SIGKILL after `timeoutMs`); its exit code or signal. */
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs = 30_000): Promise<string> {
-  if (child.exitCode !== null || child.signalCode !== null) return `already gone (${child.exitCode ?? child.signalCode})`;
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  await exited(child);
-  clearTimeout(timer);
-  return child.exitCode !== null ? `exit ${child.exitCode}` : `${child.signalCode}`;
-}
 
 // ---------------------------------------------------------------------------------------
 // CPU, sampled every second by role

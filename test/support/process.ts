@@ -76,3 +76,40 @@ export async function startApiProcess(
   child.kill('SIGKILL');
   throw new Error(`the api did not start:\n${child.output()}`);
 }
+
+/**
+ * A real worker process, configured like the in-process test workers (same secret key),
+ * ready once it has logged that it started (so its LOG_LEVEL must let info through, as
+ * the default here does). `timeoutMs` bounds the start.
+ */
+export async function startWorkerProcess(env: Record<string, string>, options: { nodeArgs?: string[]; timeoutMs?: number } = {}): Promise<ChildProcess & { output: () => string }> {
+  const child = spawnApp('worker', {
+    REDIS_URL: TEST_REDIS_URL,
+    TENANT_SECRET_KEY,
+    LOG_LEVEL: 'info',
+    WORKER_METRICS_PORT: '0',
+    WORKER_METRICS_HOST: '127.0.0.1',
+    ...env,
+  }, options);
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  while (!child.output().includes('worker started')) {
+    if (child.exitCode !== null) throw new Error(`the worker exited with ${child.exitCode}:\n${child.output()}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the worker did not start:\n${child.output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return child;
+}
+
+/** Signal a child and wait for it to exit (SIGKILL after `timeoutMs`); its exit code or signal. */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs = 30_000): Promise<string> {
+  if (child.exitCode !== null || child.signalCode !== null) return `already gone (${child.exitCode ?? child.signalCode})`;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+  return child.exitCode !== null ? `exit ${child.exitCode}` : `${child.signalCode}`;
+}
