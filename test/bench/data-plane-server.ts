@@ -16,7 +16,8 @@
  * exits on the message `close`, or when its parent goes away.
  *
  * Env: DATABASE_URL, REDIS_PREFIX, DB_POOL_SIZE, TENANT_POOL_MAX, TENANT_POOL_SIZE
- * (unset: the api's defaults; data-plane.ts always passes the api's effective values to bare).
+ * (unset: the api's defaults; data-plane.ts always passes the api's effective values to bare),
+ * USAGE_FLUSH_INTERVAL_MS (api and unmetered).
  */
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -47,7 +48,7 @@ function env(name: string): string | undefined {
 
 async function serveApi(metering: boolean): Promise<void> {
   const overrides = Object.fromEntries(
-    ['DB_POOL_SIZE', 'TENANT_POOL_MAX', 'TENANT_POOL_SIZE'].flatMap((name) => (env(name) ? [[name, env(name)!]] : [])),
+    ['DB_POOL_SIZE', 'TENANT_POOL_MAX', 'TENANT_POOL_SIZE', 'USAGE_FLUSH_INTERVAL_MS'].flatMap((name) => (env(name) ? [[name, env(name)!]] : [])),
   );
   const api = await startApi({ DATABASE_URL: env('DATABASE_URL')!, REDIS_PREFIX: env('REDIS_PREFIX')!, USAGE_METERING: String(metering), ...overrides });
   const { config } = api.api.deps;

@@ -69,7 +69,8 @@
  * the comparison's own noise), BENCH_WARMUP
  * (1000), BENCH_DOCS_PER_TENANT (3), BENCH_PROVISION_CONCURRENCY (8), BENCH_TENANT_POOL_MAX
  * (unset: the api's default), BENCH_SERVER_PROFILE_DIR (a CPU profile of every server session
- * there: `npx tsx test/bench/profile-summary.ts <dir>`), TEST_LOG_LEVEL.
+ * there: `npx tsx test/bench/profile-summary.ts <dir>`), USAGE_FLUSH_INTERVAL_MS (the metered
+ * api's, as in production: how metering's cost depends on the flush rate), TEST_LOG_LEVEL.
  */
 import path from 'node:path';
 import { type ChildProcess, fork } from 'node:child_process';
