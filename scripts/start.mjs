@@ -6,7 +6,8 @@
 // logs when this runs in a terminal (the apps only see a pipe, so they are told:
 // LOG_FORMAT=pretty); Ctrl-C (or SIGTERM) stops both gracefully and exits 0; and if one
 // app dies, the other is stopped too and the exit code says so. Production runs each app
-// on its own (`node --import tsx apps/<app>/src/main.ts`) under its own supervisor.
+// on its own (`node --enable-source-maps apps/<app>/dist/main.mjs`, built by `pnpm build`)
+// under its own supervisor.
 //
 // The README calls node directly rather than `pnpm start`: pnpm (since 10.16, on purpose)
 // reports every Ctrl-C as a failed script ("ELIFECYCLE Command failed", exit 130), even
@@ -14,6 +15,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { buildApps, bundleOf } from './build-apps.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const terminal = process.stdout.isTTY === true;
@@ -35,6 +37,9 @@ await step(['--import', 'tsx', 'packages/db/src/cli/migrate.ts'], { env });
 // The dashboard the api serves at /dashboard/ (a production build: NODE_ENV may be anything here).
 const dashboard = `${root}apps/dashboard`;
 await step([`${dashboard}/node_modules/vite/bin/vite.js`, 'build', '--logLevel', 'warn'], { cwd: dashboard, env: { ...env, NODE_ENV: 'production' } });
+// The apps, compiled (scripts/build-apps.mjs says why): a second or so, every start, so
+// what runs is always what is checked out.
+await buildApps();
 
 const COLORS = { api: '\u001b[36m', worker: '\u001b[35m' };
 const label = (name) => (terminal ? `${COLORS[name]}${name.padEnd(6)}\u001b[0m│ ` : `${name.padEnd(6)}| `);
@@ -50,7 +55,7 @@ function stopAll() {
 }
 
 for (const name of ['api', 'worker']) {
-  const child = spawn(process.execPath, ['--import', 'tsx', `apps/${name}/src/main.ts`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--enable-source-maps', bundleOf(name)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   for (const [stream, out] of [
     [child.stdout, process.stdout],

@@ -195,7 +195,7 @@ export function renderManifests(options: RenderOptions) {
               name: 'api',
               image: imageRef,
               imagePullPolicy: 'IfNotPresent',
-              command: ['node', '--import', 'tsx', 'apps/api/src/main.ts'],
+              command: ['node', '--enable-source-maps', 'apps/api/dist/main.mjs'],
               ports: [
                 { name: 'http', containerPort: API_PORT, protocol: 'TCP' },
                 { name: 'metrics', containerPort: API_METRICS_PORT, protocol: 'TCP' },
@@ -233,7 +233,7 @@ export function renderManifests(options: RenderOptions) {
               name: 'worker',
               image: imageRef,
               imagePullPolicy: 'IfNotPresent',
-              command: ['node', '--import', 'tsx', 'apps/worker/src/main.ts'],
+              command: ['node', '--enable-source-maps', 'apps/worker/dist/main.mjs'],
               ports: [{ name: 'metrics', containerPort: WORKER_METRICS_PORT, protocol: 'TCP' }],
               envFrom,
               env: [...literalEnv(WORKER_SHUTDOWN), ...secretEnv(secretName, 'worker')],

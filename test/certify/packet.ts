@@ -85,7 +85,7 @@ const STANDING_RISKS: readonly Risk[] = [
   {
     risk: 'No container image is built by this repository',
     status: 'open',
-    note: 'deploy/kubernetes renders manifests for an image tag; the image (the repository with its dependencies installed and the dashboard built) is built elsewhere.',
+    note: 'deploy/kubernetes renders manifests for an image tag; the image (the repository with its dependencies installed, then `pnpm build`: the dashboard and the compiled apps) is built elsewhere.',
   },
 ];
 

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { withAdmin } from './admin.js';
 import { databaseUrl } from './env.js';
+import { APPS_BUILT_ENV, ensureAppsBuilt } from './process.js';
 import { dropTenantDatabasesOf } from './tenant-databases.js';
 
 declare module 'vitest' {
@@ -57,6 +58,10 @@ export default async function setup(project: TestProject) {
     await db.destroy();
   }
   project.provide('templateDatabase', template);
+  // The apps as production runs them, built once for every test file that starts one as a
+  // process (test/support/process.ts); the test files inherit this environment.
+  await ensureAppsBuilt();
+  process.env[APPS_BUILT_ENV] = '1';
 
   return async function teardown() {
     await withAdmin(async (client) => {

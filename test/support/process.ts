@@ -1,20 +1,37 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { buildApps, bundleOf } from '../../scripts/build-apps.mjs';
 import { PLATFORM_KEY, TENANT_SECRET_KEY } from './apps.js';
 import { TEST_REDIS_URL } from './env.js';
 import { freePort } from './ports.js';
-import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/** Set by the test run's global setup once it has built the apps (so each test file does not again). */
+export const APPS_BUILT_ENV = 'TENANTRY_TEST_APPS_BUILT';
+let building: Promise<void> | undefined;
+
 /**
- * Start an app's real entry point (apps/<app>/src/main.ts) as its own process. With
- * `processGroup`, it leads a process group of its own, so that a test can kill it together
- * with every child it started (initdb, pg_ctl) — as a container runtime or systemd does.
+ * Build the apps as production runs them (scripts/build-apps.mjs), once per process —
+ * or not at all when this run's global setup already did. Before spawnApp.
+ */
+export function ensureAppsBuilt(): Promise<void> {
+  if (process.env[APPS_BUILT_ENV] === '1') return Promise.resolve();
+  building ??= buildApps();
+  return building;
+}
+
+/**
+ * Start an app as production runs it (apps/<app>/dist/main.mjs, from ensureAppsBuilt) as
+ * its own process. With `processGroup`, it leads a process group of its own, so that a test
+ * can kill it together with every child it started (initdb, pg_ctl) — as a container
+ * runtime or systemd does.
  */
 export function spawnApp(app: 'api' | 'worker', env: Record<string, string>, options: { processGroup?: boolean; nodeArgs?: string[] } = {}): ChildProcess & { output: () => string } {
-  // node --import tsx, not the tsx CLI: the CLI runs the app in a child process, and a
-  // SIGKILL sent to the CLI would leave that child running.
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', `apps/${app}/src/main.ts`], {
+  const bundle = bundleOf(app);
+  if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build the apps first (ensureAppsBuilt, or node scripts/build-apps.mjs)`);
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--enable-source-maps', bundle], {
     cwd: REPO_ROOT,
     // Only what the test gives, plus PATH: the app must not depend on the developer's env.
     env: { PATH: process.env.PATH ?? '', ...env },
@@ -28,7 +45,8 @@ export function spawnApp(app: 'api' | 'worker', env: Record<string, string>, opt
 }
 
 /** Run an app to its exit; resolves with the exit code and everything it printed. */
-export function runToExit(app: 'api' | 'worker', env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
+export async function runToExit(app: 'api' | 'worker', env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
+  await ensureAppsBuilt();
   const child = spawnApp(app, env);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -52,6 +70,7 @@ export async function startApiProcess(
   env: Record<string, string>,
   options: { nodeArgs?: string[]; timeoutMs?: number } = {},
 ): Promise<{ child: ChildProcess & { output: () => string }; baseUrl: string }> {
+  await ensureAppsBuilt();
   const port = await freePort();
   const child = spawnApp('api', {
     REDIS_URL: TEST_REDIS_URL,
@@ -83,6 +102,7 @@ export async function startApiProcess(
  * the default here does). `timeoutMs` bounds the start.
  */
 export async function startWorkerProcess(env: Record<string, string>, options: { nodeArgs?: string[]; timeoutMs?: number } = {}): Promise<ChildProcess & { output: () => string }> {
+  await ensureAppsBuilt();
   const child = spawnApp('worker', {
     REDIS_URL: TEST_REDIS_URL,
     TENANT_SECRET_KEY,
