@@ -1,5 +1,4 @@
-import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { type ByteRange, type FileStorage, ObjectMissingError, assertStorageName } from './storage.js';
 
@@ -18,6 +17,15 @@ export interface S3StorageOptions {
 /** Part size of uploads of unknown length: S3's minimum, so a streamed upload holds at most one part in memory. */
 const PART_SIZE = 5 * 1024 * 1024;
 
+type Sdk = typeof import('@aws-sdk/client-s3') & typeof import('@aws-sdk/lib-storage');
+let sdk: Promise<Sdk> | undefined;
+/**
+ * The SDK, loaded when the first S3 storage is made: it costs about a quarter of a second
+ * of CPU to load, which every start of an api or worker on the local driver (the default)
+ * would otherwise pay.
+ */
+const loadSdk = () => (sdk ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => ({ ...s3, ...storage })));
+
 /**
  * Files in any S3-compatible store, through the AWS SDK for JavaScript v3: objects under
  * `<prefix><tenant id>/<object id>`. An upload of known length is one streaming PutObject
@@ -28,17 +36,22 @@ const PART_SIZE = 5 * 1024 * 1024;
  */
 export class S3FileStorage implements FileStorage {
   readonly driver = 's3';
-  private readonly client: S3Client;
+  private readonly ready: Promise<{ sdk: Sdk; client: S3Client }>;
 
   constructor(private readonly options: S3StorageOptions) {
-    this.client = new S3Client({
-      region: options.region,
-      forcePathStyle: options.forcePathStyle,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-      ...(options.credentials ? { credentials: options.credentials } : {}),
-    });
+    this.ready = loadSdk().then((sdk) => ({
+      sdk,
+      client: new sdk.S3Client({
+        region: options.region,
+        forcePathStyle: options.forcePathStyle,
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+        ...(options.credentials ? { credentials: options.credentials } : {}),
+      }),
+    }));
+    // A failed load is every call's error; it must not also be an unhandled rejection.
+    this.ready.catch(() => undefined);
   }
 
   private keyOf(tenantId: string, object: string): string {
@@ -49,13 +62,14 @@ export class S3FileStorage implements FileStorage {
 
   async write(tenantId: string, object: string, body: Readable, size: number | undefined, contentType: string): Promise<void> {
     const Key = this.keyOf(tenantId, object);
+    const { sdk, client } = await this.ready;
     const params = { Bucket: this.options.bucket, Key, Body: body, ContentType: contentType };
     if (size !== undefined) {
-      await this.client.send(new PutObjectCommand({ ...params, ContentLength: size }));
+      await client.send(new sdk.PutObjectCommand({ ...params, ContentLength: size }));
       return;
     }
     // Parts of a failed upload are aborted here, so the error that stopped it is the one thrown.
-    const upload = new Upload({ client: this.client, params, partSize: PART_SIZE, queueSize: 1, leavePartsOnError: true });
+    const upload = new sdk.Upload({ client, params, partSize: PART_SIZE, queueSize: 1, leavePartsOnError: true });
     try {
       await upload.done();
     } catch (err) {
@@ -65,22 +79,24 @@ export class S3FileStorage implements FileStorage {
   }
 
   async read(tenantId: string, object: string, range?: ByteRange): Promise<Readable> {
+    const { sdk, client } = await this.ready;
     try {
-      const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.options.bucket, Key: this.keyOf(tenantId, object), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+      const res = await client.send(
+        new sdk.GetObjectCommand({ Bucket: this.options.bucket, Key: this.keyOf(tenantId, object), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
       );
       return res.Body as Readable;
     } catch (err) {
-      if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404)) throw new ObjectMissingError(object);
+      if (err instanceof sdk.NoSuchKey || (err instanceof sdk.S3ServiceException && err.$metadata.httpStatusCode === 404)) throw new ObjectMissingError(object);
       throw err;
     }
   }
 
   async remove(tenantId: string, objects: readonly string[]): Promise<void> {
+    const { sdk, client } = await this.ready;
     for (let i = 0; i < objects.length; i += 1000) {
       const batch = objects.slice(i, i + 1000);
-      const res = await this.client.send(
-        new DeleteObjectsCommand({ Bucket: this.options.bucket, Delete: { Objects: batch.map((o) => ({ Key: this.keyOf(tenantId, o) })), Quiet: true } }),
+      const res = await client.send(
+        new sdk.DeleteObjectsCommand({ Bucket: this.options.bucket, Delete: { Objects: batch.map((o) => ({ Key: this.keyOf(tenantId, o) })), Quiet: true } }),
       );
       const failed = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
       if (failed.length > 0) throw new Error(`S3 refused to delete ${failed.length} objects: ${failed[0]?.Code} ${failed[0]?.Message}`);
@@ -90,9 +106,10 @@ export class S3FileStorage implements FileStorage {
   async removeTenant(tenantId: string): Promise<void> {
     assertStorageName('tenant', tenantId);
     const Prefix = `${this.options.prefix}${tenantId}/`;
+    const { sdk, client } = await this.ready;
     for (;;) {
       // Listing from the start each time: the page just deleted is gone, so this converges.
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix, MaxKeys: 1000 }));
+      const page = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.options.bucket, Prefix, MaxKeys: 1000 }));
       const keys = (page.Contents ?? []).map((c) => c.Key!).filter(Boolean);
       if (keys.length === 0) return;
       await this.remove(tenantId, keys.map((k) => k.slice(Prefix.length)));
@@ -100,6 +117,7 @@ export class S3FileStorage implements FileStorage {
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    const loaded = await this.ready.catch(() => undefined);
+    loaded?.client.destroy();
   }
 }

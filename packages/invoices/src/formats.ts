@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { type InvoiceDocument, formatMoney } from '@tenantry/domain';
 import { stringify } from 'csv-stringify/sync';
-import PDFDocument from 'pdfkit';
 
 /**
  * Renderings of the canonical JSON invoice. Each is a pure function of the document, so
@@ -78,6 +77,10 @@ export function invoiceToCsv(doc: InvoiceDocument): string {
  * subset: the PDF renders the same everywhere and never depends on the reader's or the
  * server's system fonts, and covers the accents and scripts tenant names come in.
  */
+let pdfkit: Promise<typeof import('pdfkit')> | undefined;
+/** PDFKit, loaded by the first PDF: it costs a process start about a quarter of a second of CPU, and most never render one. */
+const loadPdfKit = () => (pdfkit ??= import('pdfkit').then((module) => module.default));
+
 const FONT_DIR = join(dirname(createRequire(import.meta.url).resolve('dejavu-fonts-ttf/package.json')), 'ttf');
 let fonts: { regular: Buffer; bold: Buffer } | undefined;
 function loadFonts() {
@@ -103,7 +106,8 @@ export function invoiceTitle(doc: InvoiceDocument): string {
  * currency. CreationDate and the file ID derive from the document (issuedAt, else the
  * period's end), never from the clock, so rendering is byte-for-byte reproducible.
  */
-export function invoiceToPdf(doc: InvoiceDocument): Promise<Buffer> {
+export async function invoiceToPdf(doc: InvoiceDocument): Promise<Buffer> {
+  const PDFDocument = await loadPdfKit();
   const { regular, bold } = loadFonts();
   const stamp = new Date(doc.issuedAt ?? doc.periodTo);
   const pdf = new PDFDocument({

@@ -1,5 +1,9 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+
+/** pino-pretty, loaded only for a person's terminal: production logs JSON, and would pay its load (~50 ms of CPU) on every start. */
+const loadPretty = () => createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
 
 /**
  * Structured JSON logs for both apps. Secrets are redacted by key wherever they appear, as
@@ -23,5 +27,5 @@ export function createLogger(level: string, name: string, format: LogFormat = 'j
   const readable = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
   // Synchronous pretty-printing on the main thread: fine for a person's terminal; JSON
   // (pino's fast path) is what production runs.
-  return readable ? pino(options, pretty({ translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true })) : pino(options);
+  return readable ? pino(options, loadPretty()({ translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true })) : pino(options);
 }
