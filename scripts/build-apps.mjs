@@ -26,7 +26,7 @@
 // - keepNames: bundling renames clashing identifiers (two modules' `NotFoundError`), and
 //   error classes' names are part of what the apps log and answer.
 import { builtinModules } from 'node:module';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -68,7 +68,7 @@ export async function buildApps(apps = APPS) {
   for (const app of apps) {
     if (!APPS.includes(app)) throw new Error(`unknown app ${JSON.stringify(app)} (${APPS.join(', ')})`);
     const outfile = bundleOf(app);
-    await esbuild.build({
+    const { outputFiles } = await esbuild.build({
       entryPoints: [path.join(ROOT, 'apps', app, 'src', 'main.ts')],
       outfile,
       bundle: true,
@@ -82,7 +82,16 @@ export async function buildApps(apps = APPS) {
       sourcemap: 'linked',
       logLevel: 'warning',
       plugins: [externalDependencies(path.dirname(outfile))],
+      write: false,
     });
+    // Each file replaced at once (written aside, then renamed over): a process starting
+    // the app meanwhile, or a second build running beside this one, never sees half a file.
+    await mkdir(path.dirname(outfile), { recursive: true });
+    for (const file of outputFiles) {
+      const aside = `${file.path}.${process.pid}.tmp`;
+      await writeFile(aside, file.contents);
+      await rename(aside, file.path);
+    }
   }
 }
 
