@@ -1,5 +1,5 @@
 import { parseApiConfig } from '@tenantry/api';
-import { decryptSecret, parseSecretKey, scramSha256Verifier } from '@tenantry/db';
+import { MaintenanceConnections, decryptSecret, parseSecretKey, scramSha256Verifier, tenantDbServers } from '@tenantry/db';
 import { fromPublicId } from '@tenantry/domain';
 import { parseWorkerConfig } from '@tenantry/worker';
 import { sql } from 'kysely';
@@ -204,6 +204,32 @@ describe('provisioning a database tenant through the api', () => {
         await client.query(`drop role if exists ${client.escapeIdentifier(role)}`);
       }
     });
+  });
+});
+
+describe("the provisioner's kept maintenance connections", () => {
+  const pidOf = async (connections: MaintenanceConnections, server: ReturnType<typeof tenantDbServers>[number]) =>
+    connections.run(server, async (client) => (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid);
+
+  it('are reused; one the server ended while idle, or one whose work failed, is replaced and never handed out again', async () => {
+    const [server] = tenantDbServers(undefined, databaseUrl('postgres'));
+    const connections = new MaintenanceConnections();
+    try {
+      const first = await pidOf(connections, server!);
+      expect(await pidOf(connections, server!)).toBe(first);
+
+      // A server restart or an operator ends the idle connection.
+      await withAdmin((client) => client.query('select pg_terminate_backend($1)', [first]));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const second = await pidOf(connections, server!);
+      expect(second).not.toBe(first);
+
+      // Work that failed leaves the connection in a state nobody should inherit.
+      await expect(connections.run(server!, (client) => client.query('select * from no_such_table'))).rejects.toThrow(/no_such_table/);
+      expect(await pidOf(connections, server!)).not.toBe(second);
+    } finally {
+      await connections.close();
+    }
   });
 });
 

@@ -116,8 +116,8 @@ export class DatabaseDriver implements IsolationDriver {
     return measured;
   }
 
-  close(): Promise<void> {
-    return this.pools.close();
+  async close(): Promise<void> {
+    await Promise.all([this.pools.close(), this.provisioner.close()]);
   }
 
   /** The tenant's own database on its server, as its own role (the password decrypted here, once per pool). */

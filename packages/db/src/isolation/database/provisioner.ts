@@ -7,7 +7,7 @@ import { insertProvisioningTenant } from '../../tenants.js';
 import type { ProvisioningTenant } from '../driver.js';
 import { decryptSecret, encryptSecret, generateRolePassword } from '../shared/secrets.js';
 import { TEMPLATE_DDL, codeOf, ensureRole } from '../shared/tenant-database.js';
-import { type TenantDbServer, serverKeyOf, serverOf, withAdmin } from './servers.js';
+import { MaintenanceConnections, type TenantDbServer, serverKeyOf, serverOf, withAdmin } from './servers.js';
 
 /** The template every tenant database is cloned from, on each server. */
 export const TENANT_TEMPLATE_DATABASE = 'tenantry_tenant_template';
@@ -20,7 +20,7 @@ export interface DatabasePlacement {
 }
 
 /** CREATE DATABASE, tolerating a twin that created it first and a template briefly in use. */
-async function createDatabaseIfMissing(client: pg.Client, name: string, template?: string): Promise<void> {
+async function createDatabaseIfMissing(client: pg.ClientBase, name: string, template?: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name]);
     if (rowCount) return;
@@ -54,6 +54,7 @@ export interface TenantDatabaseProvisionerOptions {
  */
 export class TenantDatabaseProvisioner {
   private readonly preparedServers = new Set<string>();
+  private readonly maintenance = new MaintenanceConnections();
 
   constructor(
     private readonly db: Db,
@@ -110,7 +111,7 @@ export class TenantDatabaseProvisioner {
     await this.prepareServer(server);
     const key = this.requireKey();
     const password = decryptSecret(key, placement.passwordEnc, tenantId);
-    await withAdmin(server, 'postgres', async (client) => {
+    await this.maintenance.run(server, async (client) => {
       await ensureRole(client, placement.role, password);
       await createDatabaseIfMissing(client, placement.database, TENANT_TEMPLATE_DATABASE);
       const database = client.escapeIdentifier(placement.database);
@@ -132,12 +133,17 @@ export class TenantDatabaseProvisioner {
     const role = tenantRoleName(tenantId);
     const servers = placementServer ? [serverOf(this.options.servers, placementServer)] : this.options.servers;
     for (const server of servers) {
-      await withAdmin(server, 'postgres', async (client) => {
+      await this.maintenance.run(server, async (client) => {
         // The database first: its ACL names the role.
         await client.query(`drop database if exists ${client.escapeIdentifier(database)} with (force)`);
         await client.query(`drop role if exists ${client.escapeIdentifier(role)}`);
       });
     }
+  }
+
+  /** Closes the kept maintenance connections. */
+  close(): Promise<void> {
+    return this.maintenance.close();
   }
 
   private requireKey(): Buffer {
@@ -180,7 +186,7 @@ export class TenantDatabaseProvisioner {
     const controlPlaneDb = decodeURIComponent(controlPlane.pathname.replace(/^\//, ''));
     const { rows } = await sql<{ user: string }>`select current_user as user`.execute(this.db);
     const controlPlaneUser = rows[0]!.user;
-    await withAdmin(server, 'postgres', async (client) => {
+    await this.maintenance.run(server, async (client) => {
       await createDatabaseIfMissing(client, TENANT_TEMPLATE_DATABASE);
       await client.query(`revoke all on database ${client.escapeIdentifier(TENANT_TEMPLATE_DATABASE)} from public`);
       if (serverKeyOf(this.options.controlPlaneUrl) === server.key && controlPlaneDb) {

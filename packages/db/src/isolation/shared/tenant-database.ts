@@ -31,7 +31,7 @@ export const TEMPLATE_DDL = `
 export const codeOf = (err: unknown) => (err as { code?: string }).code;
 
 /** The tenant's login role, created or brought back to the stored password and attributes. */
-export async function ensureRole(client: pg.Client, role: string, password: string): Promise<void> {
+export async function ensureRole(client: pg.ClientBase, role: string, password: string): Promise<void> {
   assertTenantRoleName(role);
   // A SCRAM verifier, not the password: the statement may be logged by the server.
   const attributes = `login nosuperuser nocreatedb nocreaterole noinherit noreplication nobypassrls password ${client.escapeLiteral(scramSha256Verifier(password))}`;
