@@ -29,7 +29,7 @@ import { authenticateTenant } from './services/tenant-auth.js';
 import { MovingAwareStore } from './services/moves.js';
 import { createEntitlements } from './services/entitlements.js';
 import { CSRF_HEADER, OPERATOR_COOKIE } from './services/operator-sessions.js';
-import { type PlatformKeySource, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
+import { type PlatformKeySource, StoredPlatformKeys, configuredKeyHashes, ensurePlatformKey } from './services/platform-keys.js';
 import { StorageSamples, TenantRateLimit } from './services/quotas.js';
 import { createLoginLimiters, createPricingLimiter, createSignupLimiter } from './services/rate-limit.js';
 import { UsageMeter } from './usage/meter.js';
@@ -154,6 +154,9 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     { get listening() { return tenantChanges.listening; } },
     { ttlMs: config.CREDENTIAL_CACHE_TTL_MS, maxEntries: config.CREDENTIAL_CACHE_MAX_ENTRIES, onLookup: (result) => metrics.credentialLookups.inc({ result }) },
   );
+  const platformKeys = new StoredPlatformKeys(db, { get listening() { return tenantChanges.listening; } }, config.CREDENTIAL_CACHE_TTL_MS, (result) =>
+    metrics.platformKeyLookups.inc({ result }),
+  );
   const storageSamples = new StorageSamples(db);
   const tenantChanges = new TenantChangeFeed({
     connectionString: config.DATABASE_URL,
@@ -165,7 +168,11 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     },
     // A storage sample on the other side of the tenant's limit: the next write reads it.
     onStorageCrossed: (tenantId) => storageSamples.forget(tenantId),
-    onReset: () => credentials.clear(),
+    onPlatformKeysChanged: () => platformKeys.invalidate(),
+    onReset: () => {
+      credentials.clear();
+      platformKeys.invalidate();
+    },
     onError: (message) => logger.warn(message),
   });
   await tenantChanges.start();
@@ -195,6 +202,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     tenantStore,
     isolation,
     platformKeyHashes: configuredKeyHashes(config.PLATFORM_API_KEY),
+    platformKeys,
     entitlements: entitlements.source,
     onBillingChanged: async (tenantId) => {
       await entitlements.invalidate(tenantId);

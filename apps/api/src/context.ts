@@ -13,6 +13,7 @@ import type { FilesService } from './services/files.js';
 import type { RealtimeHub } from './realtime/hub.js';
 import type { StorageSamples, TenantRateLimit } from './services/quotas.js';
 import type { LoginLimiters } from './services/rate-limit.js';
+import type { StoredPlatformKeys } from './services/platform-keys.js';
 import type { UsageMeter } from './usage/meter.js';
 
 /** Long-lived things a request may use, built once at boot (see app.ts). */
@@ -33,6 +34,8 @@ export interface ApiDeps {
   onBillingChanged: (tenantId: string) => Promise<void>;
   /** SHA-256 of each key in PLATFORM_API_KEY. */
   platformKeyHashes: Buffer[];
+  /** The stored platform keys (platform_keys), held in memory while the change feed listens. */
+  platformKeys: StoredPlatformKeys;
   logger: Logger;
   metrics: ApiMetrics;
   dns: DnsProvider;

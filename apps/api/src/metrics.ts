@@ -43,6 +43,13 @@ export function createApiMetrics() {
     registers: [registry],
   });
   for (const result of ['hit', 'miss', 'bypass']) credentialLookups.inc({ result }, 0);
+  const platformKeyLookups = new Counter({
+    name: 'tenantry_platform_key_lookups_total',
+    help: 'Stored platform keys consulted for a platform call: from memory (hit), by a query then kept (miss), or by a query while memory is off or not listening for changes (bypass)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  for (const result of ['hit', 'miss', 'bypass']) platformKeyLookups.inc({ result }, 0);
   const quotaExceeded = new Counter({
     name: 'tenantry_quota_exceeded_total',
     help: 'Tenant calls refused for exceeding a plan limit, by the limit (resource)',
@@ -124,6 +131,7 @@ export function createApiMetrics() {
     lifecycleTransitions,
     quotaExceeded,
     credentialLookups,
+    platformKeyLookups,
     usageFlushDuration,
     usageFlushRows,
     usageFlushFailures,

@@ -14,6 +14,13 @@ export const TENANT_CHANGES_CHANNEL = 'tenantry_tenant_changes';
  */
 export const TENANT_STORAGE_CHANNEL = 'tenantry_tenant_storage';
 
+/**
+ * The channel the trigger of migration 2026-12-02T1000_platform_key_changes notifies on
+ * when a platform key is created, revoked or removed: each api instance reads the active
+ * keys again.
+ */
+export const PLATFORM_KEYS_CHANNEL = 'tenantry_platform_keys';
+
 /** Announce tenants whose new storage sample crossed their limit (after the samples committed). */
 export async function announceStorageCrossings(db: Db, tenantIds: readonly string[]): Promise<void> {
   if (tenantIds.length === 0) return;
@@ -28,6 +35,8 @@ export interface TenantChangeFeedOptions {
   onChange(tenantId: string): void;
   /** A tenant whose storage sample crossed its limit (TENANT_STORAGE_CHANNEL). */
   onStorageCrossed?(tenantId: string): void;
+  /** A platform key was created, revoked or removed (PLATFORM_KEYS_CHANNEL). */
+  onPlatformKeysChanged?(): void;
   /**
    * The feed stopped or started listening: changes may have been missed meanwhile, so
    * anything derived from tenant rows before now must be read again.
@@ -112,10 +121,11 @@ export class TenantChangeFeed {
       if (!message.payload) return;
       if (message.channel === TENANT_CHANGES_CHANNEL) this.options.onChange(message.payload);
       else if (message.channel === TENANT_STORAGE_CHANNEL) this.options.onStorageCrossed?.(message.payload);
+      else if (message.channel === PLATFORM_KEYS_CHANNEL) this.options.onPlatformKeysChanged?.();
     });
     try {
       await client.connect();
-      await client.query(`listen ${TENANT_CHANGES_CHANNEL}; listen ${TENANT_STORAGE_CHANNEL}`);
+      await client.query(`listen ${TENANT_CHANGES_CHANNEL}; listen ${TENANT_STORAGE_CHANNEL}; listen ${PLATFORM_KEYS_CHANNEL}`);
     } catch (err) {
       onLost(`could not listen: ${(err as Error).message}`);
       return;

@@ -55,7 +55,7 @@ const sessionEnded = () => new UnauthorizedError('session_expired', 'The operato
  * prolong itself). Expired sessions are swept on the way, in the same transaction.
  */
 export async function signInOperator(deps: ApiDeps, bearer: string | null): Promise<{ token: string; view: OperatorSessionView }> {
-  const principal = await authenticatePlatform(deps.db, deps.platformKeyHashes, bearer);
+  const principal = await authenticatePlatform(deps, bearer);
   const { token, tokenHash } = newSessionToken(TOKEN_PREFIX);
   const expiresAt = new Date(Date.now() + deps.config.OPERATOR_SESSION_TTL_MINUTES * 60_000);
   await deps.db.transaction().execute(async (trx) => {
@@ -112,7 +112,7 @@ export async function currentOperatorSession(ctx: RequestContext): Promise<Opera
  */
 export async function authenticateOperator(ctx: RequestContext, type: 'query' | 'mutation' | 'subscription'): Promise<PlatformPrincipal> {
   const token = ctx.operatorToken;
-  if (ctx.bearer || !token) return authenticatePlatform(ctx.deps.db, ctx.deps.platformKeyHashes, ctx.bearer);
+  if (ctx.bearer || !token) return authenticatePlatform(ctx.deps, ctx.bearer);
   const session = await findOperatorSession(ctx.deps, token);
   if (!session) {
     ctx.responseHeaders['set-cookie'] = CLEARED_SESSION_COOKIE;

@@ -17,6 +17,7 @@ import * as clusterReplicas from './2026-12-01T1700_cluster_replicas.js';
 import * as tenantChanges from './2026-12-01T1800_tenant_changes.js';
 import * as billingFromUpgrade from './2026-12-01T1900_billing_from_upgrade.js';
 import * as tenantSearchNoPendingList from './2026-12-01T1910_tenant_search_no_pending_list.js';
+import * as platformKeyChanges from './2026-12-02T1000_platform_key_changes.js';
 
 /**
  * Every migration, by ISO-date name. Listed explicitly (rather than read from the
@@ -41,4 +42,5 @@ export const migrations: Record<string, Migration> = {
   '2026-12-01T1800_tenant_changes': tenantChanges,
   '2026-12-01T1900_billing_from_upgrade': billingFromUpgrade,
   '2026-12-01T1910_tenant_search_no_pending_list': tenantSearchNoPendingList,
+  '2026-12-02T1000_platform_key_changes': platformKeyChanges,
 };
