@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileUsageOf } from '@tenantry/db';
 import { fromPublicId } from '@tenantry/domain';
-import { LocalFileStorage, READ_BUFFER_MAX, READ_BUFFER_MIN } from '@tenantry/files';
+import { FLUSH_EVERY_BYTES, LocalFileStorage, READ_BUFFER_MAX, READ_BUFFER_MIN } from '@tenantry/files';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, waitFor } from './support/http.js';
 import { createTenant, startMove, tenantRow, waitForMove } from './support/moves.js';
@@ -408,6 +408,64 @@ describe('files: the local driver under many downloads at once', () => {
       expect(Buffer.concat(chunks).equals(body)).toBe(true);
       await Promise.all(reads.map((r) => new Promise((resolve) => r.once('close', resolve).destroy())));
       expect((await storage.read(tenant, object)).readableHighWaterMark).toBe(READ_BUFFER_MAX);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('files: the local driver writes', () => {
+  /** Files under `dir` this process holds open (from /proc/self/fd). */
+  const openUnder = (dir: string) =>
+    readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        const target = readlinkSync(`/proc/self/fd/${fd}`);
+        return target.startsWith(dir) ? [target] : [];
+      } catch {
+        return []; // closed meanwhile (the directory listing's own descriptor, say)
+      }
+    });
+  /** `total` random bytes as a stream of 64 KiB chunks, as a socket delivers them; failing after `failAfter` bytes if given. */
+  function body(total: number, failAfter?: number) {
+    const bytes = randomBytes(total);
+    async function* chunks() {
+      for (let at = 0; at < total; at += 64 * 1024) {
+        if (failAfter !== undefined && at >= failAfter) throw new Error('the client went away');
+        yield bytes.subarray(at, at + 64 * 1024);
+        // Let the writes (and the background flushes) interleave with the arrival, as on a network.
+        if (at % (1024 * 1024) === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    return { bytes, stream: Readable.from(chunks()) };
+  }
+
+  it('a body several flush intervals long is stored byte for byte, and its file is closed', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tenantry-writes-'));
+    const storage = new LocalFileStorage(dir);
+    try {
+      const tenant = crypto.randomUUID();
+      const object = crypto.randomUUID();
+      const { bytes, stream } = body(2 * FLUSH_EVERY_BYTES + 12_345);
+      await storage.write(tenant, object, stream, bytes.length, 'application/octet-stream');
+      expect(openUnder(dir)).toEqual([]);
+      const chunks: Buffer[] = [];
+      for await (const chunk of await storage.read(tenant, object)) chunks.push(chunk as Buffer);
+      expect(createHash('sha256').update(Buffer.concat(chunks)).digest('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a body that fails past a flush leaves no file behind and no file open', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tenantry-writes-'));
+    const storage = new LocalFileStorage(dir);
+    try {
+      const tenant = crypto.randomUUID();
+      const { stream } = body(3 * FLUSH_EVERY_BYTES, FLUSH_EVERY_BYTES + 1024 * 1024);
+      await expect(storage.write(tenant, crypto.randomUUID(), stream, undefined, 'application/octet-stream')).rejects.toThrow('the client went away');
+      expect(readdirSync(path.join(dir, tenant))).toEqual([]);
+      // The failed write's file is closed as the stream is destroyed, a moment after the rejection.
+      await waitFor(async () => (openUnder(dir).length === 0 ? true : undefined), 1_000, 10);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -4,7 +4,7 @@ import { S3FileStorage } from './s3.js';
 import type { FileStorage } from './storage.js';
 
 export * from './storage.js';
-export { LocalFileStorage, READ_BUFFER_MAX, READ_BUFFER_MIN } from './local.js';
+export { FLUSH_EVERY_BYTES, LocalFileStorage, READ_BUFFER_MAX, READ_BUFFER_MIN } from './local.js';
 export { S3FileStorage, type S3StorageOptions } from './s3.js';
 
 /** The file storage settings both apps parse (domain's filesEnv). */
