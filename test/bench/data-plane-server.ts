@@ -4,7 +4,11 @@
  *
  *   api   — the real api (test/support/apps.ts startApi), configured like the tests, with
  *           usage metering on (the default);
- *   unmetered — the same api with USAGE_METERING=false: what metering costs is the difference.
+ *
+ * The api also takes `{ meter: false }` and `{ meter: true }`: the first flushes
+ * what its meter holds and then stops counting (the api's `deps.usage` unset, as with
+ * USAGE_METERING=false), the second counts again; each is answered with `{ metered }` once
+ * done. data-plane.ts measures metering's cost by switching it off and on under load.
  *   bare  — the floor: node:http + pg, serving the same two routes with the same SQL in the
  *           same kind of transaction, and nothing else: no auth, no tRPC, no validation, no
  *           entitlements, no per-request tenant lookup. It reads every tenant's placement
@@ -17,7 +21,7 @@
  *
  * Env: DATABASE_URL, REDIS_PREFIX, DB_POOL_SIZE, TENANT_POOL_MAX, TENANT_POOL_SIZE
  * (unset: the api's defaults; data-plane.ts always passes the api's effective values to bare),
- * USAGE_FLUSH_INTERVAL_MS (api and unmetered).
+ * USAGE_FLUSH_INTERVAL_MS (api).
  */
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,7 +32,7 @@ import { TENANT_SECRET_KEY, startApi } from '../support/apps.js';
 export interface ServerReady {
   ready: true;
   port: number;
-  /** The api's Prometheus endpoint (api and unmetered). */
+  /** The api's Prometheus endpoint (api). */
   metricsUrl?: string;
   /** The pool sizes the server runs with (the api's effective config). */
   dbPoolSize: number;
@@ -46,14 +50,26 @@ function env(name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-async function serveApi(metering: boolean): Promise<void> {
+async function serveApi(): Promise<void> {
   const overrides = Object.fromEntries(
     ['DB_POOL_SIZE', 'TENANT_POOL_MAX', 'TENANT_POOL_SIZE', 'USAGE_FLUSH_INTERVAL_MS'].flatMap((name) => (env(name) ? [[name, env(name)!]] : [])),
   );
-  const api = await startApi({ DATABASE_URL: env('DATABASE_URL')!, REDIS_PREFIX: env('REDIS_PREFIX')!, USAGE_METERING: String(metering), ...overrides });
-  const { config } = api.api.deps;
+  const api = await startApi({ DATABASE_URL: env('DATABASE_URL')!, REDIS_PREFIX: env('REDIS_PREFIX')!, ...overrides });
+  const { deps } = api.api;
+  const { config } = deps;
+  const meter = deps.usage;
   process.on('message', (message) => {
     if (message === 'close') void api.close().finally(() => process.exit(0));
+    if (typeof message === 'object' && message !== null && 'meter' in message) {
+      const on = (message as { meter: boolean }).meter;
+      void (async () => {
+        // Off: what was counted is flushed while still counting, so that flush's cost falls
+        // in the metered stretch; only what arrives during it is left for a later flush.
+        if (!on && deps.usage) await deps.usage.flush();
+        deps.usage = on ? meter : undefined;
+        send({ metered: deps.usage !== undefined });
+      })();
+    }
   });
   send({
     ready: true,
@@ -241,12 +257,7 @@ async function serveBare(): Promise<void> {
   send({ ready: true, port: (server.address() as AddressInfo).port, dbPoolSize, tenantPoolMax, tenantPoolSize } satisfies ServerReady);
 }
 
-(mode === 'api' || mode === 'unmetered'
-  ? serveApi(mode === 'api')
-  : mode === 'bare'
-    ? serveBare()
-    : Promise.reject(new Error(`usage: data-plane-server.ts api|unmetered|bare (got ${mode})`))
-).catch((err) => {
+(mode === 'api' ? serveApi() : mode === 'bare' ? serveBare() : Promise.reject(new Error(`usage: data-plane-server.ts api|bare (got ${mode})`))).catch((err) => {
   console.error(`data-plane ${mode} server failed:`, err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });

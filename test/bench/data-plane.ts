@@ -40,18 +40,22 @@
  * session starting with BENCH_WARMUP requests not counted; the figures pool the rounds. The
  * same pseudo-random tenant/document sequence is used for both.
  *
- * Metering's cost (target: ≤ 5% throughput, ≤ 1 ms added p95) is measured side by side
- * instead: the api and the same api with USAGE_METERING=false start together and take load
- * at the same moment, half the lanes each (same request sequence), each with half the pools,
- * for BENCH_METERING_SECONDS per operation, BENCH_METERING_ROUNDS rounds. One after the other,
- * the two differed by 10–20% from round to round on this shared machine, more than the
- * budget; side by side the machine's moods fall on both alike, and a server that spends
- * more CPU per request completes fewer in the same seconds. The added p95 is measured after
- * that, still side by side, at a fixed rate of half what the unmetered api reached (open
- * loop, latency from each request's scheduled time): at saturation a closed loop's p95 is
- * its queue, concurrency ÷ throughput, and would count a 1% throughput loss as a 1% longer
- * wait rather than as what metering adds to a request. After each round the metered
- * api's metrics endpoint gives the flush latency and the rollup cells written per flush.
+ * Metering's cost (target: ≤ 5% throughput, ≤ 1 ms added p95) is measured on one api whose
+ * metering is switched off and on under continuous load (data-plane-server.ts takes
+ * `{ meter }` messages; off is the api's `deps.usage` unset, as with USAGE_METERING=false),
+ * every BENCH_METERING_SEGMENT_SECONDS, BENCH_METERING_SEGMENTS stretches per operation, in
+ * ABBA order. The same process serves both kinds of stretch (same JIT state, pools, sockets,
+ * port) within seconds of each other. Two processes side by side, the earlier method, could
+ * not resolve 5%: with both unmetered (A/A) the one labelled metered "lost" 7% pooled, the
+ * two positions differing by 4–11% per round. Switching off first flushes what the meter
+ * holds while it still counts, so that flush's cost falls in the metered stretch. First
+ * saturated (closed loop, BENCH_CONCURRENCY lanes: throughput), then at a fixed rate of half
+ * what the unmetered stretches reached (open loop, latency from each request's scheduled
+ * time: at saturation a closed loop's p95 is its queue, concurrency ÷ throughput, and would
+ * count a 1% throughput loss as a 1% longer wait rather than what metering adds to a
+ * request). Verdicts are pooled over the stretches; the pairs' median and middle half show
+ * the noise. Afterwards the api's metrics give the flush latency and the rollup cells
+ * written per flush, and a CPU account prices the record calls and the flushes.
  *
  * It prints p50/p95/max and requests/s of api and bare for reads and writes, their ratios, and
  * PASS/MISS per target; exits 0 either way, 1 only when something goes wrong. Per server it
@@ -64,9 +68,9 @@
  *
  * Env: TEST_DATABASE_URL / TEST_REDIS_URL (as the tests), BENCH_SCHEMA_TENANTS (1000),
  * BENCH_DATABASE_TENANTS (100), BENCH_CONCURRENCY (32), BENCH_REQUESTS (5000 per phase,
- * server and round), BENCH_SECONDS (instead of BENCH_REQUESTS), BENCH_ROUNDS (2), BENCH_METERING_SECONDS (10),
- * BENCH_METERING_ROUNDS (BENCH_ROUNDS), BENCH_METERING_CONTROL (1: both of the pair unmetered, an A/A run that shows
- * the comparison's own noise), BENCH_WARMUP
+ * server and round), BENCH_SECONDS (instead of BENCH_REQUESTS), BENCH_ROUNDS (2), BENCH_METERING_SEGMENTS (24, rounded
+ * up to a multiple of 4), BENCH_METERING_SEGMENT_SECONDS (2), BENCH_METERING_CONTROL (1: never switched on, an A/A run
+ * that shows the comparison's own noise), BENCH_WARMUP
  * (1000), BENCH_DOCS_PER_TENANT (3), BENCH_PROVISION_CONCURRENCY (8), BENCH_TENANT_POOL_MAX
  * (unset: the api's default), BENCH_SERVER_PROFILE_DIR (a CPU profile of every server session
  * there: `npx tsx test/bench/profile-summary.ts <dir>`), USAGE_FLUSH_INTERVAL_MS (the metered
@@ -131,17 +135,18 @@ const TARGET_THROUGHPUT_SHARE = 0.75;
 const METERING_MAX_THROUGHPUT_LOSS = 0.05;
 const METERING_MAX_ADDED_P95_MS = 1;
 
-type Kind = 'api' | 'unmetered' | 'bare';
+type Kind = 'api' | 'bare';
 /** Measured one after the other, against each other: the api and its floor. */
 type Sequential = 'api' | 'bare';
 const SEQUENTIAL: readonly Sequential[] = ['api', 'bare'];
 /** The side-by-side metering comparison: seconds per operation and round, and rounds. */
-const METERING_SECONDS = positiveInt('BENCH_METERING_SECONDS', 10);
-const METERING_ROUNDS = positiveInt('BENCH_METERING_ROUNDS', ROUNDS);
+/** Stretches per operation and load, half metered (a multiple of 4: whole ABBA groups). */
+const METERING_SEGMENTS = Math.ceil(positiveInt('BENCH_METERING_SEGMENTS', 24) / 4) * 4;
+const METERING_SEGMENT_SECONDS = positiveInt('BENCH_METERING_SEGMENT_SECONDS', 2);
 /** A/A control: both of the pair unmetered, so the figures show the comparison's own noise. */
 const METERING_CONTROL = process.env.BENCH_METERING_CONTROL === '1';
 /** Metering's added latency is measured at this share of the unmetered api's saturated throughput. */
-const METERING_LATENCY_LOAD = 0.5;
+const METERING_LATENCY_LOAD = Number(process.env.BENCH_METERING_LOAD ?? '0.5');
 type Op = 'read' | 'write';
 
 interface BenchTenant {
@@ -323,48 +328,149 @@ async function runPhase(
   return { latencies, database, wallMs, errors, firstErrors, tenantConnections, peakBackends: peak, cpu };
 }
 
+// ---------------------------------------------------------------------------------------
+// Metering switched off and on under load
+// ---------------------------------------------------------------------------------------
+
+/** One stretch of a toggled phase: what the api served while metered, or while not. */
+interface Segment {
+  metered: boolean;
+  startedAt: number;
+  endedAt: number;
+  /** Closed loop: per request completed in the stretch. Open loop: per request scheduled in it, from its scheduled time. */
+  latencies: number[];
+  errors: number;
+  firstErrors: string[];
+  /** CPU ms of the api process over the stretch. */
+  serverCpuMs: number;
+}
+
+/** ABBA: metered, unmetered, unmetered, metered, … — each pair of stretches has one of each. */
+const meteredIn = (segment: number) => [true, false, false, true][segment % 4]!;
+
+/** Switch the metering api's meter (data-plane-server.ts); resolves once it has. */
+function setMetering(server: RunningServer, on: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the api did not switch its metering within 30 s')), 30_000);
+    const onMessage = (message: unknown) => {
+      if (typeof message !== 'object' || message === null || !('metered' in message)) return;
+      clearTimeout(timer);
+      server.child.off('message', onMessage);
+      if ((message as { metered: boolean }).metered !== on) reject(new Error(`the api reports metered=${String((message as { metered: boolean }).metered)}, wanted ${on}`));
+      else resolve();
+    };
+    server.child.on('message', onMessage);
+    server.child.send({ meter: on });
+  });
+}
+
+/** Requests per second over stretches, pooled: all their requests over all their time. */
+const pooledRate = (segments: readonly Segment[]) =>
+  segments.reduce((a, g) => a + g.latencies.length, 0) / (segments.reduce((a, g) => a + (g.endedAt - g.startedAt), 0) / 1000);
+
 /**
- * Open loop: requests sent at a fixed rate, whatever the answers do, for `seconds`; each
- * latency runs from the request's scheduled time (a request sent late because the client
- * was behind counts its wait), so a slow server cannot hide its delay by slowing the load.
- * This is what latency at a given load means; a closed loop at saturation measures queueing.
+ * Load on one api without a pause, its metering switched every METERING_SEGMENT_SECONDS
+ * (meteredIn); a closed loop of `lanes`, or an open loop at `rate` requests/s. Each stretch
+ * keeps its own requests (closed: those completed in it, for its throughput; open: those
+ * scheduled in it, for their latency) and the api's CPU over it. Under BENCH_METERING_CONTROL
+ * the api is switched off for every stretch, metered or not by the schedule: an A/A run.
  */
-async function runOpenLoop(agent: Agent, port: number, tenants: BenchTenant[], op: Op, rate: number, seconds: number, seed: number): Promise<{ latencies: number[]; errors: number; firstErrors: string[] }> {
+async function toggledPhase(
+  server: RunningServer,
+  agent: Agent,
+  tenants: BenchTenant[],
+  op: Op,
+  load: { lanes: number } | { rate: number },
+  seed: number,
+): Promise<Segment[]> {
   const random = prng(seed);
-  const latencies: number[] = [];
-  const firstErrors: string[] = [];
-  let errors = 0;
-  const total = Math.max(1, Math.round(rate * seconds));
-  const started = performance.now();
-  const inFlight: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const scheduled = started + (i * 1000) / rate;
-    const wait = scheduled - performance.now();
-    if (wait > 1) await sleep(wait);
+  const { port } = server.ready;
+  const pid = server.child.pid!;
+  const segments: Segment[] = [];
+  let current: Segment | undefined;
+  const begin = (metered: boolean) => {
+    current = { metered, startedAt: performance.now(), endedAt: Number.NaN, latencies: [], errors: 0, firstErrors: [], serverCpuMs: processCpuMs(pid) };
+    segments.push(current);
+  };
+  const end = () => {
+    current!.endedAt = performance.now();
+    current!.serverCpuMs = processCpuMs(pid) - current!.serverCpuMs;
+  };
+  const record = (segment: Segment, ms: number, ok: boolean, error: string) => {
+    segment.latencies.push(ms);
+    if (!ok) {
+      segment.errors += 1;
+      if (segment.firstErrors.length < 3) segment.firstErrors.push(error);
+    }
+  };
+  let issued = 0;
+  const request = () => {
+    issued += 1;
     const tenant = tenants[Math.floor(random() * tenants.length)]!;
     const doc = tenant.docs[Math.floor(random() * tenant.docs.length)]!;
-    const reply =
-      op === 'read'
-        ? send(agent, port, 'GET', `/v1/collections/${COLLECTION}/documents/${doc}`, tenant)
-        : send(agent, port, 'POST', `/v1/collections/${COLLECTION}/documents`, tenant, JSON.stringify({ data: { title: `note ${i}`, n: i } }));
-    inFlight.push(
-      reply.then(
-        (r) => {
-          latencies.push(performance.now() - scheduled);
-          if (r.status !== (op === 'read' ? 200 : 201)) {
-            errors += 1;
-            if (firstErrors.length < 3) firstErrors.push(`${r.status} ${r.body.slice(0, 200)}`);
+    return op === 'read'
+      ? send(agent, port, 'GET', `/v1/collections/${COLLECTION}/documents/${doc}`, tenant)
+      : send(agent, port, 'POST', `/v1/collections/${COLLECTION}/documents`, tenant, JSON.stringify({ data: { title: `note ${issued}`, n: issued } }));
+  };
+  const expected = op === 'read' ? 200 : 201;
+
+  await setMetering(server, !METERING_CONTROL && meteredIn(0));
+  // Two stretches' worth of load first, not counted: the lanes starting, the pools and the
+  // JIT taking to this operation. Counted from the first stretch, that ramp fell on the
+  // metered side (an A/A run "lost" 7% of reads to it).
+  const warming: Segment = { metered: meteredIn(0), startedAt: performance.now(), endedAt: Number.NaN, latencies: [], errors: 0, firstErrors: [], serverCpuMs: 0 };
+  current = warming;
+  let running = true;
+  const inFlight: Promise<void>[] = [];
+  if ('lanes' in load) {
+    for (let lane = 0; lane < load.lanes; lane++) {
+      inFlight.push(
+        (async () => {
+          while (running) {
+            const t0 = performance.now();
+            const reply = await request().catch((err: unknown) => ({ status: 0, body: (err as Error).message }));
+            if (running) record(current!, performance.now() - t0, reply.status === expected, `${reply.status} ${reply.body.slice(0, 200)}`);
           }
-        },
-        (err: unknown) => {
-          errors += 1;
-          if (firstErrors.length < 3) firstErrors.push((err as Error).message);
-        },
-      ),
+        })(),
+      );
+    }
+  } else {
+    const { rate } = load;
+    const started = performance.now();
+    inFlight.push(
+      (async () => {
+        for (let i = 0; running; i++) {
+          const scheduled = started + (i * 1000) / rate;
+          const wait = scheduled - performance.now();
+          if (wait > 1) await sleep(wait);
+          if (!running) break;
+          const segment = current!;
+          inFlight.push(
+            request().then(
+              (r) => record(segment, performance.now() - scheduled, r.status === expected, `${r.status} ${r.body.slice(0, 200)}`),
+              (err: unknown) => record(segment, performance.now() - scheduled, false, (err as Error).message),
+            ),
+          );
+        }
+      })(),
     );
   }
+  await sleep(2 * METERING_SEGMENT_SECONDS * 1000);
+  if (warming.errors > 0) throw new Error(`metering ${op} warm-up: ${warming.errors} errors, e.g. ${warming.firstErrors.join(' | ')}`);
+  begin(meteredIn(0));
+  for (let i = 1; i <= METERING_SEGMENTS; i++) {
+    await sleep(current!.startedAt + METERING_SEGMENT_SECONDS * 1000 - performance.now());
+    if (i === METERING_SEGMENTS) break;
+    const next = meteredIn(i);
+    // The switch is made before the stretch ends: switching off flushes, and that belongs to the metered stretch.
+    if (!METERING_CONTROL && next !== current!.metered) await setMetering(server, next);
+    end();
+    begin(next);
+  }
+  end();
+  running = false;
   await Promise.all(inFlight);
-  return { latencies, errors, firstErrors };
+  return segments;
 }
 
 const meterOptions = (databaseUrl: string) => ({
@@ -433,11 +539,11 @@ const SERVER_SCRIPT = fileURLToPath(new URL('./data-plane-server.ts', import.met
 /** Where `--import tsx` resolves (the repository root). */
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-function startServer(kind: Kind, env: Record<string, string>, mode: Kind = kind): Promise<RunningServer> {
+function startServer(kind: Kind, env: Record<string, string>): Promise<RunningServer> {
   // V8 CPU profiles of each server session, for test/bench/profile-summary.ts: a directory
   // per session, since Node writes one per thread (tsx's module loader runs in one of its own).
   const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, `${kind}-${Date.now()}`)}`] : [];
-  const child = fork(SERVER_SCRIPT, [mode], {
+  const child = fork(SERVER_SCRIPT, [kind], {
     execArgv: ['--import', 'tsx', ...profile],
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
@@ -468,12 +574,8 @@ function startServer(kind: Kind, env: Record<string, string>, mode: Kind = kind)
   });
 }
 
-const openLoopTotals = () => ({ latencies: [] as number[], errors: 0, firstErrors: [] as string[], rates: [] as number[] });
-
 const rateOf = (phase: PhaseResult) => phase.latencies.length / (phase.wallMs / 1000);
 
-/** Half a pool bound, at least one: each api of the side-by-side pair takes half the load. */
-const half = (n: number) => String(Math.max(1, Math.ceil(n / 2)));
 
 /** The server runs with the pools it is reported to run with (its own effective config). */
 function assertPools(server: RunningServer, expected: { dbPoolSize: number; tenantPoolMax: number; tenantPoolSize: number }): void {
@@ -488,6 +590,8 @@ interface FlushStats {
   seconds: number;
   rows: number;
   failures: number;
+  /** Flushes that had no cells to write (tenantry_usage_flush_rows bucket le="0"). */
+  empty: number;
   /** The upper bound of the histogram bucket holding the 95th percentile flush. */
   p95UpperMs: number;
 }
@@ -504,6 +608,7 @@ async function flushStats(metricsUrl: string): Promise<FlushStats> {
     seconds: value('tenantry_usage_flush_duration_seconds_sum'),
     rows: value('tenantry_usage_flush_rows_sum'),
     failures: value('tenantry_usage_flush_failures_total'),
+    empty: Number(/^tenantry_usage_flush_rows_bucket\{le="0"\} (\S+)$/m.exec(text)?.[1] ?? 0),
     p95UpperMs: p95 && Number.isFinite(p95.le) ? p95.le * 1000 : Number.NaN,
   };
 }
@@ -645,97 +750,46 @@ async function main(teardown: Teardown): Promise<void> {
     perRound.push(`  round ${round + 1}: ${line.join(', ')}`);
   }
 
-  // Metering, side by side: the metered and the unmetered api started together and loaded at
-  // the same moment, each by half the lanes with the same request sequence, each with half
-  // the pools. Taken one after the other (as api and bare are), the two differed by ±10–20%
-  // between rounds on this shared machine (other processes, CPU frequency, a server's
-  // JIT and pools warming differently), which buried a cost of a few percent. Side by side,
-  // whatever the machine does it does to both, and a server that needs more CPU per request
-  // completes fewer of them in the same seconds: the throughput difference is metering's.
-  const pairEnv = {
-    ...env,
-    DB_POOL_SIZE: half(apiConfig.DB_POOL_SIZE),
-    TENANT_POOL_MAX: half(apiConfig.TENANT_POOL_MAX),
-    TENANT_POOL_SIZE: half(apiConfig.TENANT_POOL_SIZE),
-  };
-  const pairLanes = Math.max(1, Math.floor(CONCURRENCY / 2));
-  const metering: Record<'api' | 'unmetered', Record<Op, PhaseResult[]>> = { api: { read: [], write: [] }, unmetered: { read: [], write: [] } };
-  const meteringLatency = {
-    api: { read: openLoopTotals(), write: openLoopTotals() },
-    unmetered: { read: openLoopTotals(), write: openLoopTotals() },
-  };
+  // Metering: one api, its metering switched off and on under continuous load every
+  // METERING_SEGMENT_SECONDS (ABBA order, so a drift in the machine's speed falls on both
+  // alike). The same process throughout: the same JIT state, pools, sockets and port, and
+  // the same moment's machine for each pair of stretches. Switching off first flushes what
+  // the meter holds, while it still counts, so that flush's cost falls in the metered stretch.
   const flushes: FlushStats[] = [];
   const flushCpu = { postgresMs: 0, requests: 0 };
-  /** Each round's paired figures: throughput lost (a share) and p95 added at the open loop's load (ms). */
-  const perRoundMetering = { read: { loss: [] as number[], addedP95: [] as number[] }, write: { loss: [] as number[], addedP95: [] as number[] } };
-  const perPair: string[] = [];
-  console.log(
-    `  metering: the api with and without it side by side, ${METERING_ROUNDS} rounds of ${METERING_SECONDS} s per operation, ${pairLanes} lanes each, ` +
-      `pools DB_POOL_SIZE ${pairEnv.DB_POOL_SIZE}, TENANT_POOL_MAX ${pairEnv.TENANT_POOL_MAX} × TENANT_POOL_SIZE ${pairEnv.TENANT_POOL_SIZE} each` +
-      (METERING_CONTROL ? '; BENCH_METERING_CONTROL=1: both unmetered, the figures below are the noise of the comparison' : ''),
-  );
-  for (let round = 0; round < METERING_ROUNDS; round++) {
-    // Which of the two starts, warms and is first served alternates by round.
-    const kinds = round % 2 === 0 ? (['api', 'unmetered'] as const) : (['unmetered', 'api'] as const);
-    const servers = await Promise.all(kinds.map((kind) => startServer(kind, pairEnv, METERING_CONTROL ? 'unmetered' : kind)));
-    // FIFO: at the open loop's lower rate every socket keeps being used; LIFO would leave some
-    // idle past the server's keep-alive timeout (5 s), and a request sent on one as the
-    // server closes it fails with "socket hang up".
-    const pair = kinds.map((kind, i) => ({ kind, server: servers[i]!, agent: new Agent({ keepAlive: true, maxSockets: pairLanes, scheduling: 'fifo' }) }));
-    for (const p of pair) teardown.add(`${p.kind} server`, () => p.server.stop());
-    try {
-      for (const p of pair) {
-        assertPools(p.server, { dbPoolSize: Number(pairEnv.DB_POOL_SIZE), tenantPoolMax: Number(pairEnv.TENANT_POOL_MAX), tenantPoolSize: Number(pairEnv.TENANT_POOL_SIZE) });
-      }
-      const both = (op: Op | 'mixed', count: number, seed: number, seconds?: number) =>
-        Promise.all(pair.map((p) => runPhase(p.agent, { port: p.server.ready.port, pid: p.server.child.pid! }, tenants, op, count, seed, undefined, seconds, pairLanes)));
-      /** The pair's results (in `pair` order) by who gave them. */
-      const byKind = <T>(results: T[]) => ({ metered: results[pair.findIndex((p) => p.kind === 'api')]!, unmetered: results[pair.findIndex((p) => p.kind === 'unmetered')]! });
-      let meteredRequests = 0;
-      const warm = await both('mixed', WARMUP, 7 + round);
-      meteredRequests += WARMUP;
-      warm.forEach((w, i) => {
-        if (w.errors > 0) throw new Error(`${pair[i]!.kind} warm-up: ${w.errors} errors, e.g. ${w.firstErrors.join(' | ')}`);
-      });
-      const line: string[] = [];
-      for (const op of ['read', 'write'] as const) {
-        const phase = await both(op, 0, 5_000 * (round + 1) + (op === 'read' ? 1 : 2), METERING_SECONDS);
-        pair.forEach((p, i) => metering[p.kind][op].push(phase[i]!));
-        const saturated = byKind(phase);
-        meteredRequests += saturated.metered.latencies.length;
-        const loss = 1 - rateOf(saturated.metered) / rateOf(saturated.unmetered);
-        // Latency at a given load: both at the same fixed rate, a share of what the unmetered
-        // one just managed at saturation, so the p95 measures the request, not the queue.
-        const rate = METERING_LATENCY_LOAD * rateOf(saturated.unmetered);
-        const open = await Promise.all(pair.map((p) => runOpenLoop(p.agent, p.server.ready.port, tenants, op, rate, METERING_SECONDS, 9_000 * (round + 1) + (op === 'read' ? 1 : 2))));
-        const atLoad = byKind(open);
-        const addedP95 = summarise(atLoad.metered.latencies).p95 - summarise(atLoad.unmetered.latencies).p95;
-        perRoundMetering[op].loss.push(loss);
-        perRoundMetering[op].addedP95.push(addedP95);
-        pair.forEach((p, i) => {
-          const o = open[i]!;
-          meteringLatency[p.kind][op].latencies.push(...o.latencies);
-          meteringLatency[p.kind][op].errors += o.errors;
-          meteringLatency[p.kind][op].firstErrors.push(...o.firstErrors);
-          meteringLatency[p.kind][op].rates.push(rate);
-        });
-        meteredRequests += atLoad.metered.latencies.length;
-        line.push(
-          `${op} ${rateOf(saturated.metered).toFixed(0)} vs ${rateOf(saturated.unmetered).toFixed(0)}/s (${(100 * loss).toFixed(1)}% lost, ` +
-            `p95 at ${METERING_LATENCY_LOAD * 100}% load ${addedP95.toFixed(2)} ms added)`,
-        );
-      }
-      perPair.push(`  round ${round + 1}: metered vs unmetered ${line.join(', ')}`);
-      const metered = pair.find((p) => p.kind === 'api')!;
-      if (metered.server.ready.metricsUrl) flushes.push(await flushStats(metered.server.ready.metricsUrl));
-      // What the flushes cost Postgres: the CPU of the backends on the meter's own connection
-      // (application_name tenantry-api-usage), over every request this api session served.
-      flushCpu.postgresMs += await monitor.flushBackendCpuMs();
-      flushCpu.requests += meteredRequests;
-    } finally {
-      for (const p of pair) p.agent.destroy();
-      await Promise.all(pair.map((p) => p.server.stop()));
+  const meteringServer = await startServer('api', apiEnv);
+  teardown.add('metering server', () => meteringServer.stop());
+  const meteringAgent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, scheduling: 'fifo' });
+  const metering: Record<Op, { saturated: Segment[]; atLoad: Segment[]; rate: number }> = {
+    read: { saturated: [], atLoad: [], rate: 0 },
+    write: { saturated: [], atLoad: [], rate: 0 },
+  };
+  let meteredRequests = 0;
+  try {
+    const target = { port: meteringServer.ready.port, pid: meteringServer.child.pid! };
+    console.log(
+      `  metering: one api switched between metered and unmetered every ${METERING_SEGMENT_SECONDS} s under load, ` +
+        `${METERING_SEGMENTS} stretches per operation saturated (closed loop, ${CONCURRENCY} lanes) and as many at ${METERING_LATENCY_LOAD * 100}% of the unmetered rate (open loop)` +
+        (METERING_CONTROL ? '; BENCH_METERING_CONTROL=1: never switched on, the figures below are the noise of the comparison' : ''),
+    );
+    const warm = await runPhase(meteringAgent, target, tenants, 'mixed', WARMUP, 11);
+    if (warm.errors > 0) throw new Error(`metering warm-up: ${warm.errors} errors, e.g. ${warm.firstErrors.join(' | ')}`);
+    meteredRequests += WARMUP;
+    for (const op of ['read', 'write'] as const) {
+      const saturated = await toggledPhase(meteringServer, meteringAgent, tenants, op, { lanes: CONCURRENCY }, 5_000 + (op === 'read' ? 1 : 2));
+      const rate = pooledRate(saturated.filter((g) => !g.metered));
+      const atLoad = await toggledPhase(meteringServer, meteringAgent, tenants, op, { rate: METERING_LATENCY_LOAD * rate }, 9_000 + (op === 'read' ? 1 : 2));
+      metering[op] = { saturated, atLoad, rate };
+      for (const g of [...saturated, ...atLoad]) if (g.metered) meteredRequests += g.latencies.length;
     }
+    if (meteringServer.ready.metricsUrl) flushes.push(await flushStats(meteringServer.ready.metricsUrl));
+    // What the flushes cost Postgres: the CPU of the backends on the meter's own connection
+    // (application_name tenantry-api-usage), over every request it counted.
+    flushCpu.postgresMs += await monitor.flushBackendCpuMs();
+    flushCpu.requests += meteredRequests;
+  } finally {
+    meteringAgent.destroy();
+    await meteringServer.stop();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -784,10 +838,6 @@ async function main(teardown: Teardown): Promise<void> {
     read: { api: pooled(results.api.read), bare: pooled(results.bare.read) },
     write: { api: pooled(results.api.write), bare: pooled(results.bare.write) },
   };
-  const meteringFigures = {
-    read: { metered: pooled(metering.api.read), unmetered: pooled(metering.unmetered.read) },
-    write: { metered: pooled(metering.api.write), unmetered: pooled(metering.unmetered.write) },
-  };
   const title: Record<Op, string> = {
     read: `Reads: GET /v1/collections/${COLLECTION}/documents/{id}`,
     write: `Writes: POST /v1/collections/${COLLECTION}/documents`,
@@ -816,74 +866,87 @@ async function main(teardown: Teardown): Promise<void> {
     for (const e of [...api.firstErrors.map((m) => `api: ${m}`), ...bare.firstErrors.map((m) => `bare: ${m}`)]) console.log(`  error: ${e}`);
   }
 
-  console.log(header(`Metering: the api with and without usage metering, side by side (${pairLanes} lanes each, ${METERING_ROUNDS} × ${METERING_SECONDS} s per operation)`));
-  const latencyFigures = {
-    read: { metered: summarise(meteringLatency.api.read.latencies), unmetered: summarise(meteringLatency.unmetered.read.latencies) },
-    write: { metered: summarise(meteringLatency.api.write.latencies), unmetered: summarise(meteringLatency.unmetered.write.latencies) },
+  // Metering: pooled over the stretches of each kind, and the spread of the pairs (a
+  // metered stretch and the unmetered one beside it) as the comparison's own noise.
+  const quartiles = (values: number[]) => {
+    const sorted = [...values].sort((x, y) => x - y);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+    return { q1: at(0.25), median: median(values), q3: at(0.75) };
   };
+  const pairsOf = (segments: Segment[]) => Array.from({ length: segments.length / 2 }, (_, k) => [segments[2 * k]!, segments[2 * k + 1]!] as const).map(([x, y]) => (x.metered ? { on: x, off: y } : { on: y, off: x }));
+  const segmentRate = (g: Segment) => g.latencies.length / ((g.endedAt - g.startedAt) / 1000);
+  const meteringResult = (op: Op) => {
+    const { saturated, atLoad } = metering[op];
+    const on = saturated.filter((g) => g.metered);
+    const off = saturated.filter((g) => !g.metered);
+    const loadOn = summarise(atLoad.filter((g) => g.metered).flatMap((g) => g.latencies));
+    const loadOff = summarise(atLoad.filter((g) => !g.metered).flatMap((g) => g.latencies));
+    const cpuPerRequest = (gs: Segment[]) => gs.reduce((a, g) => a + g.serverCpuMs, 0) / Math.max(1, gs.reduce((a, g) => a + g.latencies.length, 0));
+    return {
+      on: { all: summarise(on.flatMap((g) => g.latencies)), rate: pooledRate(on), cpu: cpuPerRequest(on) },
+      off: { all: summarise(off.flatMap((g) => g.latencies)), rate: pooledRate(off), cpu: cpuPerRequest(off) },
+      loadOn,
+      loadOff,
+      loss: 1 - pooledRate(on) / pooledRate(off),
+      addedP95: loadOn.p95 - loadOff.p95,
+      pairLoss: quartiles(pairsOf(saturated).map((p) => 1 - segmentRate(p.on) / segmentRate(p.off))),
+      pairAddedP95: quartiles(pairsOf(atLoad).map((p) => summarise(p.on.latencies).p95 - summarise(p.off.latencies).p95)),
+      errors: [...saturated, ...atLoad].reduce((a, g) => a + g.errors, 0),
+      firstErrors: [...saturated, ...atLoad].flatMap((g) => g.firstErrors.map((m) => `${g.metered ? 'metered' : 'unmetered'}: ${m}`)).slice(0, 6),
+    };
+  };
+  const meteringResults = { read: meteringResult('read'), write: meteringResult('write') };
+  console.log(
+    header(
+      `Metering: one api switched between metered and unmetered every ${METERING_SEGMENT_SECONDS} s under load ` +
+        `(${METERING_SEGMENTS / 2} stretches of each per operation and load${METERING_CONTROL ? '; A/A control: never metered' : ''})`,
+    ),
+  );
   for (const op of ['read', 'write'] as const) {
-    const { metered, unmetered } = meteringFigures[op];
-    console.log(`  ${title[op]}, saturated (closed loop)`);
-    for (const [label, f] of [
-      ['  metered', metered],
-      ['  unmetered', unmetered],
-    ] as const) {
-      // Only the server's CPU is its own here: the load generator and the machine serve both.
-      const cpu = f.cpu ? `, server cpu ${f.cpu.server.toFixed(2)} ms per request` : '';
-      console.log(row(label, f.all, `${f.rate.toFixed(0)} req/s${f.errors ? `, ${f.errors} errors` : ''}${cpu}`));
-    }
-    const rates = meteringLatency.api[op].rates;
-    console.log(`  ${title[op]}, at ${METERING_LATENCY_LOAD * 100}% of that load (open loop, ${rates.map((r) => r.toFixed(0)).join('/')} req/s each)`);
-    for (const [label, kind] of [
-      ['  metered', 'api'],
-      ['  unmetered', 'unmetered'],
-    ] as const) {
-      const t = meteringLatency[kind][op];
-      console.log(row(label, latencyFigures[op][kind === 'api' ? 'metered' : 'unmetered'], t.errors ? `${t.errors} errors` : ''));
-    }
-    const lm = latencyFigures[op].metered;
-    const lu = latencyFigures[op].unmetered;
+    const r = meteringResults[op];
+    console.log(`  ${title[op]}, saturated (closed loop, ${CONCURRENCY} lanes)`);
+    console.log(row('  metered', r.on.all, `${r.on.rate.toFixed(0)} req/s, api cpu ${r.on.cpu.toFixed(3)} ms per request`));
+    console.log(row('  unmetered', r.off.all, `${r.off.rate.toFixed(0)} req/s, api cpu ${r.off.cpu.toFixed(3)} ms per request`));
+    console.log(`  ${title[op]}, at ${METERING_LATENCY_LOAD * 100}% of the unmetered rate (open loop, ${(METERING_LATENCY_LOAD * metering[op].rate).toFixed(0)} req/s)`);
+    console.log(row('  metered', r.loadOn));
+    console.log(row('  unmetered', r.loadOff));
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
     console.log(
-      `  metering:    throughput ${((100 * metered.rate) / unmetered.rate).toFixed(1)}% of the same api unmetered; ` +
-        `p95 at ${METERING_LATENCY_LOAD * 100}% load ${ratio(lm.p95, lu.p95)} (${(lm.p95 - lu.p95).toFixed(2)} ms added), saturated ${(metered.all.p95 - unmetered.all.p95).toFixed(2)} ms`,
+      `  metering:    throughput ${pct(1 - r.loss)} of unmetered (pairs: median ${pct(r.pairLoss.median)} lost, middle half ${pct(r.pairLoss.q1)} to ${pct(r.pairLoss.q3)}); ` +
+        `p95 at ${METERING_LATENCY_LOAD * 100}% load ${r.addedP95.toFixed(2)} ms added (pairs: median ${r.pairAddedP95.median.toFixed(2)}, middle half ${r.pairAddedP95.q1.toFixed(2)} to ${r.pairAddedP95.q3.toFixed(2)} ms)`,
     );
-    const errs = [
-      ...metered.firstErrors.map((m) => `metered: ${m}`),
-      ...unmetered.firstErrors.map((m) => `unmetered: ${m}`),
-      ...meteringLatency.api[op].firstErrors.map((m) => `metered, open loop: ${m}`),
-      ...meteringLatency.unmetered[op].firstErrors.map((m) => `unmetered, open loop: ${m}`),
-    ];
-    for (const e of errs.slice(0, 6)) console.log(`  error: ${e}`);
+    for (const e of r.firstErrors) console.log(`  error: ${e}`);
   }
   if (flushes.length > 0) {
     const n = flushes.reduce((a, f) => a + f.count, 0);
+    // Flushes with nothing to write (the meter's timer ticking while switched off) are left out of the per-flush figures.
+    const written = n - flushes.reduce((a, f) => a + f.empty, 0);
     const seconds = flushes.reduce((a, f) => a + f.seconds, 0);
     const cells = flushes.reduce((a, f) => a + f.rows, 0);
-    console.log(`  usage flushes of the metered api: ${n} over its sessions, ${SCHEMA_TENANTS + DATABASE_TENANTS} tenants drawn uniformly`);
+    console.log(`  usage flushes of the metered api: ${written} with cells to write (${n - written} empty ones while unmetered), ${SCHEMA_TENANTS + DATABASE_TENANTS} tenants drawn uniformly`);
     console.log(
-      `  flush latency mean ${((1000 * seconds) / Math.max(1, n)).toFixed(1)} ms, p95 ≤ ${Math.max(...flushes.map((f) => f.p95UpperMs)).toFixed(0)} ms (histogram bucket); ` +
-        `rollup cells written per flush mean ${(cells / Math.max(1, n)).toFixed(0)}; failures ${flushes.reduce((a, f) => a + f.failures, 0)}`,
+      `  flush latency mean ${((1000 * seconds) / Math.max(1, n)).toFixed(1)} ms (empty ones included), p95 ≤ ${Math.max(...flushes.map((f) => f.p95UpperMs)).toFixed(0)} ms (histogram bucket); ` +
+        `rollup cells written per flush mean ${(cells / Math.max(1, written)).toFixed(0)}; failures ${flushes.reduce((a, f) => a + f.failures, 0)}`,
     );
     // Per request: the api's record calls, and its and Postgres's share of the flushes.
-    const requestsPerFlush = flushCpu.requests / Math.max(1, n);
-    const api = await meteringCpuUs(bench.url, tenants, Math.round(cells / Math.max(1, n)));
+    const requestsPerFlush = flushCpu.requests / Math.max(1, written);
+    const api = await meteringCpuUs(bench.url, tenants, Math.round(cells / Math.max(1, written)));
     const flushPostgresUs = (1000 * flushCpu.postgresMs) / Math.max(1, flushCpu.requests);
     const flushApiUs = api.flushUs / requestsPerFlush;
     const total = api.recordUs + flushApiUs + flushPostgresUs;
-    // Against the api's own CPU per request only (Postgres's is not separable side by side): an upper bound of the share.
+    // Against the api's own CPU per request only: an upper bound of the share.
     const share = (op: Op) => {
-      const cpu = meteringFigures[op].metered.cpu;
-      return cpu ? `${((100 * total) / (1000 * cpu.server)).toFixed(1)}% of a ${op}'s ${(1000 * cpu.server).toFixed(0)} µs of api CPU` : `(no CPU figures for ${op}s)`;
+      const cpu = meteringResults[op].on.cpu;
+      return `${((100 * total) / (1000 * cpu)).toFixed(1)}% of a ${op}'s ${(1000 * cpu).toFixed(0)} µs of api CPU`;
     };
     console.log(
       `  CPU accounting per metered request: record ${api.recordUs.toFixed(2)} µs + flush ${flushApiUs.toFixed(2)} µs in the api ` +
-        `(${(api.flushUs / 1000).toFixed(2)} ms per flush of ${Math.round(cells / Math.max(1, n))} cells, ${requestsPerFlush.toFixed(0)} requests per flush) ` +
+        `(${(api.flushUs / 1000).toFixed(2)} ms per flush of ${Math.round(cells / Math.max(1, written))} cells, ${requestsPerFlush.toFixed(0)} requests per flush) ` +
         `+ flush ${flushPostgresUs.toFixed(2)} µs in Postgres = ${total.toFixed(1)} µs: ${share('read')}, ${share('write')}`,
     );
   }
   console.log('\nThroughput per round (req/s)');
   for (const l of perRound) console.log(l);
-  for (const l of perPair) console.log(l);
   console.log('  (peak backends = most connections seen at once on the control-plane database + on the tenant databases, sampled every 250 ms)');
 
   console.log('\nTargets');
@@ -897,24 +960,20 @@ async function main(teardown: Teardown): Promise<void> {
     );
     console.log(`  ${verdict(api.all.p95 < SEED_TARGET_P95_MS)}  api ${op} p95 < ${SEED_TARGET_P95_MS} ms (seed target)  (p95 ${api.all.p95.toFixed(1)} ms)`);
   }
-  // Metering's verdicts take the median of the rounds' paired figures: a round that outside
-  // load (or one server's unlucky start) hit hard moves a pooled figure, not the median.
+  // Metering's verdicts are pooled over every stretch of each kind (equal time metered and
+  // not, interleaved); the pairs' spread above says how far one pair alone can be off.
   for (const op of ['read', 'write'] as const) {
-    const loss = median(perRoundMetering[op].loss);
-    const added = median(perRoundMetering[op].addedP95);
+    const r = meteringResults[op];
     console.log(
-      `  ${verdict(loss <= METERING_MAX_THROUGHPUT_LOSS)}  metering costs ≤ ${METERING_MAX_THROUGHPUT_LOSS * 100}% of ${op} throughput  ` +
-        `(median of ${METERING_ROUNDS} rounds ${(100 * loss).toFixed(1)}%; pooled ${(100 * (1 - meteringFigures[op].metered.rate / meteringFigures[op].unmetered.rate)).toFixed(1)}%)`,
+      `  ${verdict(r.loss <= METERING_MAX_THROUGHPUT_LOSS)}  metering costs ≤ ${METERING_MAX_THROUGHPUT_LOSS * 100}% of ${op} throughput  ` +
+        `(${(100 * r.loss).toFixed(1)}% over ${METERING_SEGMENTS / 2} + ${METERING_SEGMENTS / 2} stretches; median of pairs ${(100 * r.pairLoss.median).toFixed(1)}%)`,
     );
     console.log(
-      `  ${verdict(added <= METERING_MAX_ADDED_P95_MS)}  metering adds ≤ ${METERING_MAX_ADDED_P95_MS} ms to ${op} p95         ` +
-        `(median of ${METERING_ROUNDS} rounds ${added.toFixed(2)} ms at ${METERING_LATENCY_LOAD * 100}% load; pooled ${(latencyFigures[op].metered.p95 - latencyFigures[op].unmetered.p95).toFixed(2)} ms)`,
+      `  ${verdict(r.addedP95 <= METERING_MAX_ADDED_P95_MS)}  metering adds ≤ ${METERING_MAX_ADDED_P95_MS} ms to ${op} p95         ` +
+        `(${r.addedP95.toFixed(2)} ms at ${METERING_LATENCY_LOAD * 100}% load; median of pairs ${r.pairAddedP95.median.toFixed(2)} ms)`,
     );
   }
-  const errors = (['read', 'write'] as const).reduce(
-    (sum, op) => sum + figures[op].api.errors + figures[op].bare.errors + meteringFigures[op].metered.errors + meteringFigures[op].unmetered.errors + meteringLatency.api[op].errors + meteringLatency.unmetered[op].errors,
-    0,
-  );
+  const errors = (['read', 'write'] as const).reduce((sum, op) => sum + figures[op].api.errors + figures[op].bare.errors + meteringResults[op].errors, 0);
   console.log(`  ${verdict(errors === 0)}  no failed requests                (${errors})`);
 }
 
