@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningApi, startApi } from './support/apps.js';
-import { request, waitFor } from './support/http.js';
+import { msUntil, request, waitFor } from './support/http.js';
 import { type MoveTenant, createTenant } from './support/moves.js';
 import { useStack } from './support/stack.js';
 
@@ -29,18 +29,6 @@ async function lookups(): Promise<Record<'hit' | 'miss' | 'bypass', number>> {
   const text = await (await fetch(second.metricsUrl)).text();
   const value = (result: string) => Number(new RegExp(`^tenantry_credential_cache_lookups_total\\{result="${result}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
   return { hit: value('hit'), miss: value('miss'), bypass: value('bypass') };
-}
-
-/** Poll `probe` every 20 ms until it gives `status`; how long that took. Fails past 1 s. */
-async function msUntil(probe: () => Promise<{ status: number }>, status: number): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    const res = await probe();
-    const elapsed = performance.now() - started;
-    if (res.status === status) return elapsed;
-    if (elapsed > 1_000) throw new Error(`still ${res.status} after ${Math.round(elapsed)} ms (wanted ${status})`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** Both instances have the credential cached (a miss, then hits). */

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { type RunningApi, startApi } from './support/apps.js';
 import { type TestDatabase, createTestDatabase } from './support/database.js';
-import { request, waitFor } from './support/http.js';
+import { msUntil, request, waitFor } from './support/http.js';
 import { deleteRedisKeys, redisPrefix } from './support/redis.js';
 
 const prefix = redisPrefix();
@@ -24,18 +24,6 @@ async function startWithoutKey(database: TestDatabase, printed: string[]) {
   );
   apis.push(api);
   return api;
-}
-
-/** Poll `probe` every 20 ms until it gives `status`; how long that took. Fails past 1 s. */
-async function msUntil(probe: () => Promise<{ status: number }>, status: number): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    const res = await probe();
-    const elapsed = performance.now() - started;
-    if (res.status === status) return elapsed;
-    if (elapsed > 1_000) throw new Error(`still ${res.status} after ${Math.round(elapsed)} ms (wanted ${status})`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const keyIn = (lines: string[]) => lines.join('\n').match(/tpk_[A-Za-z0-9_-]{43}/)?.[0];

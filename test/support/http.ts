@@ -66,6 +66,21 @@ export async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs 
   throw new Error(`timed out after ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
 }
 
+/**
+ * Poll `probe` every 20 ms until it gives `status`; how long that took. Fails past 1 s: what
+ * a change announced over the tenant change feed must take at most to reach an instance.
+ */
+export async function msUntil(probe: () => Promise<{ status: number }>, status: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    const res = await probe();
+    const elapsed = performance.now() - started;
+    if (res.status === status) return elapsed;
+    if (elapsed > 1_000) throw new Error(`still ${res.status} after ${Math.round(elapsed)} ms (wanted ${status})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Wait until a signup reaches a final state; returns its status body. */
 export function waitForSignup(baseUrl: string, signupId: string, timeoutMs = 20_000) {
   return waitFor(async () => {
