@@ -3,12 +3,14 @@ import { type Db, createDb } from '@tenantry/db';
 import { inject } from 'vitest';
 import { withAdmin } from './admin.js';
 import { databaseUrl } from './env.js';
+import { dropTenantDatabasesOf } from './tenant-databases.js';
 
 export interface TestDatabase {
   name: string;
   url: string;
   /** A superuser connection for assertions and fault injection. */
   db: Db;
+  /** Drop it, and first the tenant databases and roles its tenants and signups name. */
   drop(): Promise<void>;
 }
 
@@ -38,6 +40,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     db,
     async drop() {
       await db.destroy();
+      // Tenant databases live outside this one: a file that made database tenants and did
+      // not drop them itself (the shared stack, say) left them behind, run after run.
+      await dropTenantDatabasesOf(name);
       await withAdmin((client) => client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`));
     },
   };
