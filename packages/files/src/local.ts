@@ -140,7 +140,12 @@ export class LocalFileStorage implements FileStorage {
     try {
       // wx: an object id is never reused; finding one there is a bug, not something to overwrite.
       // Fsynced before the write resolves, so a stored file survives a power cut.
-      await pipeline(body, new DurableFileWriter(await open(file, 'wx', 0o600)));
+      const handle = await open(file, 'wx', 0o600).catch((err: unknown) => {
+        // As pipeline would have: a body nobody will read is let go.
+        body.destroy();
+        throw err;
+      });
+      await pipeline(body, new DurableFileWriter(handle));
     } catch (err) {
       await unlink(file).catch(() => undefined);
       throw err;
