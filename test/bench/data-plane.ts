@@ -69,8 +69,9 @@
  * Env: TEST_DATABASE_URL / TEST_REDIS_URL (as the tests), BENCH_SCHEMA_TENANTS (1000),
  * BENCH_DATABASE_TENANTS (100), BENCH_CONCURRENCY (32), BENCH_REQUESTS (5000 per phase,
  * server and round), BENCH_SECONDS (instead of BENCH_REQUESTS), BENCH_ROUNDS (2), BENCH_METERING_SEGMENTS (24, rounded
- * up to a multiple of 4), BENCH_METERING_SEGMENT_SECONDS (2), BENCH_METERING_CONTROL (1: never switched on, an A/A run
- * that shows the comparison's own noise), BENCH_WARMUP
+ * up to a multiple of 4), BENCH_METERING_SEGMENT_SECONDS (2), BENCH_METERING_LOAD (0.5: the open loop's rate as a share
+ * of the unmetered stretches' saturated rate), BENCH_METERING_CONTROL (1: never switched on, an A/A run that shows the
+ * comparison's own noise), BENCH_WARMUP
  * (1000), BENCH_DOCS_PER_TENANT (3), BENCH_PROVISION_CONCURRENCY (8), BENCH_TENANT_POOL_MAX
  * (unset: the api's default), BENCH_SERVER_PROFILE_DIR (a CPU profile of every server session
  * there: `npx tsx test/bench/profile-summary.ts <dir>`), USAGE_FLUSH_INTERVAL_MS (the metered
