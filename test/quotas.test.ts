@@ -99,6 +99,30 @@ describe('request rate per tenant', () => {
     }, 1_000, 50);
   });
 
+  // Instances take 1% of a limit from Redis at a time (RATE_LIMIT_LEASE_SHARE's default):
+  // at 500 a minute, leases of 5 calls.
+  it('with leases, two instances together admit no more than the limit, and at most one lease short of it', { timeout: 60_000 }, async () => {
+    const d = await stack.signUpTenant();
+    await setLimits(d.tenantId, { apiRequestsPerMinute: 500 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 520; i++) statuses.push((await request(i % 2 ? second.baseUrl : stack.api.baseUrl, 'GET', '/v1/me', { token: d.token })).status);
+    const admitted = statuses.filter((s) => s === 200).length;
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    expect(admitted).toBeLessThanOrEqual(500);
+    // The other instance can be left holding at most 4 leased calls unused.
+    expect(admitted).toBeGreaterThanOrEqual(496);
+  });
+
+  it("one instance's concurrent calls share its leases: RateLimit-Remaining counts down one by one", async () => {
+    const d = await stack.signUpTenant();
+    await setLimits(d.tenantId, { apiRequestsPerMinute: 400 });
+    const answers = await Promise.all(Array.from({ length: 40 }, () => request(stack.api.baseUrl, 'GET', '/v1/me', { token: d.token })));
+    expect(answers.map((r) => r.status)).toEqual(Array(40).fill(200));
+    // Leases of 4, never two taken for the same calls: exactly 399 down to 360, each once.
+    const remaining = answers.map((r) => Number(r.headers.get('ratelimit-remaining'))).sort((x, y) => y - x);
+    expect(remaining).toEqual(Array.from({ length: 40 }, (_, i) => 399 - i));
+  });
+
   it("a tenant sending 200× its limit does not raise its neighbour's p95 by more than 20%", { timeout: 180_000 }, async () => {
     await setLimits(a.tenantId, { apiRequestsPerMinute: 60 });
     await setLimits(b.tenantId, { apiRequestsPerMinute: 100_000 });

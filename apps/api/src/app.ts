@@ -188,7 +188,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     moveQueue: createMoveQueue(producerRedis, redisSettings),
     signupLimiter: createSignupLimiter(redis, config.REDIS_PREFIX, config.SIGNUP_RATE_LIMIT_PER_HOUR),
     loginLimiters: createLoginLimiters(redis, config.REDIS_PREFIX, config.LOGIN_ATTEMPTS_PER_ADDRESS),
-    tenantRateLimit: new TenantRateLimit(redis, config.REDIS_PREFIX, metrics),
+    tenantRateLimit: new TenantRateLimit(redis, config.REDIS_PREFIX, metrics, config.RATE_LIMIT_LEASE_SHARE),
     storageSamples,
     usage: config.USAGE_METERING
       ? new UsageMeter({ databaseUrl: config.DATABASE_URL, flushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS, flushTimeoutMs: config.USAGE_FLUSH_TIMEOUT_MS, logger, metrics })

@@ -123,6 +123,13 @@ const ApiEnv = z
      * Off only to measure what metering costs.
      */
     USAGE_METERING: envBoolean.default(true),
+    /**
+     * The share of a tenant's apiRequestsPerMinute an api instance takes from Redis at a
+     * time and admits from memory (services/quotas.ts): fewer Redis calls per request, at
+     * the price of up to (instances − 1) × that share of the limit refused early in a
+     * window. 0: every call asks Redis.
+     */
+    RATE_LIMIT_LEASE_SHARE: z.coerce.number().min(0).max(0.1).default(0.01),
     USAGE_FLUSH_INTERVAL_MS: envPositiveInt.default(1_000),
     USAGE_FLUSH_TIMEOUT_MS: envPositiveInt.default(5_000),
     /**
