@@ -17,11 +17,11 @@
  *   3. BENCH_DOCS_PER_TENANT documents per tenant in collection `notes`, through the api.
  *
  * Measured: GET /v1/collections/notes/documents/{id} (reads) and POST
- * /v1/collections/notes/documents (writes), measured separately, BENCH_REQUESTS each (or for
- * BENCH_SECONDS each), BENCH_CONCURRENCY in flight, every request for a tenant drawn
+ * /v1/collections/notes/documents (writes), measured separately, BENCH_CONCURRENCY in
+ * flight (closed loop), every request for a tenant drawn
  * uniformly from all of them — so about one in eleven goes to a database tenant, whose
- * per-tenant pools the api keeps in an LRU of TENANT_POOL_MAX (printed; 100 database
- * tenants against the default 50 means pools are evicted and reopened as the load moves).
+ * per-tenant pools the api keeps in an LRU of TENANT_POOL_MAX (printed; fewer pools than
+ * database tenants means pools are evicted and reopened as the load moves).
  * Two servers take the same load from the same client, one after the other:
  *   api  — the real api (tRPC REST adapter, session auth, tenant lookup, entitlements,
  *          tenant store, usage metering), configured like the tests;
@@ -33,13 +33,26 @@
  *          server's max_connections could not hold 100 unbounded pools). It looks every
  *          tenant's placement and credentials up once at startup, which the api cannot;
  *          no auth, no tRPC, no entitlements. That gap is what the ratio shows.
- * Both servers run in child processes of their own (test/bench/data-plane-server.ts), one at
- * a time, so neither shares the load generator's event loop; the client is node:http with
- * keep-alive sockets (one per lane). Client, server and Postgres share this machine's cores
- * alike for both. BENCH_ROUNDS rounds, alternating which server goes first, each server
- * session starting with BENCH_WARMUP requests not counted; the figures pool the rounds. The
- * same pseudo-random tenant/document sequence is used for both.
- *
+ * Both servers run in child processes of their own (test/bench/data-plane-server.ts), so
+ * neither shares the load generator's event loop; the client is node:http with keep-alive
+ * sockets (one per lane). Each server first takes BENCH_WARMUP mixed requests, not counted
+ * (the api's JIT takes thousands of requests to settle: its CPU per request over its first
+ * 10,000 is nearly twice what it is after, and a production api serves millions; the first
+ * warm-up's figures are printed as what each does cold). Then, per operation,
+ * BENCH_STRETCHES stretches of BENCH_STRETCH_SECONDS, half each:
+ *   - when both servers' pools fit the Postgres server's max_connections together (10
+ *     database tenants do on a stock 100; 100 do not), both run throughout and the load
+ *     alternates between them stretch by stretch in ABBA order (api, bare, bare, api, …),
+ *     so that a drift in this shared machine's speed falls on both alike;
+ *   - otherwise one server runs at a time, in four sessions in ABBA order, each with its
+ *     warm-up and then a quarter of the stretches of reads and of writes.
+ * Each server's k-th stretch of an operation draws the same pseudo-random tenants and
+ * documents. The verdicts pool the stretches of each server; the pairs (each server's k-th
+ * stretch) give the median and middle half printed as the noise of one pair. (Until
+ * 2026-12-02 the servers ran one after the other, a round each, after 1,000 warm-up
+ * requests: that measured the api mostly cold, and which server went first moved the ratio
+ * by 4–11%.)
+
  * Metering's cost (target: ≤ 5% throughput, ≤ 1 ms added p95) is measured on one api whose
  * metering is switched off and on under continuous load (data-plane-server.ts takes
  * `{ meter }` messages; off is the api's `deps.usage` unset, as with USAGE_METERING=false),
@@ -67,12 +80,12 @@
  * it made, its database, and its Redis keys.
  *
  * Env: TEST_DATABASE_URL / TEST_REDIS_URL (as the tests), BENCH_SCHEMA_TENANTS (1000),
- * BENCH_DATABASE_TENANTS (100), BENCH_CONCURRENCY (32), BENCH_REQUESTS (5000 per phase,
- * server and round), BENCH_SECONDS (instead of BENCH_REQUESTS), BENCH_ROUNDS (2), BENCH_METERING_SEGMENTS (24, rounded
+ * BENCH_DATABASE_TENANTS (100), BENCH_CONCURRENCY (32), BENCH_STRETCHES (16 per operation, rounded up to a
+ * multiple of 4), BENCH_STRETCH_SECONDS (3), BENCH_METERING_SEGMENTS (24, rounded
  * up to a multiple of 4), BENCH_METERING_SEGMENT_SECONDS (2), BENCH_METERING_LOAD (0.5: the open loop's rate as a share
  * of the unmetered stretches' saturated rate), BENCH_METERING_CONTROL (1: never switched on, an A/A run that shows the
  * comparison's own noise), BENCH_WARMUP
- * (1000), BENCH_DOCS_PER_TENANT (3), BENCH_PROVISION_CONCURRENCY (8), BENCH_TENANT_POOL_MAX
+ * (10000 per server), BENCH_DOCS_PER_TENANT (3), BENCH_PROVISION_CONCURRENCY (8), BENCH_TENANT_POOL_MAX
  * (unset: the api's default), BENCH_SERVER_PROFILE_DIR (a CPU profile of every server session
  * there: `npx tsx test/bench/profile-summary.ts <dir>`), USAGE_FLUSH_INTERVAL_MS (the metered
  * api's, as in production: how metering's cost depends on the flush rate), TEST_LOG_LEVEL.
@@ -82,6 +95,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { UsageMeter, createApiMetrics, parseApiConfig } from '@tenantry/api';
+import { sql } from 'kysely';
 import pino from 'pino';
 import pg from 'pg';
 import { TENANT_SECRET_KEY, startApi, startWorker } from '../support/apps.js';
@@ -117,13 +131,15 @@ import {
 const SCHEMA_TENANTS = positiveInt('BENCH_SCHEMA_TENANTS', 1_000);
 const DATABASE_TENANTS = positiveInt('BENCH_DATABASE_TENANTS', 100);
 const CONCURRENCY = positiveInt('BENCH_CONCURRENCY', 32);
-const REQUESTS = positiveInt('BENCH_REQUESTS', 5_000);
-const SECONDS = process.env.BENCH_SECONDS ? positiveInt('BENCH_SECONDS', 1) : undefined;
-const ROUNDS = positiveInt('BENCH_ROUNDS', 2);
-const WARMUP = positiveInt('BENCH_WARMUP', 1_000);
+/** The api / bare comparison: stretches per operation (a multiple of 4: whole ABBA groups), half each, and their length. */
+const STRETCHES = Math.ceil(positiveInt('BENCH_STRETCHES', 16) / 4) * 4;
+const STRETCH_SECONDS = positiveInt('BENCH_STRETCH_SECONDS', 3);
+const WARMUP = positiveInt('BENCH_WARMUP', 10_000);
 const DOCS_PER_TENANT = positiveInt('BENCH_DOCS_PER_TENANT', 3);
 const PROVISION_CONCURRENCY = positiveInt('BENCH_PROVISION_CONCURRENCY', 8);
 const TENANT_POOL_MAX = process.env.BENCH_TENANT_POOL_MAX ? String(positiveInt('BENCH_TENANT_POOL_MAX', 50)) : undefined;
+/** Connections the pools of the two servers must leave free: Postgres's reserved ones, the monitor, each api's change feed and usage meter, slack. */
+const CONNECTION_HEADROOM = 16;
 const COLLECTION = 'notes';
 const POLL_MS = 10;
 const PROVISION_TIMEOUT_MS = 120_000;
@@ -137,10 +153,8 @@ const METERING_MAX_THROUGHPUT_LOSS = 0.05;
 const METERING_MAX_ADDED_P95_MS = 1;
 
 type Kind = 'api' | 'bare';
-/** Measured one after the other, against each other: the api and its floor. */
-type Sequential = 'api' | 'bare';
-const SEQUENTIAL: readonly Sequential[] = ['api', 'bare'];
-/** The side-by-side metering comparison: seconds per operation and round, and rounds. */
+/** ABBA: api, bare, bare, api, … — each pair of stretches has one of each. */
+const kindIn = (stretch: number): Kind => (['api', 'bare', 'bare', 'api'] as const)[stretch % 4]!;
 /** Stretches per operation and load, half metered (a multiple of 4: whole ABBA groups). */
 const METERING_SEGMENTS = Math.ceil(positiveInt('BENCH_METERING_SEGMENTS', 24) / 4) * 4;
 const METERING_SEGMENT_SECONDS = positiveInt('BENCH_METERING_SEGMENT_SECONDS', 2);
@@ -632,8 +646,18 @@ async function main(teardown: Teardown): Promise<void> {
     if (dropped.length > 0) console.log(`cleanup: dropped the tenant ${describeDropped(dropped)}`);
   });
   const env = { DATABASE_URL: bench.url, REDIS_PREFIX: prefix };
+  // Both servers running at once (the comparison alternates the load between them) needs
+  // room for both servers' pools on the Postgres server: a stock Postgres's 100 connections
+  // hold two servers of 10 + 10 × 2 (10 database tenants), not of 10 + 50 × 2 (100 database
+  // tenants, where the pools are busy enough to hold their connections). Without the room,
+  // one server runs at a time, in alternating sessions (see the header).
+  const effective = parseApiConfig({ ...env, TENANT_SECRET_KEY, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) });
+  const { rows: settings } = await sql<{ max_connections: string }>`show max_connections`.execute(db);
+  const maxConnections = Number(settings[0]!.max_connections);
+  const perServer = effective.DB_POOL_SIZE + Math.min(effective.TENANT_POOL_MAX, DATABASE_TENANTS) * effective.TENANT_POOL_SIZE;
+  const interleaved = 2 * perServer + CONNECTION_HEADROOM <= maxConnections;
   // What the api child will run with (it reports its own config too, checked below).
-  const apiConfig = parseApiConfig({ ...env, TENANT_SECRET_KEY, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) });
+  const apiConfig = effective;
 
   console.log(`data-plane benchmark   (run ${runId})`);
   console.log(`  ${machineLine()}`);
@@ -716,39 +740,72 @@ async function main(teardown: Teardown): Promise<void> {
   };
   const apiEnv = { ...env, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) };
 
-  const results: Record<Sequential, Record<Op, PhaseResult[]>> = { api: { read: [], write: [] }, bare: { read: [], write: [] } };
-  const perRound: string[] = [];
-  const perPhase = SECONDS ? `${SECONDS} s` : `${REQUESTS} requests`;
+  const results: Record<Kind, Record<Op, PhaseResult[]>> = { api: { read: [], write: [] }, bare: { read: [], write: [] } };
+  const upTo = `up to ${perServer} connections each, max_connections ${maxConnections}`;
   console.log(
-    `  measured: reads and writes separately, ${perPhase} each per server and round, concurrency ${CONCURRENCY}, ` +
-      `${ROUNDS} rounds (alternating order), ${WARMUP} warm-up requests per server start`,
+    interleaved
+      ? `  measured: reads, then writes, in ${STRETCHES} stretches of ${STRETCH_SECONDS} s per operation, alternating api and bare in ABBA order ` +
+          `(concurrency ${CONCURRENCY}); both servers run throughout (${upTo}), each warmed up first with ${WARMUP} requests not counted`
+      : `  measured: one server at a time (both at once would not fit: ${upTo}), in 4 sessions (api, bare, bare, api), each warmed up first with ` +
+          `${WARMUP} requests not counted, then ${STRETCHES / 4} stretches of ${STRETCH_SECONDS} s of reads and as many of writes (concurrency ${CONCURRENCY})`,
   );
 
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = SEQUENTIAL.map((_, i) => SEQUENTIAL[(i + round) % SEQUENTIAL.length]!);
-    const line: string[] = [];
-    for (const kind of order) {
-      const server = await startServer(kind, kind === 'bare' ? bareEnv : apiEnv);
-      teardown.add(`${kind} server`, () => server.stop());
-      const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  /** A server, started, with a keep-alive agent of its own. */
+  const launch = async (kind: Kind) => {
+    const server = await startServer(kind, kind === 'bare' ? bareEnv : apiEnv);
+    teardown.add(`${kind} server`, () => server.stop());
+    if (kind === 'api') assertPools(server, { dbPoolSize: apiConfig.DB_POOL_SIZE, tenantPoolMax: apiConfig.TENANT_POOL_MAX, tenantPoolSize: apiConfig.TENANT_POOL_SIZE });
+    const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+    return {
+      kind,
+      agent,
+      target: { port: server.ready.port, pid: server.child.pid! },
+      async stop() {
+        agent.destroy();
+        await server.stop();
+      },
+    };
+  };
+  type Launched = Awaited<ReturnType<typeof launch>>;
+  // Warm-up, not counted (its errors are): the api's JIT takes thousands of requests to
+  // settle (its CPU per request over the first 10,000 is nearly twice what it is after, on
+  // this machine), and a production api serves millions. The first warm-up of each is
+  // printed as what it does cold, not judged.
+  const warmups: Partial<Record<Kind, PhaseResult>> = {};
+  const warmUp = async ({ kind, agent, target }: Launched) => {
+    const warm = await runPhase(agent, target, tenants, 'mixed', WARMUP, 7);
+    if (warm.errors > 0) throw new Error(`${kind} warm-up: ${warm.errors} errors, e.g. ${warm.firstErrors.join(' | ')}`);
+    warmups[kind] ??= warm;
+  };
+  // The k-th stretch of each server for an operation draws the same tenants and documents in the same order.
+  const stretch = async ({ kind, agent, target }: Launched, op: Op) => {
+    const seed = 1_000 * (results[kind][op].length + 1) + (op === 'read' ? 1 : 2);
+    results[kind][op].push(await runPhase(agent, target, tenants, op, Number.POSITIVE_INFINITY, seed, monitor, STRETCH_SECONDS));
+  };
+
+  if (interleaved) {
+    const servers: Partial<Record<Kind, Launched>> = {};
+    try {
+      for (const kind of ['api', 'bare'] as const) servers[kind] = await launch(kind);
+      for (const kind of ['api', 'bare'] as const) await warmUp(servers[kind]!);
+      for (const op of ['read', 'write'] as const) {
+        for (let s = 0; s < STRETCHES; s++) await stretch(servers[kindIn(s)]!, op);
+      }
+    } finally {
+      for (const server of Object.values(servers)) await server.stop();
+    }
+  } else {
+    for (let session = 0; session < 4; session++) {
+      const server = await launch(kindIn(session));
       try {
-        const target = { port: server.ready.port, pid: server.child.pid! };
-        if (kind !== 'bare') assertPools(server, { dbPoolSize: apiConfig.DB_POOL_SIZE, tenantPoolMax: apiConfig.TENANT_POOL_MAX, tenantPoolSize: apiConfig.TENANT_POOL_SIZE });
-        // Warm-up, not counted; its errors are.
-        const warm = await runPhase(agent, target, tenants, 'mixed', WARMUP, 7 + round);
-        if (warm.errors > 0) throw new Error(`${kind} warm-up: ${warm.errors} errors, e.g. ${warm.firstErrors.join(' | ')}`);
+        await warmUp(server);
         for (const op of ['read', 'write'] as const) {
-          // Same seed for both servers within a round: the same tenants and documents in the same order.
-          const result = await runPhase(agent, target, tenants, op, REQUESTS, 1_000 * (round + 1) + (op === 'read' ? 1 : 2), monitor, SECONDS);
-          results[kind][op].push(result);
-          line.push(`${kind} ${op} ${rateOf(result).toFixed(0)}/s`);
+          for (let s = 0; s < STRETCHES / 4; s++) await stretch(server, op);
         }
       } finally {
-        agent.destroy();
         await server.stop();
       }
     }
-    perRound.push(`  round ${round + 1}: ${line.join(', ')}`);
   }
 
   // Metering: one api, its metering switched off and on under continuous load every
@@ -835,6 +892,11 @@ async function main(teardown: Teardown): Promise<void> {
         : undefined,
     };
   };
+  const quartiles = (values: number[]) => {
+    const sorted = [...values].sort((x, y) => x - y);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+    return { q1: at(0.25), median: median(values), q3: at(0.75) };
+  };
   const figures = {
     read: { api: pooled(results.api.read), bare: pooled(results.bare.read) },
     write: { api: pooled(results.api.write), bare: pooled(results.bare.write) },
@@ -860,20 +922,18 @@ async function main(teardown: Teardown): Promise<void> {
         );
       }
     }
+    // Each pair of stretches (one api, one bare, seconds apart: pair k is each kind's k-th
+    // stretch) on its own: the noise of one pair.
+    const pairShares = quartiles(Array.from({ length: STRETCHES / 2 }, (_, k) => rateOf(results.api[op][k]!) / rateOf(results.bare[op][k]!)));
     console.log(
       `  api / bare:  p50 ${ratio(api.all.p50, bare.all.p50)}   p95 ${ratio(api.all.p95, bare.all.p95)}   max ${ratio(api.all.max, bare.all.max)}   ` +
-        `throughput ${((100 * api.rate) / bare.rate).toFixed(0)}% of bare`,
+        `throughput ${((100 * api.rate) / bare.rate).toFixed(0)}% of bare (pairs: median ${(100 * pairShares.median).toFixed(0)}%, middle half ${(100 * pairShares.q1).toFixed(0)}% to ${(100 * pairShares.q3).toFixed(0)}%)`,
     );
     for (const e of [...api.firstErrors.map((m) => `api: ${m}`), ...bare.firstErrors.map((m) => `bare: ${m}`)]) console.log(`  error: ${e}`);
   }
 
   // Metering: pooled over the stretches of each kind, and the spread of the pairs (a
   // metered stretch and the unmetered one beside it) as the comparison's own noise.
-  const quartiles = (values: number[]) => {
-    const sorted = [...values].sort((x, y) => x - y);
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-    return { q1: at(0.25), median: median(values), q3: at(0.75) };
-  };
   const pairsOf = (segments: Segment[]) => Array.from({ length: segments.length / 2 }, (_, k) => [segments[2 * k]!, segments[2 * k + 1]!] as const).map(([x, y]) => (x.metered ? { on: x, off: y } : { on: y, off: x }));
   const segmentRate = (g: Segment) => g.latencies.length / ((g.endedAt - g.startedAt) / 1000);
   const meteringResult = (op: Op) => {
@@ -946,8 +1006,16 @@ async function main(teardown: Teardown): Promise<void> {
         `+ flush ${flushPostgresUs.toFixed(2)} µs in Postgres = ${total.toFixed(1)} µs: ${share('read')}, ${share('write')}`,
     );
   }
-  console.log('\nThroughput per round (req/s)');
-  for (const l of perRound) console.log(l);
+  console.log(`\nThroughput of each pair of stretches (each server's k-th), api / bare (req/s)${interleaved ? ', in the order run' : ''}`);
+  for (const op of ['read', 'write'] as const) {
+    const pairs = Array.from({ length: STRETCHES / 2 }, (_, k) => `${rateOf(results.api[op][k]!).toFixed(0)}/${rateOf(results.bare[op][k]!).toFixed(0)}`);
+    console.log(`  ${op}s: ${pairs.join(', ')}`);
+  }
+  console.log(`\nWarm-up (${WARMUP} mixed reads and writes per server, not counted): what each does cold`);
+  for (const kind of ['api', 'bare'] as const) {
+    const w = warmups[kind]!;
+    console.log(`  ${kind.padEnd(5)} ${rateOf(w).toFixed(0)} req/s${w.cpu ? `, server cpu ${(w.cpu.server / w.latencies.length).toFixed(2)} ms per request` : ''}`);
+  }
   console.log('  (peak backends = most connections seen at once on the control-plane database + on the tenant databases, sampled every 250 ms)');
 
   console.log('\nTargets');
