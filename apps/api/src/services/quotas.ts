@@ -80,10 +80,13 @@ export class TenantRateLimit {
   async consume(tenantId: string, bearer: string | null, perMinute: number, headers: Record<string, string>): Promise<void> {
     headers['ratelimit-limit'] = String(perMinute);
     let msBeforeNext = WINDOW_SECONDS * 1000;
+    // A lease this call just took is used even if its window ended meanwhile: a key Redis
+    // reports no time left for must not send us round for another lease, and another.
+    let justTaken = false;
     while (perMinute > 0) {
       const now = Date.now();
       let lease = this.leases.get(tenantId);
-      if (lease && (lease.limit !== perMinute || lease.windowEndsAt <= now)) lease = undefined;
+      if (lease && (lease.limit !== perMinute || (lease.windowEndsAt <= now && !justTaken))) lease = undefined;
       if (lease && lease.left > 0) {
         lease.left -= 1;
         headers['ratelimit-remaining'] = String(lease.redisRemaining + lease.left);
@@ -107,6 +110,7 @@ export class TenantRateLimit {
       } finally {
         this.refills.delete(tenantId);
       }
+      justTaken = true;
     }
     if (bearer) this.remember(this.blocked, MAX_BLOCKED_CREDENTIALS, hashOf(bearer), { tenantId, until: Date.now() + msBeforeNext, limit: perMinute });
     throw this.refusal(headers, perMinute, msBeforeNext);
