@@ -37,7 +37,7 @@
  * neither shares the load generator's event loop; the client is node:http with keep-alive
  * sockets (one per lane). Each server first takes BENCH_WARMUP mixed requests, not counted
  * (the api's JIT takes thousands of requests to settle: its CPU per request over its first
- * 10,000 is nearly twice what it is after, and a production api serves millions; the first
+ * 10,000 is about 1.5 times what it is after, and a production api serves millions; the first
  * warm-up's figures are printed as what each does cold). Then, per operation,
  * BENCH_STRETCHES stretches of BENCH_STRETCH_SECONDS, half each:
  *   - when both servers' pools fit the Postgres server's max_connections together (10
@@ -768,8 +768,8 @@ async function main(teardown: Teardown): Promise<void> {
   };
   type Launched = Awaited<ReturnType<typeof launch>>;
   // Warm-up, not counted (its errors are): the api's JIT takes thousands of requests to
-  // settle (its CPU per request over the first 10,000 is nearly twice what it is after, on
-  // this machine), and a production api serves millions. The first warm-up of each is
+  // settle (its CPU per request over the first 10,000 is about 1.5 times what it is after,
+  // on this machine), and a production api serves millions. The first warm-up of each is
   // printed as what it does cold, not judged.
   const warmups: Partial<Record<Kind, PhaseResult>> = {};
   const warmUp = async ({ kind, agent, target }: Launched) => {
