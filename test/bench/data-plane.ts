@@ -22,7 +22,7 @@
  * uniformly from all of them — so about one in eleven goes to a database tenant, whose
  * per-tenant pools the api keeps in an LRU of TENANT_POOL_MAX (printed; fewer pools than
  * database tenants means pools are evicted and reopened as the load moves).
- * Two servers take the same load from the same client, one after the other:
+ * Two servers take the same load from the same client (how they alternate: below):
  *   api  — the real api (tRPC REST adapter, session auth, tenant lookup, entitlements,
  *          tenant store, usage metering), configured like the tests;
  *   bare — node:http + pg with the same SQL in the same kind of transaction (begin;
@@ -52,7 +52,7 @@
  * 2026-12-02 the servers ran one after the other, a round each, after 1,000 warm-up
  * requests: that measured the api mostly cold, and which server went first moved the ratio
  * by 4–11%.)
-
+ *
  * Metering's cost (target: ≤ 5% throughput, ≤ 1 ms added p95) is measured on one api whose
  * metering is switched off and on under continuous load (data-plane-server.ts takes
  * `{ meter }` messages; off is the api's `deps.usage` unset, as with USAGE_METERING=false),
@@ -651,13 +651,12 @@ async function main(teardown: Teardown): Promise<void> {
   // hold two servers of 10 + 10 × 2 (10 database tenants), not of 10 + 50 × 2 (100 database
   // tenants, where the pools are busy enough to hold their connections). Without the room,
   // one server runs at a time, in alternating sessions (see the header).
-  const effective = parseApiConfig({ ...env, TENANT_SECRET_KEY, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) });
+  // What the api child will run with (it reports its own config too, checked below).
+  const apiConfig = parseApiConfig({ ...env, TENANT_SECRET_KEY, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) });
   const { rows: settings } = await sql<{ max_connections: string }>`show max_connections`.execute(db);
   const maxConnections = Number(settings[0]!.max_connections);
-  const perServer = effective.DB_POOL_SIZE + Math.min(effective.TENANT_POOL_MAX, DATABASE_TENANTS) * effective.TENANT_POOL_SIZE;
+  const perServer = apiConfig.DB_POOL_SIZE + Math.min(apiConfig.TENANT_POOL_MAX, DATABASE_TENANTS) * apiConfig.TENANT_POOL_SIZE;
   const interleaved = 2 * perServer + CONNECTION_HEADROOM <= maxConnections;
-  // What the api child will run with (it reports its own config too, checked below).
-  const apiConfig = effective;
 
   console.log(`data-plane benchmark   (run ${runId})`);
   console.log(`  ${machineLine()}`);
@@ -1011,12 +1010,12 @@ async function main(teardown: Teardown): Promise<void> {
     const pairs = Array.from({ length: STRETCHES / 2 }, (_, k) => `${rateOf(results.api[op][k]!).toFixed(0)}/${rateOf(results.bare[op][k]!).toFixed(0)}`);
     console.log(`  ${op}s: ${pairs.join(', ')}`);
   }
+  console.log('  (peak backends = most connections seen at once on the control-plane database + on the tenant databases, sampled every 250 ms)');
   console.log(`\nWarm-up (${WARMUP} mixed reads and writes per server, not counted): what each does cold`);
   for (const kind of ['api', 'bare'] as const) {
     const w = warmups[kind]!;
     console.log(`  ${kind.padEnd(5)} ${rateOf(w).toFixed(0)} req/s${w.cpu ? `, server cpu ${(w.cpu.server / w.latencies.length).toFixed(2)} ms per request` : ''}`);
   }
-  console.log('  (peak backends = most connections seen at once on the control-plane database + on the tenant databases, sampled every 250 ms)');
 
   console.log('\nTargets');
   for (const op of ['read', 'write'] as const) {
