@@ -293,7 +293,7 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     heartbeatMs: config.REALTIME_HEARTBEAT_MS,
     onServerError: (err, path) => logger.error({ err, path }, 'request failed'),
     // What the tenant procedures' first middleware would do for a credential over its rate
-    // limit (trpc.ts, authenticatedTenantProcedure), metered the same way (meteredTenantProcedure).
+    // limit (trpc.ts, authenticateTenantCall), metered the same way (meterTenantCall).
     refuseEarly: async (req, route) => {
       if (route.rest.auth !== 'tenant') return undefined;
       const state = stateOf(req);

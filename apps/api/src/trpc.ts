@@ -100,18 +100,6 @@ const t = initTRPC
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
-/**
- * Domain errors thrown by a procedure reach middlewares as a failed result (tRPC does not
- * rethrow through `next()`), so this maps them on the result: the single translation point.
- */
-const mapDomainErrors = t.middleware(async ({ next }) => {
-  const result = await next();
-  if (!result.ok && result.error.cause instanceof DomainError) {
-    return { ...result, error: toTRPCError(result.error.cause) };
-  }
-  return result;
-});
-
 /** True if any string (or key) in `value` holds a NUL character. */
 function containsNul(value: unknown, depth = 0): boolean {
   if (typeof value === 'string') return value.includes('\u0000');
@@ -120,18 +108,27 @@ function containsNul(value: unknown, depth = 0): boolean {
 }
 
 /**
- * Postgres text and jsonb cannot hold NUL, and would fail the query with a 500: refuse it
- * at the door as the bad input it is, for every procedure and every field.
+ * The door of every procedure, one middleware for two jobs (one tRPC middleware level costs
+ * about 9 µs of CPU per call: see tenantProcedure):
+ * - Postgres text and jsonb cannot hold NUL, and would fail the query with a 500: NUL is
+ *   refused here as the bad input it is, for every procedure and every field.
+ * - Domain errors thrown by a procedure reach middlewares as a failed result (tRPC does not
+ *   rethrow through `next()`), so they are mapped on the result: the single translation point.
  */
-const rejectNul = t.middleware(async ({ getRawInput, next }) => {
+const guard = t.middleware(async ({ getRawInput, next }) => {
   if (containsNul(await getRawInput())) {
-    throw new ValidationError([{ field: '(body)', message: 'must not contain NUL characters' }]);
+    // Thrown at this level, so already in tRPC's shape: nothing above maps it.
+    throw toTRPCError(new ValidationError([{ field: '(body)', message: 'must not contain NUL characters' }]));
   }
-  return next();
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof DomainError) {
+    return { ...result, error: toTRPCError(result.error.cause) };
+  }
+  return result;
 });
 
 /** Anyone on the internet. */
-export const publicProcedure = t.procedure.use(mapDomainErrors).use(rejectNul);
+export const publicProcedure = t.procedure.use(guard);
 
 /**
  * Routes that exist only in hosted mode (public signup, and later billing and lifecycle).
@@ -145,6 +142,11 @@ export const hostedProcedure = publicProcedure.use(({ ctx, next }) => {
 /** How stale the entitlements a tenant call was judged by are, in seconds (0: fresh). */
 export const STALENESS_HEADER = 'tenantry-entitlements-staleness';
 
+/** A tenant's request rate limit now, for TenantRateLimit.blockedRefusal. */
+export const limitOfTenant = (deps: ApiDeps) => async (tenantId: string) => (await deps.entitlements.get(tenantId)).limits.apiRequestsPerMinute;
+
+type ProcedureKind = 'query' | 'mutation' | 'subscription';
+
 /**
  * Every tenant call that names its tenant counts toward that tenant's `apiRequests`,
  * refused ones included (a 429, a 402, a 403 for a missing capability), by the route
@@ -152,20 +154,14 @@ export const STALENESS_HEADER = 'tenantry-entitlements-staleness';
  * counted under `trpc:<path>`. (Egress is counted by the HTTP layer, which sees the bytes.)
  * A call whose credential does not resolve (401) names no tenant and is not counted.
  */
-const meteredTenantProcedure = publicProcedure.use(async ({ ctx, next, meta, path, type }) => {
-  const result = await next();
+function meterTenantCall(ctx: RequestContext, meta: RestMeta | undefined, path: string, type: ProcedureKind, failure: unknown): void {
   const tenantId = ctx.usage.tenantId;
-  if (tenantId) {
-    const status = result.ok ? (meta?.rest?.successStatus ?? 200) : toWireError(result.error).status;
-    const route = meta?.rest ? `${REST_PREFIX}${meta.rest.path}` : `trpc:${path}`;
-    const method = meta?.rest?.method ?? type.toUpperCase();
-    ctx.deps.usage?.record(tenantId, 'apiRequests', 1, { route, method, statusClass: statusClass(status) });
-  }
-  return result;
-});
-
-/** A tenant's request rate limit now, for TenantRateLimit.blockedRefusal. */
-export const limitOfTenant = (deps: ApiDeps) => async (tenantId: string) => (await deps.entitlements.get(tenantId)).limits.apiRequestsPerMinute;
+  if (!tenantId) return;
+  const status = failure === undefined ? (meta?.rest?.successStatus ?? 200) : toWireError(failure).status;
+  const route = meta?.rest ? `${REST_PREFIX}${meta.rest.path}` : `trpc:${path}`;
+  const method = meta?.rest?.method ?? type.toUpperCase();
+  ctx.deps.usage?.record(tenantId, 'apiRequests', 1, { route, method, statusClass: statusClass(status) });
+}
 
 /**
  * A tenant credential, resolved (401 otherwise): who calls, for which tenant. A credential
@@ -173,38 +169,26 @@ export const limitOfTenant = (deps: ApiDeps) => async (tenantId: string) => (awa
  * for as long as its limit window lasts: a tenant hammering past its limit costs this
  * instance next to nothing, so it cannot slow its neighbours down.
  */
-const authenticatedTenantProcedure = meteredTenantProcedure.use(async ({ ctx, next }) => {
+async function authenticateTenantCall(ctx: RequestContext) {
   const blocked = await ctx.deps.tenantRateLimit.blockedRefusal(ctx.bearer, limitOfTenant(ctx.deps), ctx.responseHeaders);
   if (blocked) {
     ctx.usage.tenantId = blocked.tenantId;
     ctx.logFields.tenantId = blocked.tenantId;
     throw blocked.error;
   }
-  const { principal, tenant } = await ctx.deps.credentials.resolve(ctx.deps.db, ctx.bearer);
-  ctx.logFields.tenantId = principal.tenantId;
-  ctx.usage.tenantId = principal.tenantId;
-  return next({ ctx: { principal, tenant } });
-});
+  const resolved = await ctx.deps.credentials.resolve(ctx.deps.db, ctx.bearer);
+  ctx.logFields.tenantId = resolved.principal.tenantId;
+  ctx.usage.tenantId = resolved.principal.tenantId;
+  return resolved;
+}
 
 /**
- * A tenant call: a session token or tenant API key, for an active tenant, judged against
- * the tenant's entitlements. Every tenant call:
- * - is refused while the tenant is suspended or pending deletion (sessions are kept, so
- *   access comes back on unsuspend or restore);
- * - is held to the tenant's request rate, across every api instance (429 with
- *   Retry-After; RateLimit-* headers on every answer);
- * - may not write (mutations) with a read-scoped API key, nor while the subscription is
- *   expired or billing-suspended (402: reads still work);
- * - needs the capability its meta `requires`, if any (403 naming it);
- * - may not add data past a quota its meta names (402 quota_exceeded; deletes are never
- *   held back, so a tenant can always get under its limit again);
- * - waits, if it writes, while a move of the tenant pauses its writes (up to
- *   MOVE_WRITE_WAIT_MS, then 503 tenant_moving with Retry-After); reads never wait;
- * - answers with how stale the entitlements were (header), so fail-open is visible.
+ * Whether an authenticated tenant call may go ahead, judged against the tenant's state
+ * and entitlements (the list at tenantProcedure); throws the refusal otherwise.
  */
-export const tenantProcedure = authenticatedTenantProcedure.use(async ({ ctx, next, type, meta }) => {
-  const { principal } = ctx;
-  let tenant = ctx.tenant;
+async function admitTenantCall(ctx: RequestContext, type: ProcedureKind, meta: RestMeta | undefined) {
+  const { principal, tenant: resolvedTenant } = await authenticateTenantCall(ctx);
+  let tenant = resolvedTenant;
   const refusal = tenantAccessRefusal(tenant.status);
   if (refusal) throw new ForbiddenError(refusal.code, refusal.message);
 
@@ -241,7 +225,39 @@ export const tenantProcedure = authenticatedTenantProcedure.use(async ({ ctx, ne
     const meanwhile = tenantAccessRefusal(tenant.status);
     if (meanwhile) throw new ForbiddenError(meanwhile.code, meanwhile.message);
   }
-  return next({ ctx: { principal, entitlements, tenant } });
+  return { principal, entitlements, tenant };
+}
+
+/**
+ * A tenant call: a session token or tenant API key, for an active tenant, judged against
+ * the tenant's entitlements. Every tenant call:
+ * - is refused while the tenant is suspended or pending deletion (sessions are kept, so
+ *   access comes back on unsuspend or restore);
+ * - is held to the tenant's request rate, across every api instance (429 with
+ *   Retry-After; RateLimit-* headers on every answer);
+ * - may not write (mutations) with a read-scoped API key, nor while the subscription is
+ *   expired or billing-suspended (402: reads still work);
+ * - needs the capability its meta `requires`, if any (403 naming it);
+ * - may not add data past a quota its meta names (402 quota_exceeded; deletes are never
+ *   held back, so a tenant can always get under its limit again);
+ * - waits, if it writes, while a move of the tenant pauses its writes (up to
+ *   MOVE_WRITE_WAIT_MS, then 503 tenant_moving with Retry-After); reads never wait;
+ * - answers with how stale the entitlements were (header), so fail-open is visible;
+ * - is metered, whatever it answers (meterTenantCall).
+ * One middleware for all of it, as plain steps, rather than one per step: each tRPC
+ * middleware level costs about 9 µs of CPU per call (measured with 1, 2 and 5 levels on
+ * tRPC 11.25), against 0.6–0.8 ms of api CPU for a whole document read.
+ */
+export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, meta, path }) => {
+  let result;
+  try {
+    result = await next({ ctx: await admitTenantCall(ctx, type, meta) });
+  } catch (refusal) {
+    meterTenantCall(ctx, meta, path, type, refusal);
+    throw refusal;
+  }
+  meterTenantCall(ctx, meta, path, type, result.ok ? undefined : result.error);
+  return result;
 });
 
 /**
