@@ -410,8 +410,13 @@ describe('docs/billing.md', () => {
       const tenantId = await activeTenant('Docs Receiver Co');
       expect((await stack.admin('POST', `/v1/tenants/${tenantId}/suspend`, { body: { reason: 'docs' } })).status).toBe(200);
       await waitFor(async () => (output.includes(`tenant.suspended ${tenantId}`) ? true : undefined), 15_000);
-      const delivery = await stack.database.db.selectFrom('webhook_deliveries').select(['status']).where('endpoint_id', '=', fromPublicId('whe', endpoint.body.id)!).executeTakeFirstOrThrow();
-      expect(delivery.status).toBe('delivered');
+      // The receiver prints the event before it answers, and the worker records the
+      // delivery only once the answer is in: wait for the record to leave `pending`.
+      const status = await waitFor(async () => {
+        const delivery = await stack.database.db.selectFrom('webhook_deliveries').select(['status']).where('endpoint_id', '=', fromPublicId('whe', endpoint.body.id)!).executeTakeFirstOrThrow();
+        return delivery.status === 'pending' ? undefined : delivery.status;
+      }, 15_000);
+      expect(status).toBe('delivered');
     } finally {
       child.kill();
       await stack.admin('DELETE', `/v1/webhooks/${endpoint.body.id}`);
