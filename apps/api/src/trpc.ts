@@ -109,7 +109,7 @@ function containsNul(value: unknown, depth = 0): boolean {
 
 /**
  * The door of every procedure, one middleware for two jobs (one tRPC middleware level costs
- * about 9 µs of CPU per call: see tenantProcedure):
+ * about 7 µs of CPU per call: see tenantProcedure):
  * - Postgres text and jsonb cannot hold NUL, and would fail the query with a 500: NUL is
  *   refused here as the bad input it is, for every procedure and every field.
  * - Domain errors thrown by a procedure reach middlewares as a failed result (tRPC does not
@@ -245,8 +245,8 @@ async function admitTenantCall(ctx: RequestContext, type: ProcedureKind, meta: R
  * - answers with how stale the entitlements were (header), so fail-open is visible;
  * - is metered, whatever it answers (meterTenantCall).
  * One middleware for all of it, as plain steps, rather than one per step: each tRPC
- * middleware level costs about 9 µs of CPU per call (measured with 1, 2 and 5 levels on
- * tRPC 11.25), against 0.6–0.8 ms of api CPU for a whole document read.
+ * middleware level costs about 7 µs of CPU per call (`pnpm bench:trpc-middleware`, tRPC
+ * 11.25), against 0.6–0.8 ms of api CPU for a whole document read.
  */
 export const tenantProcedure = publicProcedure.use(async ({ ctx, next, type, meta, path }) => {
   let result;
