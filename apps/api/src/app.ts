@@ -292,8 +292,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
     responseStatus: (req) => stateOf(req).responseStatus.value,
     heartbeatMs: config.REALTIME_HEARTBEAT_MS,
     onServerError: (err, path) => logger.error({ err, path }, 'request failed'),
-    // What the tenant procedures' first middleware would do for a credential over its rate
-    // limit (trpc.ts, authenticateTenantCall), metered the same way (meterTenantCall).
+    // What the tenant ladder's first step would do for a credential over its rate limit
+    // (trpc.ts, authenticateTenantCall), metered the same way (meterTenantCall).
     refuseEarly: async (req, route) => {
       if (route.rest.auth !== 'tenant') return undefined;
       const state = stateOf(req);

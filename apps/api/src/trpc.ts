@@ -1,5 +1,5 @@
 import { type Capability, DomainError, ForbiddenError, NotFoundError, PaymentRequiredError, ValidationError, isReadOnly, tenantAccessRefusal } from '@tenantry/domain';
-import { initTRPC } from '@trpc/server';
+import { type TRPCProcedureType, initTRPC } from '@trpc/server';
 import type { ZodType } from 'zod';
 import type { ApiDeps, RequestContext } from './context.js';
 import { toTRPCError, toWireError } from './errors.js';
@@ -145,8 +145,6 @@ export const STALENESS_HEADER = 'tenantry-entitlements-staleness';
 /** A tenant's request rate limit now, for TenantRateLimit.blockedRefusal. */
 export const limitOfTenant = (deps: ApiDeps) => async (tenantId: string) => (await deps.entitlements.get(tenantId)).limits.apiRequestsPerMinute;
 
-type ProcedureKind = 'query' | 'mutation' | 'subscription';
-
 /**
  * Every tenant call that names its tenant counts toward that tenant's `apiRequests`,
  * refused ones included (a 429, a 402, a 403 for a missing capability), by the route
@@ -154,7 +152,7 @@ type ProcedureKind = 'query' | 'mutation' | 'subscription';
  * counted under `trpc:<path>`. (Egress is counted by the HTTP layer, which sees the bytes.)
  * A call whose credential does not resolve (401) names no tenant and is not counted.
  */
-function meterTenantCall(ctx: RequestContext, meta: RestMeta | undefined, path: string, type: ProcedureKind, failure: unknown): void {
+function meterTenantCall(ctx: RequestContext, meta: RestMeta | undefined, path: string, type: TRPCProcedureType, failure: unknown): void {
   const tenantId = ctx.usage.tenantId;
   if (!tenantId) return;
   const status = failure === undefined ? (meta?.rest?.successStatus ?? 200) : toWireError(failure).status;
@@ -186,7 +184,7 @@ async function authenticateTenantCall(ctx: RequestContext) {
  * Whether an authenticated tenant call may go ahead, judged against the tenant's state
  * and entitlements (the list at tenantProcedure); throws the refusal otherwise.
  */
-async function admitTenantCall(ctx: RequestContext, type: ProcedureKind, meta: RestMeta | undefined) {
+async function admitTenantCall(ctx: RequestContext, type: TRPCProcedureType, meta: RestMeta | undefined) {
   const { principal, tenant: resolvedTenant } = await authenticateTenantCall(ctx);
   let tenant = resolvedTenant;
   const refusal = tenantAccessRefusal(tenant.status);
