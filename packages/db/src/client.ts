@@ -1,4 +1,5 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely } from 'kysely';
+import { LazyBeginPostgresDialect } from './dialect.js';
 import { type PgErrorSink, createGuardedPool, withClient } from './pg-faults.js';
 import type { Database } from './schema.js';
 
@@ -25,7 +26,7 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
     options.applicationName ?? 'tenantry',
     options.onError,
   );
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new LazyBeginPostgresDialect(pool) });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { type Transaction, sql } from 'kysely';
 import type { Db } from './client.js';
-import { DATA_ROLE } from './isolation/schema/ddl.js';
 import type { Database } from './schema.js';
+import { tenantContextStatement } from './tenant-context.js';
 
 /**
  * File metadata and the fileStorageBytes counters (migration 2026-12-01T1500_files_realtime).
@@ -40,7 +40,7 @@ const fileRow = (r: RawFileRow): FileRow => ({ key: r.key, object: r.object, siz
 /** Run `fn` as the data role in `tenantId`'s context: it sees that tenant's file rows and no one else's. */
 export function withTenantFiles<T>(db: Db, tenantId: string, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
-    await sql`select set_config('app.tenant_id', ${tenantId}, true), set_config('role', ${DATA_ROLE}, true)`.execute(trx);
+    await tenantContextStatement(tenantId, { asDataRole: true }).execute(trx);
     return fn(trx);
   });
 }

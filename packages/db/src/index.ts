@@ -1,4 +1,6 @@
 export * from './client.js';
+export * from './dialect.js';
+export * from './tenant-context.js';
 export * from './schema.js';
 export * from './migrate.js';
 export * from './audit.js';

@@ -1,8 +1,7 @@
-import { assertTenantSchemaName } from '@tenantry/domain';
-import { type Transaction, sql } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { Db } from '../../client.js';
 import type { Database } from '../../schema.js';
-import { DATA_ROLE } from './ddl.js';
+import { tenantContextStatement } from '../../tenant-context.js';
 
 export interface TenantContext {
   tenantId: string;
@@ -10,18 +9,15 @@ export interface TenantContext {
 }
 
 /**
- * Run `fn` in a transaction that can see one tenant's rows and nothing else:
- * - SET LOCAL ROLE to the data role (not owner, not superuser, no BYPASSRLS), so RLS applies;
- * - app.tenant_id and search_path set with set_config(…, true): transaction-local, so they
- *   vanish at commit and a pooled connection never carries one tenant's context into the
- *   next request (pg-pool does not reset session state).
+ * Run `fn` in a transaction that can see one tenant's rows and nothing else: the data
+ * role (not owner, not superuser, no BYPASSRLS), so RLS applies, with app.tenant_id and
+ * the tenant's schema as search_path, all transaction-local (tenantContextStatement).
+ * BEGIN and that statement are one round trip (LazyBeginPostgresDialect).
  */
 export async function withTenant<T>(db: Db, tenant: TenantContext, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-  assertTenantSchemaName(tenant.schemaName);
+  const context = tenantContextStatement(tenant.tenantId, { schemaName: tenant.schemaName, asDataRole: true });
   return db.transaction().execute(async (trx) => {
-    // One statement (one round trip on every tenant request): set_config(…, true) is SET
-    // LOCAL, so the tenant, the schema and the role all end with the transaction.
-    await sql`select set_config('app.tenant_id', ${tenant.tenantId}, true), set_config('search_path', ${`"${tenant.schemaName}"`}, true), set_config('role', ${DATA_ROLE}, true)`.execute(trx);
+    await context.execute(trx);
     return fn(trx);
   });
 }

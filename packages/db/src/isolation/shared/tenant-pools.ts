@@ -1,6 +1,8 @@
-import { Kysely, PostgresDialect, type Transaction, sql } from 'kysely';
+import { Kysely, type Transaction } from 'kysely';
+import { LazyBeginPostgresDialect } from '../../dialect.js';
 import { createGuardedPool } from '../../pg-faults.js';
 import type { Database } from '../../schema.js';
+import { tenantContextStatement } from '../../tenant-context.js';
 import type { AttachedStore, IsolationLog, TenantPoolOptions } from '../driver.js';
 
 interface PoolEntry {
@@ -163,14 +165,14 @@ export class TenantPools {
       'tenant store',
       (message) => this.warn(message),
     );
-    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), generation, active: 0, evicted: false, closed: false };
+    return { db: new Kysely<Database>({ dialect: new LazyBeginPostgresDialect(pool) }), generation, active: 0, evicted: false, closed: false };
   }
 }
 
 /** A transaction on a tenant's own database with app.tenant_id set (the RLS policy's key). */
 export function runAsTenant<T>(db: Kysely<Database>, tenantId: string, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
-    await sql`select set_config('app.tenant_id', ${tenantId}, true)`.execute(trx);
+    await tenantContextStatement(tenantId, { asDataRole: false }).execute(trx);
     return fn(trx);
   });
 }
@@ -185,7 +187,7 @@ export function attachTenantDatabase(url: string, tenantId: string, options: { a
     'tenant store (move)',
     (message) => options.warn(message),
   );
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new LazyBeginPostgresDialect(pool) });
   return {
     run: (fn) => runAsTenant(db, tenantId, fn),
     close: () => db.destroy(),

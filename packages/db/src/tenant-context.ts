@@ -1,0 +1,36 @@
+import { assertTenantSchemaName } from '@tenantry/domain';
+import { type RawBuilder, sql } from 'kysely';
+import { DATA_ROLE } from './isolation/schema/ddl.js';
+
+const TENANT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface TenantContextOptions {
+  /** A schema tenant's schema: the search_path, so its tables are found unqualified. */
+  schemaName?: string;
+  /** Take the data role (no owner rights, no BYPASSRLS), so the RLS policies apply. */
+  asDataRole: boolean;
+}
+
+/**
+ * The statement that opens a transaction in one tenant's context: app.tenant_id (the key
+ * of every RLS policy) and, as asked, the tenant's schema as search_path and the data
+ * role. All with set_config(…, true), which is SET LOCAL: gone at the transaction's end,
+ * so a pooled connection never carries one tenant's context into the next request
+ * (pg-pool does not reset session state).
+ *
+ * Its values are written in as literals rather than parameters, so the statement has
+ * none: LazyBeginPostgresDialect (dialect.ts) then sends it in one round trip with the
+ * transaction's BEGIN, on every tenant request. They never come from a request: each is
+ * checked against its strict shape first (a tenant id is a UUID; a schema name is
+ * `t_` and 32 hex digits), and kysely's sql.lit quotes them besides.
+ */
+export function tenantContextStatement(tenantId: string, options: TenantContextOptions): RawBuilder<unknown> {
+  if (!TENANT_ID.test(tenantId)) throw new Error(`not a tenant id: ${JSON.stringify(tenantId)}`);
+  const settings = [sql`set_config('app.tenant_id', ${sql.lit(tenantId)}, true)`];
+  if (options.schemaName !== undefined) {
+    assertTenantSchemaName(options.schemaName);
+    settings.push(sql`set_config('search_path', ${sql.lit(`"${options.schemaName}"`)}, true)`);
+  }
+  if (options.asDataRole) settings.push(sql`set_config('role', ${sql.lit(DATA_ROLE)}, true)`);
+  return sql`select ${sql.join(settings)}`;
+}
