@@ -67,6 +67,14 @@ describe('login and sessions', () => {
     expect(me.status).toBe(200);
     expect(me.body.result.data.tenant.name).toBe('Auth Org');
   });
+
+  it('a refused tenant call over /trpc carries its kind in tRPC\'s own error code, not INTERNAL_SERVER_ERROR', async () => {
+    const refused = await request(stack.api.baseUrl, 'GET', '/trpc/auth.me', { token: 'tnt_s_not-a-real-token' });
+    expect(refused.status).toBe(401);
+    // -32001 is tRPC's UNAUTHORIZED (INTERNAL_SERVER_ERROR is -32603): what tRPC clients branch on.
+    expect(refused.body.error.code).toBe(-32001);
+    expect(refused.body.error.data).toMatchObject({ code: 'invalid_token', httpStatus: 401 });
+  });
 });
 
 describe('health', () => {
