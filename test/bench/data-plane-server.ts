@@ -21,7 +21,8 @@
  *
  * Env: DATABASE_URL, REDIS_PREFIX, DB_POOL_SIZE, TENANT_POOL_MAX, TENANT_POOL_SIZE
  * (unset: the api's defaults; data-plane.ts always passes the api's effective values to bare),
- * USAGE_FLUSH_INTERVAL_MS (api).
+ * USAGE_FLUSH_INTERVAL_MS (api), BARE_BEGIN_WITH_CONTEXT (bare: 1 sends BEGIN with the tenant
+ * context, three round trips as the api, instead of four).
  */
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -117,6 +118,7 @@ async function serveBare(): Promise<void> {
   const dbPoolSize = Number(env('DB_POOL_SIZE'));
   const tenantPoolMax = Number(env('TENANT_POOL_MAX'));
   const tenantPoolSize = Number(env('TENANT_POOL_SIZE'));
+  const beginWithContext = env('BARE_BEGIN_WITH_CONTEXT') === '1';
   if (![dbPoolSize, tenantPoolMax, tenantPoolSize].every((n) => Number.isInteger(n) && n > 0)) throw new Error('bare needs DB_POOL_SIZE, TENANT_POOL_MAX and TENANT_POOL_SIZE');
 
   // Schema tenants: the shared database, as the api's control-plane pool reaches it.
@@ -175,17 +177,27 @@ async function serveBare(): Promise<void> {
     return entry;
   };
 
-  /** The api's transaction, statement for statement: begin, tenant context, the query, commit. */
+  /**
+   * The api's transaction, statement for statement: begin, tenant context, the query,
+   * commit; four round trips, or with BARE_BEGIN_WITH_CONTEXT=1 three, BEGIN going with the
+   * tenant context as the api's dialect sends it (packages/db/src/dialect.ts).
+   */
   async function inTenant(tenant: Tenant, text: string, values: unknown[]): Promise<DocumentRow | undefined> {
     const entry = tenant.isolation === 'database' ? acquire(tenant) : undefined;
     try {
       const client = await (entry ? entry.pool : shared).connect();
       try {
-        await client.query('begin');
-        if (tenant.isolation === 'schema') {
-          await client.query(`select set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), set_config('role', $3, true)`, [tenant.id, tenant.searchPath, DATA_ROLE]);
+        if (beginWithContext) {
+          const settings = [`set_config('app.tenant_id', ${client.escapeLiteral(tenant.id)}, true)`];
+          if (tenant.searchPath) settings.push(`set_config('search_path', ${client.escapeLiteral(tenant.searchPath)}, true)`, `set_config('role', ${client.escapeLiteral(DATA_ROLE)}, true)`);
+          await client.query(`begin; select ${settings.join(', ')}`);
         } else {
-          await client.query(`select set_config('app.tenant_id', $1, true)`, [tenant.id]);
+          await client.query('begin');
+          if (tenant.isolation === 'schema') {
+            await client.query(`select set_config('app.tenant_id', $1, true), set_config('search_path', $2, true), set_config('role', $3, true)`, [tenant.id, tenant.searchPath, DATA_ROLE]);
+          } else {
+            await client.query(`select set_config('app.tenant_id', $1, true)`, [tenant.id]);
+          }
         }
         const result = await client.query<DocumentRow>(text, values);
         await client.query('commit');

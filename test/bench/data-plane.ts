@@ -28,6 +28,8 @@
  *   bare — node:http + pg with the same SQL in the same kind of transaction (begin;
  *          set_config('app.tenant_id', …, true) and, for schema tenants, search_path and
  *          SET LOCAL ROLE tenantry_data; the query; commit) on pools of the same sizes
+ *          — as four round trips, where the api (since 2026-12-03) sends BEGIN with the
+ *          tenant context and needs three (BENCH_BARE_BEGIN_WITH_CONTEXT=1 gives bare the same) —
  *          (DB_POOL_SIZE for the shared database; for database tenants a pg.Pool per tenant
  *          as its own role, under the same TENANT_POOL_MAX × TENANT_POOL_SIZE bound: the
  *          server's max_connections could not hold 100 unbounded pools). It looks every
@@ -86,7 +88,9 @@
  * of the unmetered stretches' saturated rate), BENCH_METERING_CONTROL (1: never switched on, an A/A run that shows the
  * comparison's own noise), BENCH_WARMUP
  * (10000 per server), BENCH_DOCS_PER_TENANT (3), BENCH_PROVISION_CONCURRENCY (8), BENCH_TENANT_POOL_MAX
- * (unset: the api's default), BENCH_SERVER_PROFILE_DIR (a CPU profile of every server session
+ * (unset: the api's default), BENCH_BARE_BEGIN_WITH_CONTEXT (1: bare sends BEGIN with the tenant context, three round
+ * trips per request as the api's dialect does, instead of four; the ratio then leaves out what the api gains by its
+ * round trip), BENCH_SERVER_PROFILE_DIR (a CPU profile of every server session
  * there: `npx tsx test/bench/profile-summary.ts <dir>`), USAGE_FLUSH_INTERVAL_MS (the metered
  * api's, as in production: how metering's cost depends on the flush rate), TEST_LOG_LEVEL.
  */
@@ -160,6 +164,8 @@ const METERING_SEGMENTS = Math.ceil(positiveInt('BENCH_METERING_SEGMENTS', 24) /
 const METERING_SEGMENT_SECONDS = positiveInt('BENCH_METERING_SEGMENT_SECONDS', 2);
 /** A/A control: both of the pair unmetered, so the figures show the comparison's own noise. */
 const METERING_CONTROL = process.env.BENCH_METERING_CONTROL === '1';
+/** Bare sends BEGIN with the tenant context, as the api's dialect does: the ratio then shows only what the api's code costs. */
+const BARE_BEGIN_WITH_CONTEXT = process.env.BENCH_BARE_BEGIN_WITH_CONTEXT === '1';
 /** Metering's added latency is measured at this share of the unmetered api's saturated throughput. */
 const METERING_LATENCY_LOAD = Number(process.env.BENCH_METERING_LOAD ?? '0.5');
 type Op = 'read' | 'write';
@@ -668,6 +674,9 @@ async function main(teardown: Teardown): Promise<void> {
     `  api pools: DB_POOL_SIZE ${apiConfig.DB_POOL_SIZE}, TENANT_POOL_MAX ${apiConfig.TENANT_POOL_MAX}${TENANT_POOL_MAX ? ' (BENCH_TENANT_POOL_MAX)' : ' (default)'} ` +
       `× TENANT_POOL_SIZE ${apiConfig.TENANT_POOL_SIZE} for ${DATABASE_TENANTS} database tenants; bare uses the same bounds`,
   );
+  console.log(
+    `  round trips to Postgres per request: api 3 (BEGIN sent with the tenant context), bare ${BARE_BEGIN_WITH_CONTEXT ? '3, the same (BENCH_BARE_BEGIN_WITH_CONTEXT=1)' : '4 (BEGIN on its own; BENCH_BARE_BEGIN_WITH_CONTEXT=1 gives it the api\'s 3)'}`,
+  );
 
   // 1–3: provision, sessions, seed — with an in-process api and worker, closed afterwards.
   let tenants: BenchTenant[];
@@ -736,6 +745,7 @@ async function main(teardown: Teardown): Promise<void> {
     DB_POOL_SIZE: String(apiConfig.DB_POOL_SIZE),
     TENANT_POOL_MAX: String(apiConfig.TENANT_POOL_MAX),
     TENANT_POOL_SIZE: String(apiConfig.TENANT_POOL_SIZE),
+    BARE_BEGIN_WITH_CONTEXT: BARE_BEGIN_WITH_CONTEXT ? '1' : '0',
   };
   const apiEnv = { ...env, ...(TENANT_POOL_MAX ? { TENANT_POOL_MAX } : {}) };
 
