@@ -31,7 +31,8 @@ export const AREA_RULES: ReadonlyArray<{ area: Area; pattern: RegExp }> = [
   { area: 'control plane', pattern: /^packages\/(domain|jobs)\/src\/.*\.test\.ts$/ },
   { area: 'entitlements', pattern: /^test\/(entitlements-database|billing-state|license-api)\.test\.ts$/ },
   { area: 'entitlements', pattern: /^packages\/entitlements\/src\/.*\.test\.ts$/ },
-  { area: 'isolation', pattern: /^test\/(schema|tenant-backup)\.test\.ts$/ },
+  // The tenant's storage and context: schemas, backups, the transaction that sets the tenant context (dialect).
+  { area: 'isolation', pattern: /^test\/(schema|tenant-backup|dialect)\.test\.ts$/ },
   { area: 'isolation', pattern: /^packages\/db\/src\/isolation\/.*\.test\.ts$/ },
   { area: 'metering', pattern: /^test\/(usage|quotas|enforcement|rate-limit)\.test\.ts$/ },
   { area: 'files and realtime', pattern: /^test\/(files|files-s3|realtime)\.test\.ts$/ },
