@@ -109,14 +109,24 @@ describe('LazyBeginPostgresDialect', () => {
     expect(sent[0]).toMatch(/^start transaction isolation level serializable read only; select /);
   });
 
-  it('savepoints work inside a lazily begun transaction', async () => {
-    await db.transaction().execute(async (trx) => {
-      await sql`insert into dialect_probe (n) values (1)`.execute(trx);
-      await trx.executeQuery(sql`savepoint "before two"`.compile(trx));
-      await sql`insert into dialect_probe (n) values (2)`.execute(trx);
-      await trx.executeQuery(sql`rollback to savepoint "before two"`.compile(trx));
-    });
+  it("savepoints go through the dialect's driver, inside a lazily begun transaction", async () => {
+    const trx = await db.startTransaction().execute();
+    await sql`insert into dialect_probe (n) values (1)`.execute(trx);
+    const marked = await trx.savepoint('before two').execute();
+    await sql`insert into dialect_probe (n) values (2)`.execute(marked);
+    const back = await marked.rollbackToSavepoint('before two').execute();
+    const released = await back.releaseSavepoint('before two').execute();
+    await released.commit().execute();
     expect(await rowsOf()).toEqual([1]);
+    expect(sent).toEqual([
+      'begin; insert into dialect_probe (n) values (1)',
+      'savepoint "before two"',
+      'insert into dialect_probe (n) values (2)',
+      'rollback to savepoint "before two"',
+      'release savepoint "before two"',
+      'commit',
+      'select n from dialect_probe order by n',
+    ]);
   });
 
   it("a tenant's context set with BEGIN is gone after the transaction (the next request on the connection sees none)", async () => {
