@@ -2,7 +2,10 @@ import { fromPublicId } from '@tenantry/domain';
 import { realtimeKeys } from '@tenantry/jobs';
 import { createTenantClient } from '@tenantry/sdk';
 import { Redis } from 'ioredis';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiMetrics } from '../apps/api/src/metrics.js';
+import { RealtimeHub } from '../apps/api/src/realtime/hub.js';
 import { type RunningApi, startApi } from './support/apps.js';
 import { TEST_REDIS_URL } from './support/env.js';
 import { request, waitFor } from './support/http.js';
@@ -154,6 +157,101 @@ describe('realtime over REST (Server-Sent Events)', () => {
       expect(stream.events).toHaveLength(1);
     } finally {
       stream.close();
+    }
+  });
+});
+
+/**
+ * A hub of its own on the stack's Redis, as a second api instance would run it, with a
+ * publish deadline short enough to wait out. `start` it to run its timers (sweeping and
+ * releasing marks); left unstarted, it is an instance that died after beginning a write.
+ */
+function hubOnStack(publishDeadlineMs: number): RealtimeHub {
+  return new RealtimeHub({
+    redis: { url: TEST_REDIS_URL, cluster: false, prefix: stack.prefix },
+    windowMs: 60_000,
+    slotTtlMs: 1_500,
+    maxBufferBytes: 1024 * 1024,
+    recheckMs: 60_000,
+    publishDeadlineMs,
+    logger: pino({ level: 'silent' }),
+    metrics: createApiMetrics(),
+  });
+}
+
+describe('realtime: a write whose event could be lost', () => {
+  const DEADLINE_MS = 1_500;
+  const tenantA = () => fromPublicId('ten', a.tenantId)!;
+  const tenantB = () => fromPublicId('ten', b.tenantId)!;
+  /** The pending marks of a tenant (by its internal id, as the hub keys them). */
+  const marksOf = async (redis: Redis, tenantId: string) =>
+    (await redis.zrange(realtimeKeys(stack.prefix).pending, '0', '-1', 'WITHSCORES')).flatMap((member, i, all) =>
+      i % 2 === 0 && member.startsWith(`${tenantId}|`) ? [{ member, score: Number(all[i + 1]) }] : [],
+    );
+
+  it('an api that dies between a write and its publish: the tenant\'s streams get a reset once its mark passes the deadline', async () => {
+    const stream = await openSse(stack.api.baseUrl, '/v1/realtime', { token: a.token });
+    const dying = hubOnStack(DEADLINE_MS);
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      expect(await dying.ready(5_000)).toBe(true);
+      // The instances' marks of the tests before are off within a second of their last write.
+      await waitFor(async () => ((await marksOf(redis, tenantA())).length === 0 ? true : undefined), 3_000, 50);
+      const began = performance.now();
+      expect(await dying.beginWrite(tenantA())).toBeDefined();
+      expect(await marksOf(redis, tenantA())).toHaveLength(1);
+      // It dies here: no publish, no timers, nothing taken off.
+      const reset = await stream.next((e) => e.event === 'reset', DEADLINE_MS + 5_000);
+      expect(reset.data.reason).toBe('a write may have committed without its event');
+      expect(reset.id).toMatch(/^[0-9a-f]{16}\.\d+-\d+$/);
+      // Not before the deadline (a live write gets its time), and soon after it: the stack api sweeps every second.
+      expect(reset.at - began).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+      expect(reset.at - began).toBeLessThan(DEADLINE_MS + 3_000);
+      // One reset, by whichever instance took the mark off.
+      expect(await marksOf(redis, tenantA())).toEqual([]);
+      expect(stream.events.filter((e) => e.event === 'reset')).toHaveLength(1);
+    } finally {
+      stream.close();
+      redis.disconnect();
+      await dying.close();
+    }
+  });
+
+  it('a burst of writes marks its tenant once; the mark comes off once they are out (and on a graceful close): no needless reset', async () => {
+    const stream = await openSse(stack.api.baseUrl, '/v1/realtime?collections=burst', { token: b.token });
+    const live = hubOnStack(DEADLINE_MS);
+    expect(await live.ready(5_000)).toBe(true);
+    live.start(async () => true);
+    const redis = new Redis(TEST_REDIS_URL);
+    const event = (i: number) => ({ type: 'document.created' as const, collection: 'burst', id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, data: { i }, at: new Date().toISOString() });
+    try {
+      await waitFor(async () => ((await marksOf(redis, tenantB())).length === 0 ? true : undefined), 3_000, 50);
+      const seen = new Set<string>();
+      for (let i = 0; i < 10; i++) {
+        const token = await live.beginWrite(tenantB());
+        const marks = await marksOf(redis, tenantB());
+        expect(marks).toHaveLength(1);
+        seen.add(`${marks[0]!.member} ${marks[0]!.score}`);
+        await live.publish(tenantB(), event(i), token);
+      }
+      // The same mark, set once, covered all ten.
+      expect(seen.size).toBe(1);
+      for (let i = 0; i < 10; i++) expect((await stream.next((e) => e.data.id === event(i).id)).data.data).toEqual({ i });
+      // Taken off within a second of the last publish, well before its deadline.
+      await waitFor(async () => ((await marksOf(redis, tenantB())).length === 0 ? true : undefined), 2_000, 50);
+      // Past the deadline: had the mark stayed, the stack api would have reset the stream by now.
+      await new Promise((resolve) => setTimeout(resolve, DEADLINE_MS + 1_500));
+      expect(stream.events.filter((e) => e.event === 'reset')).toEqual([]);
+
+      // A graceful close takes off the mark of a tenant whose writes are out, at once.
+      await live.publish(tenantB(), event(10), await live.beginWrite(tenantB()));
+      expect(await marksOf(redis, tenantB())).toHaveLength(1);
+      await live.close();
+      expect(await marksOf(redis, tenantB())).toEqual([]);
+    } finally {
+      stream.close();
+      redis.disconnect();
+      await live.close();
     }
   });
 });

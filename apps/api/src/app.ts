@@ -224,6 +224,8 @@ export async function createApi(config: ApiConfig, options: ApiOptions = {}): Pr
       resolve();
     });
   });
+  // Realtime's own connection too, when Redis is there at all: a write before it is up would cost its tenant's streams a reset.
+  if (redis.status === 'ready') await realtime.ready(REDIS_BOOT_WAIT_MS);
   deps.provisioningQueue.on('error', (err) => logger.warn({ err: err.message }, 'provisioning queue error'));
   deps.usage?.start();
   // An open stream is checked again when its tenant or credential changes (and on a timer):

@@ -11,7 +11,7 @@ export function realtimeKeys(prefix: string) {
     stream: (tenantId: string) => `${tag}:s:${tenantId}`,
     /** The stream's epoch: a new one whenever the stream starts afresh (expired, or Redis lost it), so old ids cannot be resumed from. */
     epoch: (tenantId: string) => `${tag}:e:${tenantId}`,
-    /** Document writes under way (member `<tenant>|<write>`, score: the deadline by which their event must be out). */
+    /** Tenants with document writes under way, per api instance (member `<tenant>|<instance>`, score: the deadline by which their events must be out). */
     pending: `${tag}:pending`,
     /** The tenant's open streams across all instances (member: stream id, score: when its slot expires). */
     slots: (tenantId: string) => `${tag}:c:${tenantId}`,

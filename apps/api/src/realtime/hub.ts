@@ -21,10 +21,14 @@ import type { ApiMetrics } from '../metrics.js';
  * Exactly the committed writes, or a reset:
  * - an event is published only after its write committed (the documents service calls
  *   `publish` after the transaction), so a rolled-back write never shows;
- * - before the write starts, `beginWrite` records it in a pending set with a deadline; the
- *   publish removes it in the same script that adds the event. A write whose api died
- *   between its commit and its publish stays pending past its deadline, and whichever
- *   instance sees that first adds a `reset` to the tenant's stream instead;
+ * - before a write starts, its tenant is marked in a pending set, for this instance, with a
+ *   deadline (`beginWrite`). One mark covers every write the instance begins for that
+ *   tenant while the mark has at least 90% of the deadline left, so a busy tenant costs
+ *   one ZADD per instance every tenth of the deadline rather than one per write (a
+ *   document write then costs one Redis command, its publish, instead of two). A mark is taken off (one ZREM
+ *   for all of them, every second) once none of its tenant's writes is unfinished here.
+ *   An api that died between a commit and its publish leaves its mark to pass its
+ *   deadline, and whichever instance sees that first adds a `reset` to the tenant's stream;
  * - a publish Redis refused is retried; until it gets through, the tenant is owed a reset;
  * - a reader that lost Redis (a blip, a restart, a flush) tells every one of its
  *   subscribers `reset` once it reads again, and starts from where the streams now end;
@@ -112,17 +116,16 @@ function newEpoch(): string {
   return epochPool.toString('hex', epochOffset, (epochOffset += 8));
 }
 
-/** XADD the event (refreshing epoch and expiry, trimming to the window) and clear its pending write. */
+/** XADD the event, refreshing epoch and expiry and trimming to the window. */
 const PUBLISH = `
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then epoch = ARGV[4] end
 redis.call('SET', KEYS[2], epoch, 'PX', ARGV[3])
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*', 'e', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if ARGV[5] ~= '' then redis.call('ZREM', KEYS[3], ARGV[5]) end
 return {epoch, id}`;
 
-/** A pending write past its deadline: only the instance whose ZREM removes it adds the reset. */
+/** A pending mark past its deadline: only the instance whose ZREM removes it adds the reset. */
 const RESET_IF_PENDING = `
 if redis.call('ZREM', KEYS[3], ARGV[5]) == 0 then return 0 end
 local epoch = redis.call('GET', KEYS[2])
@@ -169,6 +172,12 @@ export class RealtimeHub {
   private readonly subscribers = new Set<Subscriber>();
   /** Tenants whose publish Redis refused: they get a reset as soon as it answers. */
   private readonly owedResets = new Set<string>();
+  /** This instance's name in its pending marks (`<tenant id>|<instance>`). */
+  private readonly instance = randomUUID();
+  /** Per tenant: this instance's writes begun and not yet published or abandoned. */
+  private readonly unfinishedWrites = new Map<string, number>();
+  /** Per tenant: until when this instance's pending mark holds, as last set in Redis. */
+  private readonly markedUntil = new Map<string, number>();
   private readonly timers: NodeJS.Timeout[] = [];
   private running = false;
   private readerLoop: Promise<void> | undefined;
@@ -182,6 +191,30 @@ export class RealtimeHub {
     this.redis = createFailFastRedis(options.redis, 'tenantry-api-realtime');
     this.reader = createQueueingRedis(options.redis, 'tenantry-api-realtime-reader');
     this.listener = createSubscriberRedis(options.redis, 'tenantry-api-realtime-recheck');
+    // After a reconnect Redis may have lost the marks (a restart without persistence, a
+    // failover before replication): the next write of each tenant marks it again. A mark
+    // that did survive is then no longer taken off by us and costs a needless reset.
+    this.redis.on('ready', () => this.markedUntil.clear());
+  }
+
+  /**
+   * Whether the connection that writes marks and events is up, waiting up to `timeoutMs`
+   * for it: a write begun before it is refused by Redis (fail-fast) and costs its tenant a
+   * needless reset, so boot waits for it as for the api's own connection.
+   */
+  async ready(timeoutMs: number): Promise<boolean> {
+    if (this.redis.status === 'ready') return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.redis.off('ready', onReady);
+        resolve(false);
+      }, timeoutMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.redis.once('ready', onReady);
+    });
   }
 
   private get publishDeadlineMs(): number {
@@ -202,38 +235,80 @@ export class RealtimeHub {
     };
     every(Math.max(250, this.options.slotTtlMs / 3), () => this.renewSlots());
     every(1_000, () => this.sweepPending());
+    every(1_000, () => this.releaseMarks());
     every(1_000, () => this.payOwedResets());
     every(this.options.recheckMs, () => this.recheckAll());
   }
 
   // ---- the write path -----------------------------------------------------------------
 
-  /** Before a document write: record it as pending, so its event cannot vanish silently. Undefined when Redis is away. */
+  /**
+   * Before a document write: make sure the tenant is marked pending for this instance, so
+   * the write's event cannot vanish silently. Returns the token to hand to `publish` or
+   * `abandonWrite`; undefined when Redis is away (the tenant is then owed a reset).
+   */
   async beginWrite(tenantId: string): Promise<string | undefined> {
-    const token = `${tenantId}|${randomUUID()}`;
-    try {
-      await this.redis.zadd(this.keys.pending, Date.now() + this.publishDeadlineMs, token);
-      return token;
-    } catch {
-      this.owedResets.add(tenantId);
-      return undefined;
+    // Counted first: releaseMarks must not take off a mark this write is still waiting for.
+    this.unfinishedWrites.set(tenantId, (this.unfinishedWrites.get(tenantId) ?? 0) + 1);
+    const now = Date.now();
+    const until = this.markedUntil.get(tenantId);
+    if (until === undefined || until - now < this.publishDeadlineMs * 0.9) {
+      const score = now + this.publishDeadlineMs;
+      try {
+        await this.redis.zadd(this.keys.pending, score, this.markOf(tenantId));
+      } catch {
+        this.finishWrite(tenantId);
+        this.owedResets.add(tenantId);
+        return undefined;
+      }
+      if (score > (this.markedUntil.get(tenantId) ?? 0)) this.markedUntil.set(tenantId, score);
     }
+    return tenantId;
   }
 
-  /** The write rolled back: nothing to publish, nothing pending. */
+  /** The write rolled back: nothing to publish. */
   abandonWrite(token: string | undefined): void {
-    if (token) void this.redis.zrem(this.keys.pending, token).catch(() => undefined);
+    if (token) this.finishWrite(token);
   }
 
   /** After the write committed. Never throws: what Redis refuses becomes a reset for the tenant's streams. */
   async publish(tenantId: string, event: DocumentEvent, token: string | undefined): Promise<void> {
     try {
-      await this.redis.eval(PUBLISH, 3, this.keys.stream(tenantId), this.keys.epoch(tenantId), this.keys.pending, JSON.stringify(event), this.minId(), this.options.windowMs, newEpoch(), token ?? '');
+      await this.redis.eval(PUBLISH, 2, this.keys.stream(tenantId), this.keys.epoch(tenantId), JSON.stringify(event), this.minId(), this.options.windowMs, newEpoch());
       this.options.metrics.realtimeEvents.inc({ kind: 'published' });
     } catch (err) {
       this.owedResets.add(tenantId);
       this.options.logger.warn({ err: (err as Error).message, tenantId }, 'realtime: event not published; the tenant\'s streams get a reset');
+    } finally {
+      if (token) this.finishWrite(token);
     }
+  }
+
+  private markOf(tenantId: string): string {
+    return `${tenantId}|${this.instance}`;
+  }
+
+  private finishWrite(tenantId: string): void {
+    const left = (this.unfinishedWrites.get(tenantId) ?? 1) - 1;
+    if (left > 0) this.unfinishedWrites.set(tenantId, left);
+    else this.unfinishedWrites.delete(tenantId);
+  }
+
+  /**
+   * Take off the marks of tenants with no unfinished write here, in one ZREM. A tenant owed
+   * a reset keeps its mark: should this instance die before paying it, the mark pays it.
+   * Forgotten before the ZREM is sent, so a write begun meanwhile marks again, after it on
+   * the same connection.
+   */
+  private async releaseMarks(): Promise<void> {
+    const released: string[] = [];
+    for (const tenantId of this.markedUntil.keys()) {
+      if (this.unfinishedWrites.has(tenantId) || this.owedResets.has(tenantId)) continue;
+      this.markedUntil.delete(tenantId);
+      released.push(this.markOf(tenantId));
+    }
+    // A mark that stays (Redis away) passes its deadline and costs its tenant a needless reset, never a gap.
+    if (released.length > 0) await this.redis.zrem(this.keys.pending, ...released);
   }
 
   /** Tell every instance to check the tenant's open streams again now (suspended, a credential revoked, entitlements changed). */
@@ -264,10 +339,10 @@ export class RealtimeHub {
 
   private async payOwedResets(): Promise<void> {
     for (const tenantId of [...this.owedResets]) {
-      // Added unconditionally: a pending token of '' is "not pending", so RESET_IF_PENDING's ZREM would refuse it.
-      await this.redis.eval(PUBLISH, 3, this.keys.stream(tenantId), this.keys.epoch(tenantId), this.keys.pending,
+      // Added unconditionally (PUBLISH, not RESET_IF_PENDING): it is owed whatever the pending marks say.
+      await this.redis.eval(PUBLISH, 2, this.keys.stream(tenantId), this.keys.epoch(tenantId),
         JSON.stringify({ type: 'reset', reason: 'Redis was unavailable when a change was made', at: new Date().toISOString() } satisfies RealtimeEvent),
-        this.minId(), this.options.windowMs, newEpoch(), '');
+        this.minId(), this.options.windowMs, newEpoch());
       this.owedResets.delete(tenantId);
     }
   }
@@ -586,6 +661,9 @@ export class RealtimeHub {
     this.wakeReader?.();
     for (const timer of this.timers) clearInterval(timer);
     for (const sub of [...this.subscribers]) this.end(sub);
+    // A graceful stop leaves no mark behind for the idle tenants: each would cost a needless
+    // reset at its deadline. Those with a write still unfinished keep theirs. Bounded, as below.
+    await Promise.race([this.releaseMarks().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 500).unref())]);
     this.reader.disconnect();
     this.redis.disconnect();
     this.listener.disconnect();

@@ -37,9 +37,10 @@ export class DocumentsService {
 
   /**
    * Run a write in the tenant's store and, when the tenant has realtime (`notify`), publish
-   * its change once it committed: never for a write that rolled back. The write is marked
-   * pending before it starts, so one whose publish never happens (the api died in between)
-   * turns into a reset for the tenant's streams rather than a silent gap (realtime/hub.ts).
+   * its change once it committed: never for a write that rolled back. Its tenant is marked
+   * pending before it starts, so a write whose publish never happens (the api died in
+   * between) turns into a reset for the tenant's streams rather than a silent gap
+   * (realtime/hub.ts).
    */
   private async write(
     tenant: TenantRef,
