@@ -24,11 +24,12 @@ import type { ApiMetrics } from '../metrics.js';
  * - before a write starts, its tenant is marked in a pending set, for this instance, with a
  *   deadline (`beginWrite`). One mark covers every write the instance begins for that
  *   tenant while the mark has at least 90% of the deadline left, so a busy tenant costs
- *   one ZADD per instance every tenth of the deadline rather than one per write (a
- *   document write then costs one Redis command, its publish, instead of two). A mark is taken off (one ZREM
- *   for all of them, every second) once none of its tenant's writes is unfinished here.
- *   An api that died between a commit and its publish leaves its mark to pass its
- *   deadline, and whichever instance sees that first adds a `reset` to the tenant's stream;
+ *   one ZADD per instance every tenth of the deadline rather than one per write: a
+ *   document write then costs one Redis command, its publish, instead of two. A mark is
+ *   taken off (one ZREM for all of them, every second) once none of its tenant's writes
+ *   is unfinished here. An api that died between a commit and its publish leaves its mark
+ *   to pass its deadline, and whichever instance sees that first adds a `reset` to the
+ *   tenant's stream;
  * - a publish Redis refused is retried; until it gets through, the tenant is owed a reset;
  * - a reader that lost Redis (a blip, a restart, a flush) tells every one of its
  *   subscribers `reset` once it reads again, and starts from where the streams now end;
