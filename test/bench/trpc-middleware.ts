@@ -14,7 +14,9 @@
  * one level in the same run, and the cost of one more level (a least-squares slope over the
  * level counts). The api's tenant calls went from 5 middleware levels (door: error mapping,
  * NUL check; ladder: metering, authentication, admission) to 2 on 2026-12-02, and to 1 on
- * 2026-12-03 (the door runs inside the ladder's middleware). No database, no network: CPU only.
+ * 2026-12-03 (the door runs inside the ladder's middleware). The same day tRPC's object-spread
+ * helper was patched (patches/@trpc__server@11.25.2.patch): a level went from 8 to 2.4 µs and
+ * a one-level call from 26 to 9.8 µs. No database, no network: CPU only.
  * Exits 0; 1 only when something goes wrong.
  *
  * Env: BENCH_LEVELS (1,2,5), BENCH_CALLS (100000), BENCH_ROUNDS (4).
